@@ -1,0 +1,1 @@
+"""Infrastructure shared by flashdreams components: configs and decoder interfaces."""
