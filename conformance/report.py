@@ -1,0 +1,359 @@
+"""Render certification results for machines (JSON) and people (terminal text).
+
+Everything that turns :class:`~conformance.results.Certification` objects into a
+report lives here, so the command line, the pytest plugin and later formats (a
+Markdown certificate, JUnit XML properties) all describe a result the same way.
+
+JSON report, ``schema_version`` 1
+---------------------------------
+One JSON object per run of ``python -m conformance certify``::
+
+    {
+      "schema_version": 1,
+      "kit_version": "0.1.0",
+      "created": "2025-01-01T12:00:00+00:00",   # UTC, ISO 8601
+      "certified": true,                          # every decoder below is certified
+      "decoders": [DECODER, ...],                 # one entry per certified DecoderSpec
+      ...DECODER                                  # only when "decoders" has exactly one entry
+    }
+
+where each ``DECODER`` is::
+
+    {
+      "decoder": "toy-causal",                    # DecoderSpec.name
+      "target": "reference_decoders.toy:toy_spec",  # what was loaded; null if unknown
+      "certified": true,                          # no check "failed" or "error"
+      "profile": "default",                       # Hypothesis profile the checks ran under
+      "seed": 1234,                               # Hypothesis seed; replays the same examples
+      "environment": {...},                       # kit, torch, python, device, dtype, ...
+      "summary": {"passed": 17, "failed": 0, "error": 0, "xfailed": 0, "skipped": 1},
+      "replay": "python -m conformance certify ... --seed 1234 --profile default",
+      "checks": [
+        {"id": "chunked_decode_matches_full_decode", "category": "chunking",
+         "status": "passed",      # passed | failed | xfailed | skipped | error
+         "message": "",            # why it failed / was skipped / is expected to fail
+         "duration_s": 0.84,
+         "evidence": {...}},       # what the check exercised; max error, tolerance, margin
+        ...
+      ]
+    }
+
+A report about a single decoder therefore also carries that decoder's keys at top
+level (``report["decoder"]``, ``report["certified"]``, ``report["checks"]``), which is
+what most readers want. Readers that must handle any number of decoders iterate
+``report["decoders"]``; the top-level ``decoder``/``checks``/... keys are present
+exactly when there is one. Values that JSON cannot hold are converted: tensors and
+tuples to lists, dtypes and devices to strings, non-finite floats to the strings
+``"nan"``, ``"inf"``, ``"-inf"`` (the file is strict JSON).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conformance.results import Certification, CheckResult
+
+__all__ = [
+    "DEFAULT_REPORT_PATH",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "certification_to_dict",
+    "check_to_dict",
+    "evidence_highlights",
+    "format_certification",
+    "format_failure",
+    "jsonable",
+    "kit_version",
+    "replay_command",
+    "to_json_dict",
+    "write_json_report",
+]
+
+SCHEMA_VERSION = 1
+"""Bumped whenever a key is removed or changes meaning; adding keys keeps the version."""
+
+DEFAULT_REPORT_PATH = "conformance-report.json"
+"""Where ``python -m conformance certify`` writes its report unless told otherwise."""
+
+STATUSES = ("passed", "failed", "error", "xfailed", "skipped")
+"""Every status a check can have, in the order summaries list them."""
+
+_PACKAGE = "flashdreams-conformance"
+
+
+def kit_version() -> str:
+    """Version of the installed kit, or ``"unknown"`` when run from a bare checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(_PACKAGE)
+    except metadata.PackageNotFoundError:
+        import conformance
+
+        return str(getattr(conformance, "__version__", "unknown"))
+
+
+def jsonable(value: Any) -> Any:
+    """Convert ``value`` into something :func:`json.dumps` writes as strict JSON.
+
+    Evidence is free-form (checks record whatever they exercised), so this accepts
+    tensors, dtypes, devices, dataclasses, tuples, sets and non-finite floats rather
+    than letting one odd value lose the whole report.
+    """
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [jsonable(item) for item in items]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
+    torch_value = _from_torch(value)
+    if torch_value is not _NOT_TORCH:
+        return torch_value
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return jsonable(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+_NOT_TORCH = object()
+
+
+def _from_torch(value: Any) -> Any:
+    import sys
+
+    torch = sys.modules.get("torch")  # never import torch just to render a report
+    if torch is None:
+        return _NOT_TORCH
+    if isinstance(value, torch.Tensor):
+        return jsonable(value.detach().cpu().tolist())
+    if isinstance(value, (torch.dtype, torch.device)):
+        return str(value)
+    if isinstance(value, torch.Size):
+        return list(value)
+    return _NOT_TORCH
+
+
+def replay_command(
+    target: str | None,
+    *,
+    seed: int,
+    profile: str,
+    check_id: str | None = None,
+) -> str:
+    """The shell command that re-runs a certification (or one check) with the same examples."""
+    parts = ["python", "-m", "conformance", "certify", target or "<TARGET>"]
+    if check_id is not None:
+        parts += ["--check", check_id]
+    parts += ["--seed", str(seed), "--profile", profile]
+    return " ".join(part if part == "<TARGET>" else shlex.quote(part) for part in parts)
+
+
+def check_to_dict(result: CheckResult) -> dict[str, Any]:
+    """One entry of a decoder's ``checks`` list."""
+    return {
+        "id": result.check_id,
+        "category": _category(result.check_id),
+        "status": result.status,
+        "message": result.message,
+        "duration_s": round(float(result.duration_s), 6),
+        "evidence": jsonable(dict(result.evidence)),
+    }
+
+
+def certification_to_dict(
+    certification: Certification, *, target: str | None = None
+) -> dict[str, Any]:
+    """One ``DECODER`` object of the report (see the module docstring)."""
+    summary = {status: 0 for status in STATUSES}
+    for result in certification.results:
+        summary[result.status] = summary.get(result.status, 0) + 1
+    return {
+        "decoder": certification.decoder,
+        "target": target,
+        "certified": bool(certification.certified),
+        "profile": certification.profile,
+        "seed": certification.seed,
+        "environment": jsonable(dict(certification.environment)),
+        "summary": summary,
+        "replay": replay_command(
+            target, seed=certification.seed, profile=certification.profile
+        ),
+        "checks": [check_to_dict(result) for result in certification.results],
+    }
+
+
+def to_json_dict(
+    certifications: Sequence[Certification],
+    *,
+    targets: Sequence[str | None] | None = None,
+) -> dict[str, Any]:
+    """The whole JSON report for ``certifications``.
+
+    ``targets``, when given, runs parallel to ``certifications`` and names the
+    ``MODULE:ATTR`` each decoder was loaded from (for the replay command).
+    """
+    if targets is None:
+        targets = [None] * len(certifications)
+    if len(targets) != len(certifications):
+        raise ValueError(
+            f"got {len(targets)} targets for {len(certifications)} certifications; "
+            "pass one target per certification"
+        )
+    decoders = [
+        certification_to_dict(cert, target=target)
+        for cert, target in zip(certifications, targets)
+    ]
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kit_version": kit_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "certified": all(entry["certified"] for entry in decoders),
+        "decoders": decoders,
+    }
+    if len(decoders) == 1:
+        for key, value in decoders[0].items():
+            report.setdefault(key, value)
+    return report
+
+
+def write_json_report(
+    path: str | Path,
+    certifications: Sequence[Certification],
+    *,
+    targets: Sequence[str | None] | None = None,
+) -> Path:
+    """Write :func:`to_json_dict` to ``path`` (parent folders created); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_json_dict(certifications, targets=targets), indent=2, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------
+# Text for people
+
+
+_HIGHLIGHT_COUNTS = ("examples", "rollouts", "steps", "frames", "chunk_plans")
+
+
+def evidence_highlights(evidence: Mapping[str, Any]) -> str:
+    """A short phrase with the evidence a reader scans for: error vs tolerance, volume.
+
+    For example ``max error 3.1e-07 <= tolerance 1.2e-05 (margin 1.2e-05); 50 examples``.
+    Keys that are absent are left out, so this works for every check.
+    """
+    pieces: list[str] = []
+    max_error = evidence.get("max_error")
+    tolerance = evidence.get("tolerance")
+    if isinstance(max_error, (int, float)):
+        text = f"max error {_number(max_error)}"
+        if isinstance(tolerance, (int, float)):
+            text += f" {'<=' if max_error <= tolerance else '>'} tolerance {_number(tolerance)}"
+        margin = evidence.get("margin")
+        if isinstance(margin, (int, float)):
+            text += f" (margin {_number(margin)})"
+        pieces.append(text)
+    counts = [
+        f"{evidence[key]} {key.replace('_', ' ')}"
+        for key in _HIGHLIGHT_COUNTS
+        if isinstance(evidence.get(key), int) and not isinstance(evidence.get(key), bool)
+    ]
+    if counts:
+        pieces.append(", ".join(counts))
+    return "; ".join(pieces)
+
+
+def format_failure(result: CheckResult, *, replay: Sequence[str] = ()) -> str:
+    """What a person needs to act on a failed check: the check's message, then how to replay."""
+    lines = [f"conformance check {result.check_id} {result.status}:"]
+    message = result.message.strip() or "(the check gave no message)"
+    lines += ["  " + line for line in message.splitlines()]
+    highlights = evidence_highlights(result.evidence)
+    if highlights:
+        lines.append(f"  evidence: {highlights}")
+    if replay:
+        lines.append("replay with:")
+        lines += [f"  {command}" for command in replay]
+    return "\n".join(lines)
+
+
+_LABELS = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "error": "ERROR",
+    "xfailed": "XFAIL",
+    "skipped": "SKIP",
+}
+
+
+def format_certification(certification: Certification, *, target: str | None = None) -> str:
+    """A readable summary of one decoder: a line per check, failures in full, the verdict."""
+    env = certification.environment
+    setting = ", ".join(
+        str(piece)
+        for piece in (
+            f"profile {certification.profile}",
+            f"seed {certification.seed}",
+            env.get("device"),
+            env.get("dtype"),
+            f"torch {env['torch']}" if env.get("torch") else None,
+        )
+        if piece
+    )
+    title = f"Conformance of {certification.decoder}"
+    if target:
+        title += f" ({target})"
+    lines = [title, f"  {setting}", ""]
+    id_width = max((len(r.check_id) for r in certification.results), default=0)
+    for result in certification.results:
+        row = f"  {_LABELS.get(result.status, result.status.upper()):<5}  {result.check_id:<{id_width}}  {result.duration_s:7.2f}s"
+        extra = evidence_highlights(result.evidence)
+        if result.status in ("skipped", "xfailed") and result.message:
+            extra = _first_line(result.message)
+        if extra:
+            row += f"  {extra}"
+        lines.append(row.rstrip())
+        if result.status in ("failed", "error"):
+            lines += ["         " + line for line in (result.message.strip() or "(no message)").splitlines()]
+    summary = {status: 0 for status in STATUSES}
+    for result in certification.results:
+        summary[result.status] = summary.get(result.status, 0) + 1
+    counts = ", ".join(f"{n} {status}" for status, n in summary.items() if n)
+    verdict = "CERTIFIED" if certification.certified else "NOT CERTIFIED"
+    lines += ["", f"{certification.decoder}: {verdict} ({counts or 'no checks run'})"]
+    return "\n".join(lines)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _category(check_id: str) -> str | None:
+    try:
+        from conformance.checks import get_check
+
+        return get_check(check_id).category
+    except (ImportError, KeyError):
+        return None
