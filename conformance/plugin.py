@@ -184,7 +184,9 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[Any]:
     if isinstance(collector, pytest.Session) and report.passed and report.result is not None:
         targets = collector.config.getoption("conformance_decoders") or []
         for target in dict.fromkeys(targets):  # keep order, drop repeats
-            report.result.append(TargetCollector.from_parent(collector, name=target, target=target))
+            report.result.append(
+                TargetCollector.from_parent(collector, name=target, nodeid=target, target=target)
+            )
     return report
 
 

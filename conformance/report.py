@@ -251,34 +251,52 @@ def write_json_report(
 # Text for people
 
 
-_HIGHLIGHT_COUNTS = ("examples", "rollouts", "steps", "frames", "chunk_plans")
+_HIGHLIGHT_COUNTS = (
+    ("examples", "examples"),
+    ("rollouts", "rollouts"),
+    ("decoder_calls", "decoder calls"),
+    ("mapper_queries", "mapper queries"),
+)
 
 
 def evidence_highlights(evidence: Mapping[str, Any]) -> str:
-    """A short phrase with the evidence a reader scans for: error vs tolerance, volume.
+    """A short phrase with the evidence a reader scans for: volume, then error vs tolerance.
 
-    For example ``max error 3.1e-07 <= tolerance 1.2e-05 (margin 1.2e-05); 50 examples``.
-    Keys that are absent are left out, so this works for every check.
+    For example ``40 examples, 212 decoder calls; max error 3.1e-07, 2.6% of tolerance
+    (atol 1.2e-05, rtol 1.2e-05)``. Keys that are absent are left out, so this works for
+    every check (see :class:`conformance.evidence.Evidence` for the keys).
     """
     pieces: list[str] = []
-    max_error = evidence.get("max_error")
-    tolerance = evidence.get("tolerance")
-    if isinstance(max_error, (int, float)):
-        text = f"max error {_number(max_error)}"
-        if isinstance(tolerance, (int, float)):
-            text += f" {'<=' if max_error <= tolerance else '>'} tolerance {_number(tolerance)}"
-        margin = evidence.get("margin")
-        if isinstance(margin, (int, float)):
-            text += f" (margin {_number(margin)})"
-        pieces.append(text)
     counts = [
-        f"{evidence[key]} {key.replace('_', ' ')}"
-        for key in _HIGHLIGHT_COUNTS
-        if isinstance(evidence.get(key), int) and not isinstance(evidence.get(key), bool)
+        f"{evidence[key]} {label}"
+        for key, label in _HIGHLIGHT_COUNTS
+        if _is_int(evidence.get(key)) and evidence[key] > 0
     ]
     if counts:
         pieces.append(", ".join(counts))
+    max_error = evidence.get("max_abs_error", evidence.get("max_error"))
+    if _is_number(max_error):
+        text = f"max error {_number(max_error)}"
+        ratio = evidence.get("max_error_to_tolerance")
+        if _is_number(ratio):
+            text += f", {ratio:.2g}x tolerance" if ratio > 1 else f", {100 * ratio:.2g}% of tolerance"
+        tolerance = evidence.get("tolerance")
+        if isinstance(tolerance, Mapping) and _is_number(tolerance.get("atol")):
+            text += f" (atol {_number(tolerance['atol'])}, rtol {_number(tolerance.get('rtol', 0.0))})"
+        elif _is_number(tolerance):
+            text += f" (tolerance {_number(tolerance)})"
+        pieces.append(text)
+    elif isinstance(max_error, str):  # non-finite, spelled out by the engine
+        pieces.append(f"max error {max_error}")
     return "; ".join(pieces)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def format_failure(result: CheckResult, *, replay: Sequence[str] = ()) -> str:
