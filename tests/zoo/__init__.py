@@ -1,0 +1,40 @@
+"""The kit's zoo: deliberately broken decoders, and correct decoders that must stay certified.
+
+``BROKEN`` lists every broken decoder with the checks that must report it as failed;
+``CORRECT`` lists decoders the kit must certify. The proof tests in this package are
+driven by these two tables, and the coverage test demands that every check in
+``conformance.ALL_CHECKS`` fails for at least one broken decoder, so a new check without
+a zoo entry fails the suite.
+
+Each case is also a zero-argument callable returning its ``DecoderSpec``, so e.g.
+``python -m conformance certify tests.zoo.chunking:history_dropped_at_seams`` runs the
+kit on one of them (from the repository root).
+"""
+
+from __future__ import annotations
+
+from . import cache_isolation, chunking, correct, forward_contract, resources, robustness, size_mappers
+from ._base import BrokenCase, CorrectCase
+
+__all__ = ["BROKEN", "CORRECT", "BrokenCase", "CorrectCase", "broken_specs", "correct_specs"]
+
+BROKEN: list[BrokenCase] = [
+    *size_mappers.CASES,
+    *cache_isolation.CASES,
+    *chunking.CASES,
+    *forward_contract.CASES,
+    *resources.CASES,
+    *robustness.CASES,
+]
+
+CORRECT: list[CorrectCase] = list(correct.CASES)
+
+
+def broken_specs() -> list[object]:
+    """Every broken decoder's spec, as a ``MODULE:ATTR`` target (hung decoders excluded)."""
+    return [case() for case in BROKEN if case is not robustness.forward_never_returns]
+
+
+def correct_specs() -> list[object]:
+    """Every correct decoder's spec, as a ``MODULE:ATTR`` target."""
+    return [case() for case in CORRECT]

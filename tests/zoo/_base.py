@@ -1,0 +1,174 @@
+"""Scaffolding shared by the zoo: case records, spec builders and the plain toy base.
+
+Every broken decoder in the zoo is a correct decoder with exactly one bug injected, so
+that when the kit catches it we know *which* promise caught it. Most are derived from
+:class:`PlainToy`, the bundled toy decoder minus its own index-order guard: real
+decoders rarely validate the autoregressive index, and a guard that raises would let a
+check "catch" a cache bug by accident instead of by comparing outputs. ``PlainToy`` is
+itself in the list of correct decoders, so every bug below is the only difference
+between a certified decoder and a broken one.
+
+A case is a zero-argument callable returning a :class:`conformance.DecoderSpec`, so
+``tests.zoo.<module>:<case>`` is also a valid ``MODULE:ATTR`` target for the CLI and the
+pytest plugin.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, ToyVideoDecoder
+
+if TYPE_CHECKING:
+    from conformance import DecoderSpec
+
+__all__ = [
+    "LATENT_SIZE",
+    "BrokenCase",
+    "CorrectCase",
+    "PlainToy",
+    "broken",
+    "correct",
+    "toy_spec_factory",
+]
+
+#: Latent (height, width) every zoo spec uses: small enough for thousands of calls.
+LATENT_SIZE = (4, 4)
+
+
+@dataclass(frozen=True)
+class BrokenCase:
+    """A decoder with one injected bug, and the checks that must report it as failed.
+
+    ``hints`` are words of which at least one must appear (case-insensitively) in each
+    failure message: a failure has to point at the problem, not just exist. They are
+    deliberately loose alternatives so the engine may word its messages freely.
+    ``fails_every_check`` marks decoders that cannot even be built: every check must
+    fail, and none counts towards per-check coverage.
+    """
+
+    name: str
+    spec_factory: Callable[[], DecoderSpec]
+    must_fail: frozenset[str]
+    bug: str
+    hints: tuple[str, ...] = ()
+    fails_every_check: bool = False
+
+    def __call__(self) -> DecoderSpec:
+        return self.spec_factory()
+
+
+@dataclass(frozen=True)
+class CorrectCase:
+    """A correct decoder (often an unusual one) that the kit must certify.
+
+    ``may_skip`` lists the checks that legitimately cannot apply to it (for example
+    forking when its cache cannot be deep-copied); any other skip is a finding.
+    """
+
+    name: str
+    spec_factory: Callable[[], DecoderSpec]
+    why: str
+    may_skip: frozenset[str] = field(default_factory=frozenset)
+
+    def __call__(self) -> DecoderSpec:
+        return self.spec_factory()
+
+
+class PlainToy(ToyVideoDecoder):
+    """The bundled toy decoder without its autoregressive-index bookkeeping.
+
+    Correct: it decodes exactly like :class:`ToyVideoDecoder`, it just trusts the
+    caller's index instead of asserting it matches ``cache.next_index``.
+    """
+
+    def _check_call(
+        self, input: torch.Tensor, autoregressive_index: int, cache: ToyDecoderCache | None
+    ) -> ToyDecoderCache:
+        if cache is not None:
+            cache.next_index = autoregressive_index
+        return super()._check_call(input, autoregressive_index, cache)
+
+
+def toy_spec_factory(
+    name: str,
+    decoder_cls: type[ToyVideoDecoder],
+    *,
+    config: dict[str, Any] | None = None,
+    **spec_fields: Any,
+) -> Callable[[], DecoderSpec]:
+    """A zero-argument spec builder for a toy-derived decoder class.
+
+    The factory builds a new decoder (from a new config) on every call, as the kit
+    expects. ``config`` patches :class:`ToyDecoderConfig`; ``spec_fields`` patch the spec.
+    """
+    config_changes = dict(config or {})
+
+    def build() -> DecoderSpec:
+        from conformance import DecoderSpec
+
+        probe = ToyDecoderConfig(**config_changes)
+        fields: dict[str, Any] = dict(
+            name=name,
+            factory=lambda: decoder_cls(ToyDecoderConfig(**config_changes)),
+            latent_channels=probe.latent_channels,
+            latent_size=LATENT_SIZE,
+            output_channels=probe.output_channels,
+            dtype=probe.dtype,
+        )
+        fields.update(spec_fields)
+        return DecoderSpec(**fields)
+
+    build.__name__ = build.__qualname__ = re.sub(r"\W", "_", name)
+    return build
+
+
+def _kebab(class_name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", class_name).lower()
+
+
+def _summary(obj: Any) -> str:
+    doc = (obj.__doc__ or "").strip()
+    return doc.split("\n\n")[0].replace("\n", " ") if doc else ""
+
+
+def broken(
+    decoder_cls: type[ToyVideoDecoder],
+    *,
+    must_fail: set[str],
+    hints: tuple[str, ...] = (),
+    config: dict[str, Any] | None = None,
+    **spec_fields: Any,
+) -> BrokenCase:
+    """Register a toy-derived broken decoder; its docstring's first paragraph is the bug."""
+    name = "zoo-" + _kebab(decoder_cls.__name__)
+    return BrokenCase(
+        name=name,
+        spec_factory=toy_spec_factory(name, decoder_cls, config=config, **spec_fields),
+        must_fail=frozenset(must_fail),
+        bug=_summary(decoder_cls),
+        hints=hints,
+    )
+
+
+def correct(
+    decoder_cls: type[ToyVideoDecoder],
+    *,
+    name: str | None = None,
+    may_skip: set[str] = frozenset(),  # type: ignore[assignment]
+    config: dict[str, Any] | None = None,
+    **spec_fields: Any,
+) -> CorrectCase:
+    """Register a toy-derived correct decoder; its docstring's first paragraph says why."""
+    name = name or "zoo-ok-" + _kebab(decoder_cls.__name__)
+    return CorrectCase(
+        name=name,
+        spec_factory=toy_spec_factory(name, decoder_cls, config=config, **spec_fields),
+        why=_summary(decoder_cls),
+        may_skip=frozenset(may_skip),
+    )

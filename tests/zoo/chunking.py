@@ -1,0 +1,115 @@
+"""Chunk seams that decode differently from the whole sequence.
+
+A streaming decoder must give, chunk by chunk, the frames it gives for the whole latent
+sequence at once: the cache has to carry exactly the history the causal convolutions
+need across every seam, and the causal first frame happens once per rollout, not once
+per chunk. Each decoder here is right within a chunk and wrong across a seam.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from reference_decoders.toy import ToyDecoderCache
+
+from ._base import PlainToy, broken
+
+
+class HistoryDroppedAtSeams(PlainToy):
+    """The cache's history is thrown away at every call: each chunk starts from zeros.
+
+    Real bug: the per-layer feature cache re-initialised inside ``forward`` (or a
+    ``clear_cache()`` called per chunk), so every seam is a hard cut. Caught by
+    ``chunked_decode_matches_full_decode`` and ``rollout_state_machine``.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        if cache is not None:
+            cache.latent_history = cache.pixel_history = None
+        return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
+class CausalFramePerChunk(PlainToy):
+    """Every chunk is decoded with the causal first-frame handling of AR 0.
+
+    Real bug: the public Wan 2.1 streaming pattern, where first-chunk state is decided
+    per call rather than per rollout, so each chunk's first latent frame yields one
+    pixel frame instead of four; history is kept, the frame count and content are not
+    what the mappers promise. Caught by ``decoded_sizes_match_mappers`` and
+    ``chunked_decode_matches_full_decode``.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        return super().forward(input, autoregressive_index=0, cache=cache)
+
+
+class HistoryOneFrameShort(PlainToy):
+    """The latent convolution keeps one frame of history where its kernel needs two.
+
+    Real bug: ``history = x[:, :, -(kernel - 2):]`` (an off-by-one in the cache length,
+    the missing frame padded with zeros). Chunks of several frames hide it except at
+    their first output frame; one-frame chunks expose it every step. Caught by
+    ``chunked_decode_matches_full_decode``.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        if cache is not None and cache.latent_history is not None:
+            kept = cache.latent_history[:, :, -1:]
+            cache.latent_history = torch.cat([torch.zeros_like(kept), kept], dim=2)
+        return output
+
+
+class HistoryStoredInBfloat16(PlainToy):
+    """History is stored in bfloat16 to halve the cache, in an fp32 decoder.
+
+    Real bug: a memory optimisation that quantises the carried activations; every
+    seam then injects a rounding error of about 2**-9 relative, orders of magnitude
+    above what fp32 reassociation explains. Caught by
+    ``chunked_decode_matches_full_decode`` (the tolerance is derived from the declared
+    fp32 dtype, so a bf16-sized error must not pass).
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        if cache is not None:
+            for name in ("latent_history", "pixel_history"):
+                history = getattr(cache, name)
+                if history is not None:
+                    setattr(cache, name, history.to(torch.bfloat16).to(history.dtype))
+        return output
+
+
+CHUNK_HINTS = ("chunk", "seam", "full", "error", "toleran", "frame", "differ", "mismatch")
+
+history_dropped_at_seams = broken(
+    HistoryDroppedAtSeams,
+    must_fail={"chunked_decode_matches_full_decode", "rollout_state_machine"},
+    hints=CHUNK_HINTS,
+)
+causal_frame_per_chunk = broken(
+    CausalFramePerChunk,
+    must_fail={"decoded_sizes_match_mappers", "chunked_decode_matches_full_decode"},
+    hints=CHUNK_HINTS + ("size", "shape"),
+)
+history_one_frame_short = broken(
+    HistoryOneFrameShort, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
+)
+history_stored_in_bfloat16 = broken(
+    HistoryStoredInBfloat16, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
+)
+
+CASES = [
+    history_dropped_at_seams,
+    causal_frame_per_chunk,
+    history_one_frame_short,
+    history_stored_in_bfloat16,
+]

@@ -1,0 +1,160 @@
+"""Decoders that cannot be built, raise, return the wrong thing, or never return.
+
+The kit is run on decoders nobody here has seen. Whatever they do, the kit must turn it
+into failed checks with a message a person can act on, and keep running the remaining
+checks: never a crash of the kit or of pytest collection. ``error`` is reserved for
+bugs inside the kit, so none of these may produce it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from reference_decoders.toy import ToyDecoderCache, ToyVideoDecoder
+
+from ._base import BrokenCase, PlainToy, broken, toy_spec_factory
+
+__all__ = ["CASES", "release_hung_decoders"]
+
+# Hung decoders wait on this event, so a test session can let their threads finish
+# (a worker thread that never returns would otherwise outlive the test).
+_RELEASE = threading.Event()
+#: Upper bound on a hang even if nobody releases it: far beyond any check timeout used.
+HANG_LIMIT_S = 300.0
+
+
+def release_hung_decoders() -> None:
+    """Let every :class:`ForwardNeverReturns` call return (with an error)."""
+    _RELEASE.set()
+
+
+class _MissingCheckpoint(Exception):
+    pass
+
+
+def _factory_that_raises() -> ToyVideoDecoder:
+    raise _MissingCheckpoint("checkpoint 'decoder.safetensors' not found in the model directory")
+
+
+class ForwardAlwaysRaises(PlainToy):
+    """Every call raises, as a decoder needing a kernel that is not available would.
+
+    Real bug: a fused op imported lazily inside ``forward`` (``RuntimeError: no kernel
+    image``). Every check that decodes must fail with the decoder's own message; the
+    mapper checks, which never decode, still run and pass.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        raise RuntimeError("fused causal-conv kernel unavailable for this device")
+
+
+class StreamingNotImplemented(PlainToy):
+    """Decodes step 0 but raises at every later step.
+
+    Real bug: a whole-clip decoder wrapped in the streaming interface without a cache;
+    the first chunk works, so a demo looks fine. Caught by
+    ``chunked_decode_matches_full_decode`` (and every check that steps a rollout).
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        if autoregressive_index > 0:
+            raise NotImplementedError("streaming past the first chunk is not supported")
+        return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
+class ForwardReturnsList(PlainToy):
+    """Returns ``[frames]`` instead of a tensor.
+
+    Real bug: a decoder ported from a ``DecoderOutput``/tuple-returning API
+    (``return (sample,)`` style) without unwrapping. Caught by
+    ``output_layout_dtype_device`` and every check that reads the output.
+    """
+
+    def forward(  # type: ignore[override]
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> list[torch.Tensor]:
+        return [super().forward(input, autoregressive_index=autoregressive_index, cache=cache)]
+
+
+class ForwardReturnsNone(PlainToy):
+    """Writes the frames into the cache and returns ``None``.
+
+    Real bug: a forgotten ``return`` (the result stored as ``cache.last_frames``).
+    Caught by ``output_layout_dtype_device`` and every check that reads the output.
+    """
+
+    def forward(  # type: ignore[override]
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> None:
+        super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
+class ForwardNeverReturns(PlainToy):
+    """``forward`` blocks forever (until the test session releases it).
+
+    Real bug: a deadlock on a lock or a device queue, or an infinite loop over a chunk
+    plan that never ends. The kit must give up after the spec's ``check_timeout_s`` and
+    report a failed check saying the call did not return.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        _RELEASE.wait(HANG_LIMIT_S)
+        raise RuntimeError("hung decoder released by the test session")
+
+
+factory_raises = BrokenCase(
+    name="zoo-factory-raises",
+    spec_factory=toy_spec_factory("zoo-factory-raises", PlainToy, factory=_factory_that_raises),
+    must_fail=frozenset(),
+    bug="The decoder cannot be built: the factory raises (a missing checkpoint).",
+    hints=("checkpoint", "factory"),
+    fails_every_check=True,
+)
+forward_always_raises = broken(
+    ForwardAlwaysRaises,
+    must_fail={
+        "forward_accepts_keyword_call",
+        "decoded_sizes_match_mappers",
+        "chunked_decode_matches_full_decode",
+        "output_layout_dtype_device",
+    },
+    hints=("kernel unavailable",),
+)
+streaming_not_implemented = broken(
+    StreamingNotImplemented,
+    must_fail={"chunked_decode_matches_full_decode"},
+    hints=("streaming past the first chunk", "NotImplementedError"),
+)
+forward_returns_list = broken(
+    ForwardReturnsList,
+    must_fail={"output_layout_dtype_device"},
+    hints=("list", "tensor"),
+)
+forward_returns_none = broken(
+    ForwardReturnsNone,
+    must_fail={"output_layout_dtype_device"},
+    hints=("none", "tensor"),
+)
+forward_never_returns = broken(
+    ForwardNeverReturns,
+    must_fail={"forward_accepts_keyword_call"},
+    hints=("time", "return", "hang"),
+    check_timeout_s=1.0,
+)
+
+CASES = [
+    factory_raises,
+    forward_always_raises,
+    streaming_not_implemented,
+    forward_returns_list,
+    forward_returns_none,
+    forward_never_returns,
+]

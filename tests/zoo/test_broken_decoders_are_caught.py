@@ -1,0 +1,98 @@
+"""Every broken decoder in the zoo is caught by the check meant for it.
+
+Table-driven from ``BROKEN``: for each (decoder, check) pair the targeted check must
+report ``failed`` -- not ``error`` (a kit bug), not ``skipped`` -- with a message that
+points at the problem. A few decoders also get a full certification, to prove that
+every check still runs and one failure never hides another.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import ALL_CHECKS, certify, run_check
+
+from . import BROKEN, BrokenCase, cache_isolation, resources, robustness
+from .conftest import PROFILE, SEED, mentions_any
+
+ALL_IDS = [check.id for check in ALL_CHECKS]
+
+
+def _targeted_pairs() -> list[object]:
+    return [
+        pytest.param(case, check_id, id=f"{case.name}::{check_id}")
+        for case in BROKEN
+        for check_id in sorted(case.must_fail)
+    ]
+
+
+def _explain(case: BrokenCase, check_id: str, status: str, message: str) -> str:
+    return (
+        f"{case.name} ({case.bug})\n"
+        f"expected {check_id} to fail, it reported {status!r}: {message or '<no message>'}"
+    )
+
+
+@pytest.mark.parametrize(("case", "check_id"), _targeted_pairs())
+def test_check_catches_the_bug_it_is_meant_for(case: BrokenCase, check_id: str) -> None:
+    result = run_check(case(), check_id, profile=PROFILE, seed=SEED)
+    assert result.status == "failed", _explain(case, check_id, result.status, result.message)
+    assert result.message.strip(), f"{case.name}: {check_id} failed without saying why"
+    assert mentions_any(result.message, case.hints), (
+        f"{case.name}: the {check_id} failure message mentions none of {case.hints}:\n"
+        f"{result.message}"
+    )
+
+
+# Decoders whose single bug breaks exactly the checks listed for them: a full run must
+# fail those and pass (or legitimately skip) all the others.
+EXACTLY_BROKEN = [
+    cache_isolation.running_stats_buffer,
+    resources.cache_keeps_all_latents,
+]
+
+
+@pytest.mark.parametrize("case", EXACTLY_BROKEN, ids=lambda case: case.name)
+def test_one_failure_hides_nothing(case: BrokenCase) -> None:
+    spec = case()
+    certification = certify(spec, profile=PROFILE, seed=SEED)
+    statuses = {result.check_id: result.status for result in certification.results}
+
+    assert [result.check_id for result in certification.results] == ALL_IDS
+    assert not certification.certified
+    failed = {check_id for check_id, status in statuses.items() if status == "failed"}
+    assert failed == case.must_fail, statuses
+    allowed_skips = {"batch_elements_are_independent"} if spec.batch_size == 1 else set()
+    others = {check_id: s for check_id, s in statuses.items() if check_id not in case.must_fail}
+    assert all(s == "passed" or (s == "skipped" and c in allowed_skips) for c, s in others.items()), (
+        others
+    )
+
+
+def test_decoder_that_cannot_be_built_fails_every_check_with_its_reason() -> None:
+    case = robustness.factory_raises
+    certification = certify(case(), profile=PROFILE, seed=SEED)
+
+    assert [result.check_id for result in certification.results] == ALL_IDS
+    for result in certification.results:
+        assert result.status == "failed", (result.check_id, result.status, result.message)
+        assert mentions_any(result.message, case.hints), (result.check_id, result.message)
+
+
+def test_decoder_that_always_raises_is_failed_not_crashed() -> None:
+    """Every check runs; decoding checks fail with the decoder's error, mapper checks pass."""
+    case = robustness.forward_always_raises
+    certification = certify(case(), profile=PROFILE, seed=SEED)
+    statuses = {result.check_id: result.status for result in certification.results}
+
+    assert [result.check_id for result in certification.results] == ALL_IDS
+    assert "error" not in statuses.values(), statuses
+    for check_id in case.must_fail:
+        assert statuses[check_id] == "failed"
+        assert mentions_any(certification.result(check_id).message, case.hints)
+    for check_id in (
+        "ratios_are_positive_constant_ints",
+        "temporal_mappers_round_trip",
+        "temporal_mappers_monotone_and_steady",
+    ):
+        assert statuses[check_id] == "passed", (check_id, certification.result(check_id).message)

@@ -1,0 +1,39 @@
+"""The zoo covers the kit: every check has a broken decoder that it must fail.
+
+Adding a check to ``conformance.ALL_CHECKS`` without a zoo entry fails here, and so
+does a zoo entry naming a check that does not exist.
+"""
+
+from __future__ import annotations
+
+from conformance import ALL_CHECKS, DecoderSpec
+
+from . import BROKEN, CORRECT
+
+ALL_IDS = {check.id for check in ALL_CHECKS}
+
+
+def test_every_check_has_a_broken_decoder_that_it_must_fail() -> None:
+    covered = set().union(*(case.must_fail for case in BROKEN if not case.fails_every_check))
+    missing = sorted(ALL_IDS - covered)
+    assert not missing, f"checks without a broken decoder in tests/zoo: {missing}"
+
+
+def test_zoo_names_only_existing_checks() -> None:
+    named = set().union(*(case.must_fail for case in BROKEN), *(case.may_skip for case in CORRECT))
+    unknown = sorted(named - ALL_IDS)
+    assert not unknown, f"zoo entries name unknown check ids: {unknown}"
+
+
+def test_every_case_is_documented_and_builds_a_named_spec() -> None:
+    names = [case.name for case in [*BROKEN, *CORRECT]]
+    assert len(names) == len(set(names)), "zoo case names must be unique"
+    for case in BROKEN:
+        assert case.bug, f"{case.name} has no docstring naming the real bug it imitates"
+        assert case.must_fail or case.fails_every_check, f"{case.name} names no check"
+    for case in CORRECT:
+        assert case.why, f"{case.name} does not say why it is worth certifying"
+    for case in [*BROKEN, *CORRECT]:
+        spec = case()
+        assert isinstance(spec, DecoderSpec)
+        assert spec.name == case.name
