@@ -1,0 +1,168 @@
+"""Configuration of the Wan 2.1 VAE streaming decoder.
+
+The defaults describe the published Wan 2.1 video VAE decoder (the one behind
+``Wan2.1_VAE.pth`` and diffusers' ``AutoencoderKLWan``). Every architecture knob is a
+field so that tests and the CPU conformance run can build a small decoder with the same
+structure; the published checkpoints only load into the default shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from flashdreams.infra.decoder import DecoderConfig
+
+if TYPE_CHECKING:
+    from reference_decoders.wan.decoder import WanVAEDecoder
+
+__all__ = ["WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD", "WanVAEDecoderConfig"]
+
+# Per-channel statistics of the Wan 2.1 latent space, as published with the VAE (and as
+# diffusers' AutoencoderKLWan config defaults). A diffusion model emits latents in the
+# normalized space; the decoder maps them back with ``z * std + mean``.
+WAN21_LATENTS_MEAN: tuple[float, ...] = (
+    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+)  # fmt: skip
+WAN21_LATENTS_STD: tuple[float, ...] = (
+    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+)  # fmt: skip
+
+_DTYPE_NAMES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+}
+
+
+def _decoder_class() -> type[WanVAEDecoder]:
+    # Imported lazily: the decoder module imports this one.
+    from reference_decoders.wan.decoder import WanVAEDecoder
+
+    return WanVAEDecoder
+
+
+@dataclass(kw_only=True)
+class WanVAEDecoderConfig(DecoderConfig):
+    """Everything needed to build a :class:`~reference_decoders.wan.WanVAEDecoder`.
+
+    Weights:
+        checkpoint_path: an official ``Wan2.1_VAE.pth`` or a diffusers
+            ``AutoencoderKLWan`` safetensors file; the layout is detected from the keys.
+            ``None`` builds the network with seeded random weights (``seed``).
+        seed: seed of the random initialisation, used when ``checkpoint_path`` is None.
+
+    Placement:
+        device: ``None`` picks ``"cuda"`` when available, else ``"cpu"``.
+        dtype: a ``torch.dtype`` or a name such as ``"bf16"``; ``None`` picks bfloat16 on
+            CUDA and float32 elsewhere.
+
+    Architecture (published values by default):
+        latent_channels: channels of the latent video (``z_dim``).
+        base_dim: width of the last up stage; the others are ``base_dim * dim_mult``.
+        dim_mult: width multipliers, listed from the pixel end as in the published
+            config; the decoder walks them in reverse.
+        num_res_blocks: the published config's count; each decoder up stage has
+            ``num_res_blocks + 1`` residual blocks (three by default).
+        temporal_upsample: for each up stage but the last, whether its upsampler doubles
+            time as well as space. The number of up stages is ``len(dim_mult)``.
+        out_channels: pixel channels.
+        latents_mean, latents_std: per-channel latent statistics used to undo the
+            normalization the diffusion model works in.
+    """
+
+    _target: type[WanVAEDecoder] = field(default_factory=_decoder_class)
+
+    checkpoint_path: str | None = None
+    seed: int = 0
+    device: str | torch.device | None = None
+    dtype: torch.dtype | str | None = None
+
+    latent_channels: int = 16
+    base_dim: int = 96
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    temporal_upsample: tuple[bool, ...] = (True, True, False)
+    out_channels: int = 3
+    latents_mean: tuple[float, ...] = WAN21_LATENTS_MEAN
+    latents_std: tuple[float, ...] = WAN21_LATENTS_STD
+
+    def resolved_device(self) -> torch.device:
+        """The device the decoder lives on: ``device``, or CUDA when available."""
+        if self.device is not None:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def resolved_dtype(self) -> torch.dtype:
+        """The parameter and compute dtype: ``dtype``, or bf16 on CUDA and fp32 elsewhere."""
+        if self.dtype is None:
+            return torch.bfloat16 if self.resolved_device().type == "cuda" else torch.float32
+        if isinstance(self.dtype, torch.dtype):
+            dtype = self.dtype
+        elif isinstance(self.dtype, str) and self.dtype.lower() in _DTYPE_NAMES:
+            dtype = _DTYPE_NAMES[self.dtype.lower()]
+        else:
+            raise ValueError(
+                f"dtype must be a torch floating dtype or one of {sorted(_DTYPE_NAMES)}, "
+                f"got {self.dtype!r}"
+            )
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+        return dtype
+
+    @property
+    def num_upsamplers(self) -> int:
+        """Up stages that upsample: every stage but the last."""
+        return len(self.dim_mult) - 1
+
+    @property
+    def spatial_compression_ratio(self) -> int:
+        return 2**self.num_upsamplers
+
+    @property
+    def temporal_compression_ratio(self) -> int:
+        return 2 ** sum(bool(flag) for flag in self.temporal_upsample)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first inconsistent architecture field.
+
+        Called by the decoder rather than in ``__post_init__`` so that a config can be
+        edited field by field (``derive_config``) before it is built.
+        """
+        if self.latent_channels < 1:
+            raise ValueError(f"latent_channels must be >= 1, got {self.latent_channels}")
+        if self.out_channels < 1:
+            raise ValueError(f"out_channels must be >= 1, got {self.out_channels}")
+        if self.base_dim < 1:
+            raise ValueError(f"base_dim must be >= 1, got {self.base_dim}")
+        if not self.dim_mult or any(m < 1 for m in self.dim_mult):
+            raise ValueError(f"dim_mult must be non-empty positive integers, got {self.dim_mult}")
+        if self.num_res_blocks < 0:
+            raise ValueError(f"num_res_blocks must be >= 0, got {self.num_res_blocks}")
+        if len(self.temporal_upsample) != self.num_upsamplers:
+            raise ValueError(
+                f"temporal_upsample needs one flag per upsampling stage "
+                f"(len(dim_mult) - 1 = {self.num_upsamplers}), got {self.temporal_upsample}"
+            )
+        # An upsampler halves its stage's width, so that width must be even.
+        for stage, mult in enumerate(tuple(reversed(self.dim_mult))[: self.num_upsamplers]):
+            if (self.base_dim * mult) % 2:
+                raise ValueError(
+                    f"up stage {stage} has odd width base_dim * {mult} = {self.base_dim * mult}; "
+                    "its upsampler halves the channels, so it must be even"
+                )
+        for name in ("latents_mean", "latents_std"):
+            values = getattr(self, name)
+            if len(values) != self.latent_channels:
+                raise ValueError(
+                    f"{name} has {len(values)} values but latent_channels is {self.latent_channels}"
+                )

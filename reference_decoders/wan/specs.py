@@ -1,0 +1,73 @@
+"""Conformance-kit specs for the bundled Wan 2.1 VAE decoder.
+
+- :func:`small_cpu`: a narrow decoder with the full structure (both temporal
+  upsamplers, the spatial-only one, attention, width-changing shortcuts), fp32 on the
+  CPU, cheap enough for CI: a six-latent-frame decode at 4x4 takes a few tens of
+  milliseconds on two cores.
+- :func:`full_cuda`: the published architecture in bfloat16 on CUDA.
+- :func:`default`: what ``python -m conformance certify`` runs with no target.
+
+Both use seeded random weights: conformance is about streaming behaviour, which does
+not depend on trained weights, and none can be downloaded where the kit runs.
+``DecoderSpec`` is imported inside the functions so this module imports without the kit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from reference_decoders.wan.config import WanVAEDecoderConfig
+
+if TYPE_CHECKING:
+    from conformance import DecoderSpec
+
+__all__ = ["default", "full_cuda", "small_cpu", "small_cpu_config"]
+
+
+def small_cpu_config() -> WanVAEDecoderConfig:
+    """The CI decoder: base width 8 (stage widths 32, 32, 16, 8) and two residual blocks
+    per up stage instead of three; otherwise the published layout."""
+    return WanVAEDecoderConfig(base_dim=8, num_res_blocks=1, device="cpu", dtype=torch.float32)
+
+
+def small_cpu() -> DecoderSpec:
+    """Small-knob Wan decoder, float32 on the CPU, 4x4 latents."""
+    from conformance import DecoderSpec
+
+    config = small_cpu_config()
+    return DecoderSpec(
+        name="wan2.1-vae-small-cpu",
+        factory=config.setup,
+        latent_channels=config.latent_channels,
+        latent_size=(4, 4),
+        layout="BTCHW",
+        output_layout="BTCHW",
+        output_channels=config.out_channels,
+        dtype=torch.float32,
+        device="cpu",
+    )
+
+
+def full_cuda() -> DecoderSpec:
+    """The published Wan 2.1 decoder, bfloat16 on CUDA, 8x8 latents (64x64 pixels)."""
+    from conformance import DecoderSpec
+
+    config = WanVAEDecoderConfig(device="cuda", dtype=torch.bfloat16)
+    return DecoderSpec(
+        name="wan2.1-vae-full-cuda-bf16",
+        factory=config.setup,
+        latent_channels=config.latent_channels,
+        latent_size=(8, 8),
+        layout="BTCHW",
+        output_layout="BTCHW",
+        output_channels=config.out_channels,
+        dtype=torch.bfloat16,
+        device="cuda",
+    )
+
+
+def default() -> DecoderSpec:
+    """:func:`full_cuda` where a GPU is available, :func:`small_cpu` otherwise."""
+    return full_cuda() if torch.cuda.is_available() else small_cpu()
