@@ -1,0 +1,316 @@
+"""Checks of the call itself: how forward is called, what it returns, what it must not touch."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from conformance.checks._common import bitwise_equal, plan_text, rollout_plan
+from conformance.checks.registry import promise
+from conformance.checks.size_mappers import read_ratio
+from conformance.harness import CheckContext, Step, describe_exception
+from conformance.latents import LatentSequence
+from conformance.outcomes import CheckFailed, CheckSkipped, DecoderError
+
+__all__ = [
+    "batch_elements_are_independent",
+    "cache_init_accepts_context",
+    "decoding_is_deterministic",
+    "forward_accepts_keyword_call",
+    "input_is_not_modified",
+    "output_layout_dtype_device",
+    "outputs_survive_later_steps",
+]
+
+
+@promise("forward_contract")
+def forward_accepts_keyword_call(ctx: CheckContext) -> None:
+    """``decoder(input=x, autoregressive_index=i, cache=c)`` works with those keywords and
+    returns a 5-dimensional tensor.
+
+    Why: pipelines call decoders with keywords only. A forward whose first parameter is
+    named ``x`` or ``latents``, or that calls the index ``ar_idx``, works in its author's
+    tests and raises ``TypeError`` in every pipeline.
+
+    What: makes the keyword call at AR 0 (two latent frames) and AR 1 (one frame) on one
+    cache; each must return a ``torch.Tensor`` with five dimensions.
+    """
+    decoder = ctx.decoder()
+    cache = ctx.new_cache(decoder)
+    latents = ctx.latents(LatentSequence.of(0, ctx.chunk_limit(2) + 1))
+    first = ctx.chunk_limit(2)
+    for ar, (begin, end) in enumerate([(0, first), (first, first + 1)]):
+        try:
+            ctx.forward(decoder, latents[:, :, begin:end], ar, cache)
+        except DecoderError as err:
+            if isinstance(err.__cause__, TypeError):
+                signature = _signature(decoder.forward)
+                raise CheckFailed(
+                    f"the keyword call decoder(input=..., autoregressive_index={ar}, cache=...) "
+                    f"failed: {err}. forward's signature is {signature}; it must accept "
+                    "input, autoregressive_index and cache as keywords"
+                ) from err
+            raise
+        ctx.evidence.examples += 1
+    ctx.evidence.rollouts += 1
+
+
+def _signature(fn: object) -> str:
+    try:
+        return str(inspect.signature(fn))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "(not inspectable)"
+
+
+def _device_matches(actual: torch.device, declared: torch.device) -> bool:
+    return actual.type == declared.type and (declared.index is None or actual.index == declared.index)
+
+
+@promise("forward_contract")
+def output_layout_dtype_device(ctx: CheckContext) -> None:
+    """Every output has the declared layout (batch, channels, frames, height, width in the
+    declared order), dtype and device.
+
+    Why: a decoder that returns ``BTCHW`` while declaring ``BCTHW`` (or float32 from a
+    bfloat16 decoder, or a CPU tensor from a CUDA one) is silently permuted, upcast or
+    copied by whoever consumes it; with three output channels and three frames the
+    permutation is not even visible in the shape.
+
+    What: decodes a rollout with chunks of 2, 1 and 2 latent frames (so the frame count
+    varies and a swapped axis shows in some step), and checks every output's size along
+    each declared axis (B = batch_size, C = output_channels, T = the mapper's count, H and W = latent size
+    times the spatial ratio), its dtype and its device.
+    """
+    decoder = ctx.decoder()
+    spatial = read_ratio(ctx, decoder, "spatial_compression_ratio")
+    spec = ctx.spec
+    layout = spec.resolved_output_layout
+    plan = rollout_plan(ctx, 3, first=2)
+    decoded = ctx.decode_plan(decoder, ctx.latents(LatentSequence.of(0, sum(plan))), plan)
+    h, w = spec.latent_size
+    for step in decoded.steps:
+        ar, n = step.autoregressive_index, step.latent_frames
+        frames = ctx.query_mapper(decoder, "output", ar, n)
+        expected = {
+            "B": spec.batch_size,
+            "C": spec.output_channels,
+            "T": frames.value,
+            "H": h * spatial,
+            "W": w * spatial,
+        }
+        raw = step.raw_output
+        where = f"output at AR {ar} ({n} latent frame(s), chunk plan {plan_text(plan)})"
+        for position, axis in enumerate(layout):
+            if expected[axis] is not None and raw.shape[position] != expected[axis]:
+                raise CheckFailed(
+                    f"{where} has shape {list(raw.shape)}; declared layout {layout} expects "
+                    f"{axis} = {expected[axis]} at dimension {position}, got {raw.shape[position]} "
+                    f"(expected shape {[expected[a] for a in layout]})"
+                )
+        if raw.dtype != spec.resolved_output_dtype:
+            raise CheckFailed(
+                f"{where} has dtype {raw.dtype}, declared {spec.resolved_output_dtype} "
+                "(DecoderSpec.output_dtype, else dtype)"
+            )
+        if not _device_matches(raw.device, spec.torch_device):
+            raise CheckFailed(f"{where} is on {raw.device}, declared device {spec.torch_device}")
+        ctx.evidence.examples += 1
+
+
+@promise("forward_contract")
+def input_is_not_modified(ctx: CheckContext) -> None:
+    """Forward leaves its input tensor bitwise unchanged.
+
+    Why: pipelines keep the latents they pass in (for the next denoising step, for
+    conditioning the next chunk, for logging). An in-place normalization (``x.mul_(scale)``)
+    inside the decoder silently corrupts them.
+
+    What: decodes a rollout (multi-frame first chunk, then one- and two-frame chunks),
+    keeping a bitwise copy of every input, and compares each input with its copy after
+    the call (and again after the rollout ends).
+    """
+    decoder = ctx.decoder()
+    plan = rollout_plan(ctx, max(3, ctx.profile.rollout_steps), first=3)
+    latents = ctx.latents(LatentSequence.of(0, sum(plan)))
+    cache = ctx.new_cache(decoder)
+    kept: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+    begin = 0
+    for k, n in enumerate(plan):
+        x = ctx.to_input_layout(latents[:, :, begin : begin + n])
+        saved = x.clone()
+        ctx.forward(decoder, latents[:, :, begin : begin + n], k, cache, raw_input=x)
+        kept.append((k, x, saved))
+        begin += n
+        for ar, given, copy in kept:
+            if not bitwise_equal(given, copy):
+                when = "by that call" if ar == k else f"by the call at AR {k}"
+                raise CheckFailed(
+                    f"the input passed at AR {ar} (shape {list(copy.shape)}, layout "
+                    f"{ctx.spec.layout}) was modified {when} (chunk plan {plan_text(plan)}); "
+                    "forward must not write to its input"
+                )
+        ctx.evidence.examples += 1
+    ctx.evidence.rollouts += 1
+
+
+def _changed_frames(raw: torch.Tensor, saved: torch.Tensor, ctx: CheckContext) -> str:
+    now = ctx.from_output_layout(raw)
+    before = ctx.from_output_layout(saved)
+    if now.shape != before.shape:
+        return f"its shape changed from {list(saved.shape)} to {list(raw.shape)}"
+    differs = (now != before) & ~(torch.isnan(now) & torch.isnan(before))
+    frames = torch.nonzero(differs.any(dim=(0, 1, 3, 4))).flatten().tolist()
+    return f"pixel frames {frames[:10]} of it changed"
+
+
+@promise("forward_contract")
+def outputs_survive_later_steps(ctx: CheckContext) -> None:
+    """An output returned by one call is not changed by later calls (same rollout or not).
+
+    Why: returning a persistent output buffer (a static CUDA-graph output, a preallocated
+    tensor reused every call) is fast and wrong: the frames a pipeline has not yet
+    encoded or displayed are overwritten by the next chunk.
+
+    What: decodes a rollout keeping every returned tensor exactly as returned plus a
+    bitwise copy; after each later call (and after a call in a second rollout) every
+    earlier output must still equal its copy, bitwise.
+    """
+    decoder = ctx.decoder()
+    plan = rollout_plan(ctx, max(3, ctx.profile.rollout_steps))
+    latents = ctx.latents(LatentSequence.of(0, sum(plan)))
+    cache = ctx.new_cache(decoder)
+    kept: list[tuple[Step, torch.Tensor]] = []
+
+    def verify(after: str) -> None:
+        for step, saved in kept:
+            if not bitwise_equal(step.raw_output, saved):
+                raise CheckFailed(
+                    f"the output returned at AR {step.autoregressive_index} (chunk plan "
+                    f"{plan_text(plan)}) changed {after}: {_changed_frames(step.raw_output, saved, ctx)}. "
+                    "The decoder reuses an output buffer; return a new tensor each call"
+                )
+        ctx.evidence.examples += 1
+
+    begin = 0
+    for k, n in enumerate(plan):
+        step = ctx.forward(decoder, latents[:, :, begin : begin + n], k, cache)
+        begin += n
+        verify(f"when forward was called at AR {k}")
+        kept.append((step, step.raw_output.detach().clone()))
+    ctx.evidence.rollouts += 1
+    other = ctx.latents(LatentSequence.of(1, 1))
+    ctx.forward(decoder, other, 0, ctx.new_cache(decoder))
+    verify("when a second rollout made its first call")
+    ctx.evidence.rollouts += 1
+
+
+@promise("forward_contract")
+def decoding_is_deterministic(ctx: CheckContext) -> None:
+    """The same latents and chunk plan give the same outputs every time (within tolerance).
+
+    Why: reproducibility is what makes a decoder testable and cacheable. Dropout left on
+    (train mode), unseeded noise injection, or reads of uninitialized memory make two
+    identical requests differ.
+
+    What: decodes one rollout twice with fresh caches on the same decoder, and one
+    single-call decode twice, comparing every step's outputs (tolerance: non-bitwise GPU
+    kernels are allowed, randomness is not).
+    """
+    decoder = ctx.decoder()
+    plan = rollout_plan(ctx, ctx.profile.rollout_steps)
+    latents = ctx.latents(LatentSequence.of(0, sum(plan)))
+    for attempt, current_plan in enumerate([plan, (ctx.chunk_limit(3),)]):
+        these = latents[:, :, : sum(current_plan)]
+        first = ctx.decode_plan(decoder, these, current_plan)
+        second = ctx.decode_plan(decoder, these, current_plan)
+        for k, (a, b) in enumerate(zip(first.steps, second.steps)):
+            comparison = ctx.compare(a.output, b.output)
+            if not comparison.ok:
+                raise CheckFailed(
+                    f"decoding the same latents with the same chunk plan {plan_text(current_plan)} "
+                    f"twice (fresh cache each time) gave different outputs at AR {k}: "
+                    f"{comparison.describe()}"
+                )
+        ctx.evidence.examples += 1
+
+
+@promise("forward_contract")
+def batch_elements_are_independent(ctx: CheckContext) -> None:
+    """With several batch elements, each element's output depends only on its own latents.
+
+    Why: normalization over the batch (BatchNorm in train mode, a norm over the wrong
+    axes) or a reshape that mixes the batch with time makes one user's video depend on
+    whoever shares the batch.
+
+    What: with ``batch_size > 1``, decodes a rollout, then again with every element but
+    the first replaced by other latents, then with only the first replaced; the untouched
+    elements' outputs must not change (tolerance). Skipped when ``batch_size == 1``.
+    """
+    batch = ctx.spec.batch_size
+    if batch == 1:
+        raise CheckSkipped(
+            "DecoderSpec.batch_size is 1; set batch_size > 1 to check batch independence"
+        )
+    decoder = ctx.decoder()
+    plan = rollout_plan(ctx, 3)
+    frames = sum(plan)
+    base = ctx.latents(LatentSequence.of(0, frames))
+    other = ctx.latents(LatentSequence.of(1, frames))
+    reference = ctx.decode_plan(decoder, base, plan)
+    cases = [
+        ("elements 1..{} replaced".format(batch - 1), [0]),
+        ("element 0 replaced", list(range(1, batch))),
+    ]
+    for description, kept in cases:
+        mixed = other.clone()
+        mixed[kept] = base[kept]
+        decoded = ctx.decode_plan(decoder, mixed, plan)
+        for k, (a, b) in enumerate(zip(reference.steps, decoded.steps)):
+            comparison = ctx.compare(a.output[kept], b.output[kept])
+            if not comparison.ok:
+                raise CheckFailed(
+                    f"batch elements {kept} changed at AR {k} when the latents of the other "
+                    f"batch elements changed ({description}; batch {batch}, chunk plan "
+                    f"{plan_text(plan)}): {comparison.describe()}"
+                )
+        ctx.evidence.examples += 1
+
+
+@promise("forward_contract")
+def cache_init_accepts_context(ctx: CheckContext) -> None:
+    """``initialize_autoregressive_cache`` accepts ``**context`` keywords, as the base
+    signature does, including ones it does not use.
+
+    Why: pipelines pass whatever they know at rollout start (batch size, resolution,
+    prompt ids) to every decoder; a decoder that narrows the signature to the keys it
+    needs raises ``TypeError`` in a pipeline that knows one more thing.
+
+    What: checks the method's signature has a ``**`` parameter, calls it with the spec's
+    ``cache_context``, then with that plus an unknown key, and decodes one step with the
+    resulting cache.
+    """
+    decoder = ctx.decoder()
+    method = decoder.initialize_autoregressive_cache
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        parameters = None
+    if parameters is not None and not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        raise CheckFailed(
+            f"initialize_autoregressive_cache{_signature(method)} has no **context parameter; "
+            "the base signature is initialize_autoregressive_cache(self, **context)"
+        )
+    ctx.new_cache(decoder)
+    ctx.evidence.examples += 1
+    try:
+        cache = ctx.new_cache(decoder, conformance_unused_context_key=True)
+    except DecoderError as err:
+        raise CheckFailed(
+            "initialize_autoregressive_cache(**cache_context, conformance_unused_context_key=True) "
+            f"failed: {describe_exception(err.__cause__ or err)}; it must accept (and may ignore) "
+            "context keys it does not use"
+        ) from err
+    ctx.forward(decoder, ctx.latents(LatentSequence.of(0, 1)), 0, cache)
+    ctx.evidence.examples += 1
+    ctx.evidence.rollouts += 1

@@ -1,0 +1,68 @@
+"""The :class:`Check` record and the decorator that registers one function per promise."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conformance.harness import CheckContext
+
+__all__ = ["CATEGORIES", "Check", "promise", "registered"]
+
+CATEGORIES = (
+    "size_mappers",
+    "cache_isolation",
+    "chunking",
+    "forward_contract",
+    "resources",
+    "state_machine",
+)
+
+_REGISTERED: dict[str, Check] = {}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One promise of the decoder contract and the function that checks it.
+
+    ``id`` is the function's name: stable, snake_case, used by ``-k``, in reports and in
+    ``DecoderSpec.expected_failures``.
+    """
+
+    id: str
+    category: str
+    function: Callable[[CheckContext], None]
+
+    @property
+    def doc(self) -> str:
+        """The function's docstring: the promise, the silent bug it catches, what it does."""
+        return inspect.cleandoc(self.function.__doc__ or "")
+
+    @property
+    def summary(self) -> str:
+        """The first line of :attr:`doc`."""
+        return self.doc.splitlines()[0] if self.doc else self.id
+
+
+def promise(category: str) -> Callable[[Callable[[CheckContext], None]], Callable[[CheckContext], None]]:
+    """Register the decorated function as the check of one promise in ``category``."""
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown check category {category!r}; known: {CATEGORIES}")
+
+    def register(function: Callable[[CheckContext], None]) -> Callable[[CheckContext], None]:
+        if not function.__doc__:
+            raise TypeError(f"check {function.__name__} needs a docstring stating its promise")
+        if function.__name__ in _REGISTERED:
+            raise ValueError(f"check id {function.__name__!r} registered twice")
+        _REGISTERED[function.__name__] = Check(function.__name__, category, function)
+        return function
+
+    return register
+
+
+def registered() -> dict[str, Check]:
+    """Every check registered so far, by id."""
+    return dict(_REGISTERED)

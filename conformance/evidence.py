@@ -1,0 +1,83 @@
+"""What a check exercised, recorded as it runs, so a pass can be told from a vacuous one."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.tolerances import Comparison, Tolerance
+
+__all__ = ["Evidence"]
+
+
+@dataclass
+class Evidence:
+    """Counters a check (and the harness, for every decoder call) bumps as it goes.
+
+    ``examples`` counts property examples or scenarios, ``rollouts`` caches driven through
+    at least one step, ``decoder_calls`` forward calls, ``latent_frames`` / ``pixel_frames``
+    the frames fed and received, ``mapper_queries`` size-mapper calls, ``comparisons``
+    output comparisons. ``max_abs_error`` and ``max_error_ratio`` (largest error divided by
+    the tolerance at that element) summarize every numerical comparison the check made.
+    """
+
+    examples: int = 0
+    rollouts: int = 0
+    decoder_calls: int = 0
+    latent_frames: int = 0
+    pixel_frames: int = 0
+    mapper_queries: int = 0
+    comparisons: int = 0
+    max_abs_error: float | None = None
+    max_error_ratio: float | None = None
+    tolerance: Tolerance | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def record_comparison(self, comparison: Comparison) -> None:
+        self.comparisons += 1
+        self.tolerance = comparison.tolerance
+        if comparison.shape_problem:
+            return
+        if self.max_abs_error is None or comparison.max_abs_error > self.max_abs_error:
+            self.max_abs_error = comparison.max_abs_error
+        if self.max_error_ratio is None or comparison.ratio > self.max_error_ratio:
+            self.max_error_ratio = comparison.ratio
+
+    def note(self, key: str, value: Any) -> None:
+        """Record a check-specific fact (``deepcopy_supported``, ``cache_bytes``, ...)."""
+        self.extra[key] = value
+
+    @property
+    def exercised(self) -> bool:
+        """Whether the check did anything at all: an example, a decoder call or a mapper query."""
+        return any((self.examples, self.decoder_calls, self.mapper_queries, self.comparisons))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: counters, the largest error, its ratio and margin, the tolerance."""
+        out: dict[str, Any] = {
+            "examples": self.examples,
+            "rollouts": self.rollouts,
+            "decoder_calls": self.decoder_calls,
+            "latent_frames": self.latent_frames,
+            "pixel_frames": self.pixel_frames,
+            "mapper_queries": self.mapper_queries,
+            "comparisons": self.comparisons,
+        }
+        if self.max_abs_error is not None:
+            out["max_abs_error"] = _finite(self.max_abs_error)
+            out["max_error_to_tolerance"] = _finite(self.max_error_ratio)
+            out["tolerance_margin"] = (
+                None if self.max_error_ratio is None else _finite(1.0 - self.max_error_ratio)
+            )
+        if self.tolerance is not None:
+            out["tolerance"] = self.tolerance.as_dict()
+        out.update(self.extra)
+        return out
+
+
+def _finite(value: float | None) -> float | str | None:
+    """JSON has no infinity or NaN; spell them out."""
+    if value is None or math.isfinite(value):
+        return value
+    return str(value)

@@ -1,0 +1,421 @@
+"""The :class:`CheckContext`: everything a check needs to drive a decoder, and nothing else.
+
+Checks never call the decoder directly. Going through the context guarantees that:
+
+- every call is made the way pipelines make it (``decoder(input=..., autoregressive_index=i,
+  cache=c)``, keywords only), on a fresh copy of the input in the spec's layout, under
+  ``torch.no_grad()``;
+- a call that raises, or returns something the contract does not allow, becomes a
+  :class:`~conformance.outcomes.DecoderError` naming the call (``factory``,
+  ``initialize_autoregressive_cache``, ``forward at AR 3 with 1 latent frame`` ...);
+- outputs come back in canonical ``BCTHW`` as private copies, so a decoder that later
+  overwrites its output buffer cannot corrupt the kit's references (the check for that
+  looks at the raw output on purpose);
+- every call is counted in the check's :class:`~conformance.evidence.Evidence`;
+- a check abandoned after its timeout stops at its next decoder call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import torch
+
+from flashdreams.infra.decoder import StreamingDecoderCache, StreamingVideoDecoder
+
+from conformance.evidence import Evidence
+from conformance.latents import LatentSequence, make_frames
+from conformance.outcomes import CheckCancelled, CheckFailed, DecoderError
+from conformance.profiles import Profile
+from conformance.spec import AXES, DecoderSpec
+from conformance.tolerances import Comparison, Tolerance, compare, tolerance_for
+
+__all__ = ["CheckContext", "Decoded", "MapperAnswer", "Step", "describe_exception"]
+
+T = TypeVar("T")
+
+#: Exceptions a size mapper may raise to say "this size cannot be produced".
+MAPPER_REJECTIONS: tuple[type[BaseException], ...] = (ValueError, AssertionError)
+
+
+def describe_exception(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def _permutation(source: str, target: str) -> tuple[int, ...]:
+    """Axes of ``source`` in the order ``target`` lists them (for ``Tensor.permute``)."""
+    return tuple(source.index(axis) for axis in target)
+
+
+@dataclass
+class Step:
+    """One forward call: the canonical private copy of the output, plus the raw objects."""
+
+    output: torch.Tensor  # BCTHW, detached clone
+    raw_output: torch.Tensor  # exactly what the decoder returned
+    raw_input: torch.Tensor  # exactly what the decoder was given
+    autoregressive_index: int
+    latent_frames: int
+
+    @property
+    def frames(self) -> int:
+        return int(self.output.shape[2])
+
+
+@dataclass
+class Decoded:
+    """A rollout decoded with a chunk plan: chunk k went in at AR ``first_index + k``."""
+
+    plan: tuple[int, ...]
+    steps: list[Step] = field(default_factory=list)
+    first_index: int = 0
+
+    @property
+    def outputs(self) -> list[torch.Tensor]:
+        return [step.output for step in self.steps]
+
+    def frame_starts(self) -> list[int]:
+        """Pixel frame at which each chunk's output starts in the concatenated video."""
+        starts, total = [], 0
+        for step in self.steps:
+            starts.append(total)
+            total += step.frames
+        return starts
+
+    def chunk_of_frame(self, frame: int) -> tuple[int, int]:
+        """(chunk k, frame within chunk k's output) for a pixel frame of the video."""
+        for k, start in reversed(list(enumerate(self.frame_starts()))):
+            if frame >= start:
+                return k, frame - start
+        return 0, frame
+
+    def video(self) -> torch.Tensor:
+        """The chunk outputs concatenated along time; ``CheckFailed`` if they cannot be."""
+        shapes = [tuple(o.shape) for o in self.outputs]
+        other = {(s[0], s[1], s[3], s[4]) for s in shapes}
+        if len(other) > 1:
+            raise CheckFailed(
+                f"chunk outputs cannot be concatenated along time: their (B, C, T, H, W) shapes "
+                f"are {shapes} for chunk plan {list(self.plan)}"
+            )
+        return torch.cat(self.outputs, dim=2)
+
+
+@dataclass(frozen=True)
+class MapperAnswer:
+    """What a size mapper did: returned ``value``, or raised ``error``."""
+
+    value: int | None
+    error: BaseException | None
+
+    @property
+    def rejected(self) -> bool:
+        return self.error is not None
+
+
+class CheckContext:
+    """Per-check state: the spec, the profile, the seed, the evidence and the call helpers.
+
+    One context serves one run of one check. It builds the decoder once (lazily), and
+    memoizes one-call reference decodes by latent description.
+    """
+
+    def __init__(
+        self,
+        spec: DecoderSpec,
+        profile: Profile,
+        *,
+        check_id: str,
+        seed: int,
+        run_seed: int,
+        target: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.profile = profile
+        self.check_id = check_id
+        #: Seed for this check's randomness (derived from the run seed and the check id, so
+        #: a check run alone replays exactly what it did inside a full certification).
+        self.seed = seed
+        self.run_seed = run_seed
+        self.target = target
+        self.evidence = Evidence()
+        self.tolerance: Tolerance = tolerance_for(spec)
+        self.device = spec.torch_device
+        self._decoder: StreamingVideoDecoder[Any] | None = None
+        self._full_decodes: dict[tuple[int, LatentSequence, int], torch.Tensor] = {}
+        self._frames: dict[tuple[int, int], torch.Tensor] = {}
+        self._cancelled = threading.Event()
+        self._current_call: tuple[str, float] | None = None
+        self._stream_counter = 1_000_000
+
+    # ----------------------------------------------------------------- bookkeeping
+
+    @property
+    def replay_command(self) -> str:
+        return (
+            f"python -m conformance certify {self.target or '<TARGET>'} --check {self.check_id} "
+            f"--seed {self.run_seed} --profile {self.profile.name}"
+        )
+
+    def cancel(self) -> None:
+        """Ask the check to stop at its next decoder call (the runner gave up on it)."""
+        self._cancelled.set()
+
+    def current_call(self) -> str | None:
+        """The decoder call in progress and for how long, for timeout messages."""
+        call = self._current_call
+        if call is None:
+            return None
+        return f"{call[0]}, running for {time.monotonic() - call[1]:.1f} s"
+
+    def new_stream(self) -> int:
+        """A latent stream id no other part of this check uses."""
+        self._stream_counter += 1
+        return self._stream_counter
+
+    # ----------------------------------------------------------------- decoder calls
+
+    def call_decoder(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call into the decoder; any exception becomes a ``DecoderError`` naming ``what``."""
+        if self._cancelled.is_set():
+            raise CheckCancelled(f"check cancelled before {what}")
+        self._current_call = (what, time.monotonic())
+        try:
+            return fn(*args, **kwargs)
+        except (CheckFailed, CheckCancelled):
+            raise
+        except Exception as err:
+            raise DecoderError(f"{what} raised {describe_exception(err)}") from err
+        finally:
+            self._current_call = None
+
+    def decoder(self) -> StreamingVideoDecoder[Any]:
+        """The decoder under test, built once per check by the spec's factory."""
+        if self._decoder is None:
+            built = self.call_decoder(f"factory {_name(self.spec.factory)}()", self.spec.factory)
+            if not isinstance(built, StreamingVideoDecoder):
+                raise DecoderError(
+                    f"factory {_name(self.spec.factory)}() returned {type(built).__name__}, "
+                    "expected an instance of flashdreams.infra.decoder.StreamingVideoDecoder"
+                )
+            self._decoder = built
+        return self._decoder
+
+    def build_decoder(self) -> StreamingVideoDecoder[Any]:
+        """A second, independent decoder from the factory (the shared one is kept)."""
+        shared, self._decoder = self._decoder, None
+        try:
+            return self.decoder()
+        finally:
+            self._decoder = shared
+
+    def new_cache(self, decoder: StreamingVideoDecoder[Any] | None = None, **extra: Any) -> Any:
+        """A fresh rollout cache: ``initialize_autoregressive_cache(**spec.cache_context)``."""
+        decoder = decoder or self.decoder()
+        context = {**self.spec.cache_context, **extra}
+        cache = self.call_decoder(
+            "initialize_autoregressive_cache(" + ", ".join(f"{k}=..." for k in context) + ")",
+            decoder.initialize_autoregressive_cache,
+            **context,
+        )
+        if not isinstance(cache, StreamingDecoderCache):
+            raise DecoderError(
+                f"initialize_autoregressive_cache returned {type(cache).__name__}, expected an "
+                "instance of flashdreams.infra.decoder.StreamingDecoderCache"
+            )
+        return cache
+
+    def query_mapper(
+        self, decoder: StreamingVideoDecoder[Any], which: str, autoregressive_index: int, size: int
+    ) -> MapperAnswer:
+        """Call ``get_output_temporal_size`` (``which="output"``) or ``get_input_temporal_size``.
+
+        A ``ValueError`` / ``AssertionError`` is returned as a rejection (legal for sizes the
+        step cannot handle); other exceptions and non-integer results are ``DecoderError``.
+        """
+        name = f"get_{which}_temporal_size"
+        what = f"{name}({autoregressive_index}, {size})"
+        self.evidence.mapper_queries += 1
+        fn = getattr(decoder, name)
+        if self._cancelled.is_set():
+            raise CheckCancelled(f"check cancelled before {what}")
+        try:
+            value = fn(autoregressive_index, size)
+        except MAPPER_REJECTIONS as err:
+            return MapperAnswer(None, err)
+        except Exception as err:
+            raise DecoderError(
+                f"{what} raised {describe_exception(err)}; a size mapper may only reject a "
+                "size with ValueError or AssertionError"
+            ) from err
+        return MapperAnswer(self.as_int(value, what), None)
+
+    @staticmethod
+    def as_int(value: Any, what: str) -> int:
+        """``value`` as an int if it is an integer (not bool, not float); else ``DecoderError``."""
+        if isinstance(value, bool) or isinstance(value, float) or isinstance(value, torch.Tensor):
+            raise DecoderError(f"{what} returned {value!r} ({type(value).__name__}); expected an int")
+        try:
+            return operator.index(value)
+        except TypeError:
+            raise DecoderError(
+                f"{what} returned {value!r} ({type(value).__name__}); expected an int"
+            ) from None
+
+    # ----------------------------------------------------------------- latents and layouts
+
+    def latents(self, sequence: LatentSequence, batch: int | None = None) -> torch.Tensor:
+        """The frames ``sequence`` describes, canonical ``[B, C, T, h, w]`` in the spec's dtype
+        and device."""
+        spec = self.spec
+        frames = sequence.frames()
+        missing = [f for f in frames if f not in self._frames]
+        if missing:
+            made = make_frames(
+                self.seed,
+                missing,
+                batch=spec.batch_size,
+                channels=spec.latent_channels,
+                size=spec.latent_size,
+            )
+            for t, key in enumerate(missing):
+                self._frames[key] = made[:, :, t : t + 1]
+        if not frames:
+            h, w = spec.latent_size
+            out = torch.empty(spec.batch_size, spec.latent_channels, 0, h, w)
+        else:
+            out = torch.cat([self._frames[f] for f in frames], dim=2)
+        if batch is not None:
+            out = out[:batch]
+        return out.to(device=self.device, dtype=spec.dtype)
+
+    def to_input_layout(self, latents: torch.Tensor) -> torch.Tensor:
+        """Canonical ``BCTHW`` latents as a fresh contiguous tensor in the spec's layout."""
+        return latents.permute(_permutation(AXES, self.spec.layout)).contiguous().clone()
+
+    def from_output_layout(self, output: torch.Tensor) -> torch.Tensor:
+        """A decoder output (in the spec's output layout) viewed as canonical ``BCTHW``."""
+        return output.permute(_permutation(self.spec.resolved_output_layout, AXES))
+
+    # ----------------------------------------------------------------- forward
+
+    def forward(
+        self,
+        decoder: StreamingVideoDecoder[Any],
+        latents: torch.Tensor,
+        autoregressive_index: int,
+        cache: Any,
+        *,
+        raw_input: torch.Tensor | None = None,
+    ) -> Step:
+        """One pipeline-style call on canonical latents; returns a :class:`Step`.
+
+        The decoder gets a fresh copy in its layout (or exactly ``raw_input`` when given).
+        The result must be a 5-dimensional tensor; it is returned as a canonical clone.
+        """
+        frames = int(latents.shape[2])
+        if self.spec.max_chunk_frames is not None and frames > self.spec.max_chunk_frames:
+            raise AssertionError(
+                f"kit bug: {frames} latent frames exceed spec.max_chunk_frames="
+                f"{self.spec.max_chunk_frames}"
+            )
+        x = self.to_input_layout(latents) if raw_input is None else raw_input
+        what = (
+            f"forward at AR {autoregressive_index} with {frames} latent frame"
+            f"{'s' if frames != 1 else ''} (input {list(x.shape)} {self.spec.layout})"
+        )
+        raw = self.call_decoder(
+            what, decoder, input=x, autoregressive_index=autoregressive_index, cache=cache
+        )
+        if not isinstance(raw, torch.Tensor):
+            raise DecoderError(
+                f"{what} returned {type(raw).__name__}, expected a torch.Tensor "
+                f"[{', '.join(self.spec.resolved_output_layout)}]"
+            )
+        if raw.dim() != 5:
+            raise DecoderError(
+                f"{what} returned a {raw.dim()}-dimensional tensor of shape {list(raw.shape)}, "
+                f"expected 5 dimensions ({self.spec.resolved_output_layout})"
+            )
+        output = self.from_output_layout(raw).detach().clone()
+        self.evidence.decoder_calls += 1
+        self.evidence.latent_frames += frames
+        self.evidence.pixel_frames += int(output.shape[2])
+        return Step(output, raw, x, autoregressive_index, frames)
+
+    def decode_plan(
+        self,
+        decoder: StreamingVideoDecoder[Any],
+        latents: torch.Tensor,
+        plan: Sequence[int],
+        *,
+        cache: Any = None,
+        first_index: int = 0,
+    ) -> Decoded:
+        """Decode ``latents`` chunk by chunk: chunk k at AR ``first_index + k``, one cache."""
+        if sum(plan) != latents.shape[2]:
+            raise AssertionError(f"kit bug: plan {list(plan)} does not cover {latents.shape[2]} frames")
+        cache = self.new_cache(decoder) if cache is None else cache
+        decoded = Decoded(plan=tuple(plan), first_index=first_index)
+        begin = 0
+        for k, n in enumerate(plan):
+            decoded.steps.append(
+                self.forward(decoder, latents[:, :, begin : begin + n], first_index + k, cache)
+            )
+            begin += n
+        if first_index == 0:
+            self.evidence.rollouts += 1
+        return decoded
+
+    def full_decode(self, decoder: StreamingVideoDecoder[Any], sequence: LatentSequence) -> torch.Tensor:
+        """The reference: all of ``sequence`` in one call at AR 0 with a fresh cache.
+
+        Memoized per decoder and sequence, so many chunk plans share one reference.
+        """
+        key = (id(decoder), sequence, self.spec.batch_size)
+        if key not in self._full_decodes:
+            step = self.forward(decoder, self.latents(sequence), 0, self.new_cache(decoder))
+            self.evidence.rollouts += 1
+            self._full_decodes[key] = step.output
+        return self._full_decodes[key]
+
+    @property
+    def full_decode_count(self) -> int:
+        """How many distinct one-call reference decodes this check computed."""
+        return len(self._full_decodes)
+
+    def chunk_limit(self, wanted: int) -> int:
+        """``wanted`` latent frames, capped by ``spec.max_chunk_frames``."""
+        limit = self.spec.max_chunk_frames
+        return wanted if limit is None else max(1, min(wanted, limit))
+
+    # ----------------------------------------------------------------- comparisons
+
+    def compare(self, expected: torch.Tensor, actual: torch.Tensor) -> Comparison:
+        """Compare two canonical outputs under the check's tolerance, recording the result."""
+        comparison = compare(expected, actual, self.tolerance)
+        self.evidence.record_comparison(comparison)
+        return comparison
+
+    # ----------------------------------------------------------------- Hypothesis
+
+    @contextlib.contextmanager
+    def capture_hypothesis_reports(self) -> Iterator[list[str]]:
+        """Collect what Hypothesis reports (the falsifying example or program) in this thread."""
+        from hypothesis.reporting import with_reporter
+
+        lines: list[str] = []
+        with with_reporter(lambda value: lines.append(str(value))):
+            yield lines
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)

@@ -1,0 +1,217 @@
+"""Running checks: one worker thread per check, a timeout, and statuses that never hide.
+
+Every check runs and is reported. A check runs in its own daemon thread so that a
+decoder that never returns costs one check its timeout, not the whole run; its exceptions
+are sorted into statuses:
+
+- returned normally -> ``passed`` (unless it exercised nothing: then ``failed``);
+- :class:`~conformance.outcomes.CheckFailed` (including decoder errors) or a timeout ->
+  ``failed``;
+- :class:`~conformance.outcomes.CheckSkipped` -> ``skipped``;
+- anything else -> ``error``: a bug in the kit, reported with its traceback.
+
+Then declared expected failures apply: a failure of a check listed in
+``DecoderSpec.expected_failures`` becomes ``xfailed``; a pass becomes ``failed`` (the
+expectation is stale and must be removed); errors stay errors.
+
+Seeds: each check gets its own seed derived from the run seed and its id, so
+``--check ID --seed N`` replays exactly what that check did inside the full run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import secrets
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from conformance.checks import CHECK_IDS, Check, get_check
+from conformance.harness import CheckContext
+from conformance.outcomes import CheckCancelled, CheckFailed, CheckSkipped
+from conformance.profiles import DEFAULT_PROFILE, Profile, get_profile
+from conformance.results import Certification, CheckResult, Status
+from conformance.spec import DecoderSpec
+
+__all__ = ["certify", "check_seed", "environment", "new_seed", "run_check", "validate_expected_failures"]
+
+
+def new_seed() -> int:
+    """A fresh random run seed (recorded in the certification so the run can be replayed)."""
+    return secrets.randbits(32)
+
+
+def check_seed(run_seed: int, check_id: str) -> int:
+    """The seed one check uses inside a run: stable across Python processes and versions."""
+    digest = hashlib.sha256(f"{run_seed}:{check_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def validate_expected_failures(spec: DecoderSpec) -> None:
+    """``ValueError`` if ``spec.expected_failures`` names a check that does not exist."""
+    unknown = sorted(set(spec.expected_failures) - set(CHECK_IDS))
+    if unknown:
+        raise ValueError(
+            f"DecoderSpec {spec.name!r}: expected_failures names unknown check(s) {unknown}; "
+            f"known checks: {', '.join(CHECK_IDS)}"
+        )
+
+
+def run_check(
+    spec: DecoderSpec,
+    check_id: str,
+    *,
+    profile: str = DEFAULT_PROFILE,
+    seed: int | None = None,
+    target: str | None = None,
+) -> CheckResult:
+    """Run one check on ``spec``. ``seed=None`` draws one (see ``result.evidence['seed']``)."""
+    validate_expected_failures(spec)
+    check = get_check(check_id)
+    return _run(spec, check, get_profile(profile), new_seed() if seed is None else seed, target)
+
+
+def certify(
+    spec: DecoderSpec,
+    *,
+    profile: str = DEFAULT_PROFILE,
+    seed: int | None = None,
+    check_ids: Sequence[str] | None = None,
+    target: str | None = None,
+) -> Certification:
+    """Run every check (or ``check_ids``) on ``spec`` and collect the results.
+
+    ``target`` is the ``MODULE:ATTR`` string the spec came from, used in replay commands
+    (``<TARGET>`` when not given). Raises ``ValueError`` for an unknown profile or unknown
+    ids in ``spec.expected_failures``, ``KeyError`` for unknown ``check_ids``.
+    """
+    chosen = get_profile(profile)
+    validate_expected_failures(spec)
+    checks = [get_check(i) for i in (CHECK_IDS if check_ids is None else check_ids)]
+    run_seed = new_seed() if seed is None else seed
+    results = [_run(spec, check, chosen, run_seed, target) for check in checks]
+    return Certification(
+        decoder=spec.name,
+        results=results,
+        seed=run_seed,
+        profile=chosen.name,
+        environment=environment(spec),
+    )
+
+
+def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, target: str | None) -> CheckResult:
+    ctx = CheckContext(
+        spec,
+        profile,
+        check_id=check.id,
+        seed=check_seed(run_seed, check.id),
+        run_seed=run_seed,
+        target=target,
+    )
+    timeout = spec.check_timeout_s or profile.check_timeout_s
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            with torch.no_grad():
+                check.function(ctx)
+            outcome.update(status="passed", message="")
+        except CheckCancelled:
+            outcome.update(status="failed", message="cancelled after the timeout")
+        except CheckSkipped as err:
+            outcome.update(status="skipped", message=str(err))
+        except CheckFailed as err:
+            outcome.update(status="failed", message=str(err))
+        except BaseException as err:  # noqa: BLE001 - a kit bug must be reported, not raised
+            outcome.update(
+                status="error",
+                message=(
+                    f"internal error in the conformance kit while running {check.id} "
+                    f"({type(err).__name__}: {err}); please report it with this traceback:\n"
+                    + "".join(traceback.format_exception(err))
+                ),
+            )
+
+    started = time.perf_counter()
+    worker = threading.Thread(target=work, name=f"conformance-{check.id}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    duration = time.perf_counter() - started
+    if worker.is_alive():
+        ctx.cancel()
+        call = ctx.current_call()
+        outcome = {
+            "status": "failed",
+            "message": (
+                f"{check.id} did not return within {timeout:g} s; "
+                + (f"the decoder call in progress: {call}" if call else "no decoder call was in progress")
+                + ". A decoder that hangs or is far slower than expected fails; raise "
+                "DecoderSpec.check_timeout_s if it is merely slow."
+            ),
+        }
+    status: Status = outcome["status"]
+    message: str = outcome["message"]
+    if status == "passed" and not ctx.evidence.exercised:
+        status, message = "failed", (
+            f"{check.id} exercised nothing (no examples, decoder calls, mapper queries or "
+            "comparisons), so its pass would be vacuous"
+        )
+    status, message = _apply_expectation(spec, check.id, status, message)
+    if status in ("failed", "xfailed"):
+        message = f"{message}\nReplay: {ctx.replay_command}"
+    evidence = ctx.evidence.as_dict()
+    evidence["seed"] = ctx.seed
+    evidence["run_seed"] = run_seed
+    return CheckResult(check.id, status, message, duration, evidence)
+
+
+def _apply_expectation(spec: DecoderSpec, check_id: str, status: Status, message: str) -> tuple[Status, str]:
+    reason = spec.expected_failures.get(check_id)
+    if reason is None:
+        return status, message
+    if status == "failed":
+        return "xfailed", f"expected failure ({reason}): {message}"
+    if status == "passed":
+        return "failed", (
+            f"stale expected failure: {check_id} passed, but DecoderSpec.expected_failures says "
+            f"it fails ({reason}); remove it from expected_failures"
+        )
+    if status == "skipped":
+        return "skipped", f"{message} (declared expected failure: {reason})"
+    return status, message
+
+
+def environment(spec: DecoderSpec) -> dict[str, Any]:
+    """Versions and hardware a certification ran on, for the report."""
+    import hypothesis
+
+    from conformance import __version__
+
+    env: dict[str, Any] = {
+        "kit_version": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "hypothesis": hypothesis.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(spec.torch_device),
+        "dtype": str(spec.dtype).removeprefix("torch."),
+        "output_dtype": str(spec.resolved_output_dtype).removeprefix("torch."),
+        "cuda_available": torch.cuda.is_available(),
+    }
+    if torch.version.cuda:
+        env["cuda"] = torch.version.cuda
+    if torch.backends.cudnn.is_available():
+        env["cudnn"] = torch.backends.cudnn.version()
+    if spec.torch_device.type == "cuda" and torch.cuda.is_available():
+        env["device_name"] = torch.cuda.get_device_name(spec.torch_device)
+    return env

@@ -1,0 +1,228 @@
+"""What a decoder author hands the kit: a :class:`DecoderSpec`, and how targets are loaded.
+
+A *target* is the string ``MODULE:ATTR`` naming a spec in the author's code, so the
+command line, the pytest plugin and CI can all find the same decoder. ``ATTR`` may be a
+dotted path inside the module, and may name a :class:`DecoderSpec`, a list or tuple of
+them, or a zero-argument callable returning either.
+"""
+
+from __future__ import annotations
+
+import importlib
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from flashdreams.infra.decoder import StreamingVideoDecoder
+
+__all__ = ["AXES", "DecoderSpec", "TargetError", "load_target"]
+
+#: The five axes a layout string orders: batch, channels, time, height, width.
+AXES = "BCTHW"
+
+
+def _check_layout(name: str, layout: object) -> None:
+    if not isinstance(layout, str) or sorted(layout) != sorted(AXES):
+        raise ValueError(
+            f"DecoderSpec.{name} must be a permutation of the letters {AXES!r} "
+            f"(e.g. 'BCTHW' or 'BTCHW'), got {layout!r}"
+        )
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecoderSpec:
+    """Describes one decoder under test: how to build it and what to feed it.
+
+    Required:
+        name: a readable name, used in test ids and reports.
+        factory: zero-argument callable returning a fresh ``StreamingVideoDecoder``,
+            already on ``device`` in ``dtype`` and in the mode it is used in (usually eval).
+        latent_channels: channels of the latent input.
+        latent_size: latent (height, width) the checks decode; keep it small.
+
+    Optional:
+        layout: input axes, a permutation of ``B C T H W``.
+        output_layout: output axes; defaults to ``layout``.
+        output_channels: pixel channels of the output.
+        batch_size: batch the checks decode with; > 1 enables the batch independence check.
+        dtype: dtype of the latents fed to the decoder, and the default output dtype.
+        output_dtype: dtype the output must have, when it differs from ``dtype``.
+        device: where latents are placed and where outputs must be.
+        cache_context: keyword arguments for ``initialize_autoregressive_cache``.
+        atol, rtol: override the dtype's default tolerance (see :mod:`conformance.tolerances`).
+        expected_failures: check id -> reason; such a check must fail (reported ``xfailed``),
+            and one that passes fails certification as a stale expectation.
+        check_timeout_s: seconds each check may run before it is reported as hanging;
+            ``None`` uses the profile's default.
+        max_chunk_frames: most latent frames the decoder accepts in one call; the kit then
+            never calls with more, including the one-call reference decodes.
+    """
+
+    name: str
+    factory: Callable[[], StreamingVideoDecoder[Any]]
+    latent_channels: int
+    latent_size: tuple[int, int]
+    layout: str = "BCTHW"
+    output_layout: str | None = None
+    output_channels: int = 3
+    batch_size: int = 1
+    dtype: torch.dtype = torch.float32
+    output_dtype: torch.dtype | None = None
+    device: str | torch.device = "cpu"
+    cache_context: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    atol: float | None = None
+    rtol: float | None = None
+    expected_failures: Mapping[str, str] = field(default_factory=dict, hash=False)
+    check_timeout_s: float | None = None
+    max_chunk_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"DecoderSpec.name must be a non-empty string, got {self.name!r}")
+        if not callable(self.factory):
+            raise ValueError(
+                f"DecoderSpec.factory must be a zero-argument callable returning the decoder, "
+                f"got {self.factory!r}"
+            )
+        if not _positive_int(self.latent_channels):
+            raise ValueError(
+                f"DecoderSpec.latent_channels must be a positive int, got {self.latent_channels!r}"
+            )
+        size = self.latent_size
+        if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(map(_positive_int, size))):
+            raise ValueError(
+                f"DecoderSpec.latent_size must be (height, width) of positive ints, got {size!r}"
+            )
+        object.__setattr__(self, "latent_size", (int(size[0]), int(size[1])))
+        _check_layout("layout", self.layout)
+        if self.output_layout is not None:
+            _check_layout("output_layout", self.output_layout)
+        if not _positive_int(self.output_channels):
+            raise ValueError(
+                f"DecoderSpec.output_channels must be a positive int, got {self.output_channels!r}"
+            )
+        if not _positive_int(self.batch_size):
+            raise ValueError(f"DecoderSpec.batch_size must be a positive int, got {self.batch_size!r}")
+        for name in ("dtype", "output_dtype"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, torch.dtype):
+                raise ValueError(f"DecoderSpec.{name} must be a torch.dtype, got {value!r}")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"DecoderSpec.device is not a torch device: {self.device!r} ({err})") from None
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            ):
+                raise ValueError(f"DecoderSpec.{name} must be a non-negative number, got {value!r}")
+        if self.check_timeout_s is not None and not (
+            isinstance(self.check_timeout_s, (int, float)) and self.check_timeout_s > 0
+        ):
+            raise ValueError(
+                f"DecoderSpec.check_timeout_s must be a positive number of seconds, got "
+                f"{self.check_timeout_s!r}"
+            )
+        if self.max_chunk_frames is not None and not _positive_int(self.max_chunk_frames):
+            raise ValueError(
+                f"DecoderSpec.max_chunk_frames must be a positive int, got {self.max_chunk_frames!r}"
+            )
+        if not isinstance(self.cache_context, Mapping):
+            raise ValueError(
+                f"DecoderSpec.cache_context must be a mapping of keyword arguments, got "
+                f"{self.cache_context!r}"
+            )
+        if not isinstance(self.expected_failures, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.expected_failures.items()
+        ):
+            raise ValueError(
+                "DecoderSpec.expected_failures must map check ids to reasons (both strings), got "
+                f"{self.expected_failures!r}"
+            )
+        # Read-only copies: a spec is a value, and the caller's dicts may change later.
+        object.__setattr__(self, "cache_context", MappingProxyType(dict(self.cache_context)))
+        object.__setattr__(
+            self, "expected_failures", MappingProxyType(dict(self.expected_failures))
+        )
+
+    @property
+    def resolved_output_layout(self) -> str:
+        """The output layout, ``layout`` when not given."""
+        return self.output_layout or self.layout
+
+    @property
+    def resolved_output_dtype(self) -> torch.dtype:
+        """The output dtype, ``dtype`` when not given."""
+        return self.output_dtype or self.dtype
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+
+class TargetError(Exception):
+    """A target string could not be turned into decoder specs (the CLI exits with 2)."""
+
+
+_TARGET_HINT = "expected MODULE:ATTR, e.g. 'reference_decoders.toy:toy_spec'"
+
+
+def load_target(target: str) -> list[DecoderSpec]:
+    """Load the decoder specs a ``MODULE:ATTR`` target names.
+
+    Raises:
+        TargetError: with a message saying which part failed: the syntax, the import
+            (with the exception), the attribute, the callable, or the type of the value.
+    """
+    if not isinstance(target, str) or target.count(":") != 1:
+        raise TargetError(f"bad target {target!r}: {_TARGET_HINT}")
+    module_name, attr_path = (part.strip() for part in target.split(":"))
+    if not module_name or not attr_path:
+        raise TargetError(f"bad target {target!r}: {_TARGET_HINT}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # noqa: BLE001 - any import failure is the target's fault
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        raise TargetError(
+            f"target {target!r}: importing module {module_name!r} failed with "
+            f"{type(err).__name__}: {err} (at {where.filename}:{where.lineno}); is it installed "
+            "or on sys.path (run from the directory that contains it)?"
+        ) from err
+    value: Any = module
+    for i, part in enumerate(attr_path.split(".")):
+        if not hasattr(value, part):
+            owner = ".".join([module_name] + attr_path.split(".")[:i])
+            public = sorted(n for n in dir(value) if not n.startswith("_"))[:20]
+            raise TargetError(
+                f"target {target!r}: {owner!r} has no attribute {part!r}"
+                + (f"; it has: {', '.join(public)}" if public else "")
+            )
+        value = getattr(value, part)
+    if callable(value) and not isinstance(value, DecoderSpec):
+        try:
+            value = value()
+        except Exception as err:  # noqa: BLE001
+            raise TargetError(
+                f"target {target!r}: calling {attr_path}() failed with {type(err).__name__}: {err}"
+            ) from err
+    specs = [value] if isinstance(value, DecoderSpec) else value
+    if (
+        not isinstance(specs, (list, tuple))
+        or not specs
+        or not all(isinstance(spec, DecoderSpec) for spec in specs)
+    ):
+        raise TargetError(
+            f"target {target!r} gave {type(value).__name__} {value!r:.200}; expected a "
+            "conformance.DecoderSpec, a non-empty list or tuple of them, or a zero-argument "
+            "callable returning one of those"
+        )
+    return list(specs)
