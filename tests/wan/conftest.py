@@ -1,0 +1,80 @@
+"""Fixtures for the Wan decoder tests: diffusers reference models and their checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from reference_decoders.wan import WanVAEDecoder, WanVAEDecoderConfig
+
+from .helpers import SMALL, SMALL_PUBLISHED_BLOCKS, randomize_decoder_, to_official_layout
+
+
+@dataclass
+class ParityCase:
+    """A diffusers ``AutoencoderKLWan`` with seeded random weights, saved in both layouts."""
+
+    architecture: dict[str, Any]
+    vae: Any
+    diffusers_path: Path  # diffusers layout, safetensors
+    official_path: Path  # official Wan2.1_VAE.pth layout, torch.save zip pickle
+
+    def decoder(self, layout: str, dtype: torch.dtype = torch.float32) -> WanVAEDecoder:
+        path = self.diffusers_path if layout == "diffusers" else self.official_path
+        config = WanVAEDecoderConfig(
+            checkpoint_path=str(path), device="cpu", dtype=dtype, **self.architecture
+        )
+        return config.setup()
+
+
+def _make_case(
+    tmp_path_factory: pytest.TempPathFactory, name: str, architecture: dict[str, Any], seed: int
+) -> ParityCase:
+    diffusers = pytest.importorskip("diffusers")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # diffusers' own init of the (ignored) encoder weights
+        vae = diffusers.AutoencoderKLWan(**architecture).eval()
+    randomize_decoder_(vae, seed)
+    state = {key: value.detach().clone().contiguous() for key, value in vae.state_dict().items()}
+
+    folder = tmp_path_factory.mktemp(name)
+    diffusers_path = folder / "diffusion_pytorch_model.safetensors"
+    safetensors_torch.save_file(state, str(diffusers_path))
+    official_path = folder / "Wan2.1_VAE.pth"
+    torch.save(to_official_layout(state, architecture.get("num_res_blocks", 2)), official_path)
+    return ParityCase(architecture, vae, diffusers_path, official_path)
+
+
+@pytest.fixture(scope="session")
+def small_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
+    return _make_case(tmp_path_factory, "small", SMALL, seed=1)
+
+
+@pytest.fixture(scope="session")
+def small_published_blocks_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
+    return _make_case(tmp_path_factory, "small3", SMALL_PUBLISHED_BLOCKS, seed=2)
+
+
+@pytest.fixture(scope="session")
+def full_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
+    """The published architecture (base width 96, ~73M decoder parameters)."""
+    return _make_case(tmp_path_factory, "full", {}, seed=3)
+
+
+@pytest.fixture
+def float64_diffusers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let diffusers' Wan upsampler run in float64.
+
+    ``WanUpsample`` computes its nearest-neighbour upsample in float32 and casts back, a
+    workaround for old bf16 kernels. For float32 and bfloat16 that round trip is exact
+    (nearest only copies values); for float64 it would round every activation to float32
+    and hide exactness under float32 noise. Plain ``nn.Upsample`` is the same operation
+    without the cast.
+    """
+    module = pytest.importorskip("diffusers.models.autoencoders.autoencoder_kl_wan")
+    monkeypatch.setattr(module.WanUpsample, "forward", torch.nn.Upsample.forward)

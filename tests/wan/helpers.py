@@ -1,0 +1,169 @@
+"""Shared by the Wan decoder tests: chunked decoding, the diffusers reference, checkpoints.
+
+The reference semantics is diffusers' ``AutoencoderKLWan`` decoding one latent frame at a
+time (its ``decode`` does exactly that). The tests write seeded random weights into a
+diffusers model, save them in both published layouts, and load them through the decoder's
+own loader, so no downloaded weights are needed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from reference_decoders.wan import WanVAEDecoder
+
+#: Small but complete: both temporal upsamplers, the spatial-only one, attention,
+#: width-changing shortcuts. Two residual blocks per up stage (the kit's CI config).
+SMALL = dict(base_dim=8, num_res_blocks=1)
+#: Same, with the published three residual blocks per up stage: the official layout's
+#: flat block indices depend on that count.
+SMALL_PUBLISHED_BLOCKS = dict(base_dim=8, num_res_blocks=2)
+
+
+def decode_in_chunks(
+    decoder: WanVAEDecoder, latents: torch.Tensor, plan: Sequence[int]
+) -> torch.Tensor:
+    """Decode ``latents`` ``[B, T, C, h, w]`` as one rollout cut into ``plan`` chunks."""
+    assert sum(plan) == latents.shape[1], (plan, latents.shape)
+    cache = decoder.initialize_autoregressive_cache()
+    outputs, start = [], 0
+    for index, length in enumerate(plan):
+        chunk = latents[:, start : start + length]
+        outputs.append(decoder(input=chunk, autoregressive_index=index, cache=cache))
+        start += length
+    return torch.cat(outputs, dim=1)
+
+
+def compositions(total: int) -> Iterator[list[int]]:
+    """Every chunk plan of ``total`` frames (2 ** (total - 1) of them)."""
+    for cuts in range(2 ** (total - 1)):
+        plan, length = [], 1
+        for bit in range(total - 1):
+            if cuts >> bit & 1:
+                plan.append(length)
+                length = 1
+            else:
+                length += 1
+        yield plan + [length]
+
+
+def random_plans(total: int, count: int, seed: int) -> list[list[int]]:
+    """``count`` seeded random chunk plans of ``total`` frames."""
+    rng = random.Random(seed)
+    plans = []
+    for _ in range(count):
+        plan, left = [], total
+        while left:
+            length = rng.randint(1, left)
+            plan.append(length)
+            left -= length
+        plans.append(plan)
+    return plans
+
+
+def randomize_decoder_(vae: Any, seed: int) -> None:
+    """Seeded random decoder-side weights, in place, scaled so activations stay O(1).
+
+    Unlike a trained or default-initialized model, every RMS-norm scale differs from 1 and
+    every bias from 0, so a scale or bias loaded into the wrong place changes the output.
+    Encoder weights keep diffusers' init: the decoder must ignore them anyway.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in vae.state_dict().items():
+        if not key.startswith(("decoder.", "post_quant_conv.")):
+            continue
+        noise = torch.randn(value.shape, generator=generator, dtype=torch.float64)
+        if key.endswith(".gamma"):
+            state[key] = 1.0 + 0.2 * noise
+        elif key.endswith(".bias"):
+            state[key] = 0.1 * noise
+        else:  # conv weight [out, in, *kernel]: variance-preserving scale
+            state[key] = noise / value[0].numel() ** 0.5
+    vae.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=False)
+
+
+def diffusers_frame_by_frame(vae: Any, latents: torch.Tensor) -> torch.Tensor:
+    """diffusers' reference decode of normalized latents ``[B, T, C, h, w]``, as ``[B, T', 3, H, W]``.
+
+    Written out rather than calling ``vae.decode`` so the reference semantics is explicit:
+    de-normalize with the published statistics (``z * std + mean``, what diffusers'
+    pipelines do before ``decode``), the post-quant conv, then the decoder one latent
+    frame at a time with ``first_chunk`` on the first, then the clamp to [-1, 1].
+    """
+    dtype = next(vae.parameters()).dtype
+    mean = torch.tensor(vae.config.latents_mean, dtype=dtype).view(1, -1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std, dtype=dtype).view(1, -1, 1, 1, 1)
+    z = latents.to(dtype).transpose(1, 2) * std + mean
+    with torch.no_grad():
+        vae.clear_cache()
+        x = vae.post_quant_conv(z)
+        frames = []
+        for i in range(x.shape[2]):
+            frames.append(
+                vae.decoder(
+                    x[:, :, i : i + 1],
+                    feat_cache=vae._feat_map,
+                    feat_idx=[0],
+                    first_chunk=i == 0,
+                )
+            )
+        vae.clear_cache()
+    return torch.cat(frames, dim=2).clamp(-1.0, 1.0).transpose(1, 2)
+
+
+_OFFICIAL_RESNET_PARTS = {
+    "norm1": "residual.0",
+    "conv1": "residual.2",
+    "norm2": "residual.3",
+    "conv2": "residual.6",
+    "conv_shortcut": "shortcut",
+}
+
+
+def to_official_layout(
+    state: dict[str, torch.Tensor], num_res_blocks: int
+) -> dict[str, torch.Tensor]:
+    """Rename a diffusers ``AutoencoderKLWan`` state dict to the ``Wan2.1_VAE.pth`` layout.
+
+    Independent of the loader under test (it maps from the loader's own module names):
+    written from the official module structure, where the decoder's up stages are one
+    flat ``upsamples`` list of ``num_res_blocks + 1`` residual blocks and an upsampler
+    per stage, residual blocks are ``nn.Sequential``s, the middle is ``[res, attn, res]``
+    and the head is ``[norm, SiLU, conv]``. Encoder keys are kept (renamed only where
+    shared rules apply); the loader ignores them.
+    """
+    per_stage = num_res_blocks + 2
+    official = {}
+    for key, value in state.items():
+        new = re.sub(
+            r"\.resnets\.(\d+)\.(norm1|conv1|norm2|conv2|conv_shortcut)\.",
+            lambda m: f".resnets.{m[1]}.{_OFFICIAL_RESNET_PARTS[m[2]]}.",
+            key,
+        )
+        new = re.sub(r"^quant_conv\.", "conv1.", new)
+        new = re.sub(r"^post_quant_conv\.", "conv2.", new)
+        new = re.sub(r"^decoder\.conv_in\.", "decoder.conv1.", new)
+        new = re.sub(r"^decoder\.mid_block\.resnets\.0\.", "decoder.middle.0.", new)
+        new = re.sub(r"^decoder\.mid_block\.attentions\.0\.", "decoder.middle.1.", new)
+        new = re.sub(r"^decoder\.mid_block\.resnets\.1\.", "decoder.middle.2.", new)
+        new = re.sub(
+            r"^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.",
+            lambda m: f"decoder.upsamples.{int(m[1]) * per_stage + int(m[2])}.",
+            new,
+        )
+        new = re.sub(
+            r"^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.",
+            lambda m: f"decoder.upsamples.{int(m[1]) * per_stage + num_res_blocks + 1}.",
+            new,
+        )
+        new = re.sub(r"^decoder\.norm_out\.", "decoder.head.0.", new)
+        new = re.sub(r"^decoder\.conv_out\.", "decoder.head.2.", new)
+        assert new not in official, f"two keys renamed to {new}"
+        official[new] = value
+    return official
