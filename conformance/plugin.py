@@ -38,7 +38,7 @@ nothing for the plugin being installed.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from conformance.results import CheckResult
     from conformance.spec import DecoderSpec
 
-__all__ = ["ConformanceItem", "conformance_tests"]
+__all__ = ["ConformanceItem", "session_profile", "session_seed"]
 
 MARKER = "conformance"
 DEFAULT_PROFILE = "default"
@@ -203,7 +203,7 @@ class TargetCollector(pytest.Collector):
         specs = load_target(self.target)
         names = [spec.name for spec in specs]
         for spec in specs:
-            _check_expected_failures(spec)
+            validate_spec_for_collection(spec)
             name = spec.name if names.count(spec.name) == 1 else f"{spec.name}#{names.index(spec.name)}"
             yield DecoderCollector.from_parent(self, name=name, spec=spec, target=self.target)
 
@@ -269,14 +269,14 @@ class ConformanceItem(pytest.Item):
         self.result: CheckResult | None = None
 
     def runtest(self) -> None:
-        result = _run(self.config, self.spec, self.check_id, self.target)
+        result = run_in_session(self.config, self.spec, self.check_id, self.target)
         self.result = result
         self.user_properties.extend(_properties(result, self.config))
         if result.status in ("failed", "error"):
             failure = ConformanceFailure(result, self.target)
-            self.config.stash[_FAILED].append(failure)
+            record_failure(self.config, failure)
             raise failure
-        _apply_non_failure(result)
+        apply_non_failure(result)
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException]) -> str | TerminalRepr:  # type: ignore[override]
         if isinstance(excinfo.value, ConformanceFailure):
@@ -298,76 +298,6 @@ class ConformanceItem(pytest.Item):
 
 
 # ---------------------------------------------------------------------------------
-# The module-level helper
-
-
-def conformance_tests(
-    spec_or_target: DecoderSpec | Sequence[DecoderSpec] | str,
-    *,
-    checks: Sequence[str] | None = None,
-    profile: str | None = None,
-    seed: int | None = None,
-) -> Callable[..., None]:
-    """Return a parametrized pytest test that runs the kit's checks on a decoder.
-
-    Bind it to a ``test_*`` name in a test module; pytest then collects one test per
-    (decoder, check), with ids ``<decoder name>-<check id>``::
-
-        from conformance import conformance_tests
-
-        test_toy = conformance_tests("reference_decoders.toy:toy_spec")
-        test_quick_subset = conformance_tests(my_spec, checks=["chunked_decode_matches_full_decode"])
-
-    Args:
-        spec_or_target: a ``DecoderSpec``, a list of them, or a ``MODULE:ATTR`` target
-            string (loaded now, at collection; a bad target fails collection of the
-            module with the loader's message).
-        checks: check ids to run (default: all, in the kit's order).
-        profile: Hypothesis profile; default: ``--conformance-profile`` or "default".
-        seed: Hypothesis seed; default: ``--conformance-seed`` or the session's seed.
-    """
-    from conformance.checks import ALL_CHECKS, get_check
-
-    target = spec_or_target if isinstance(spec_or_target, str) else None
-    specs = _resolve_specs(spec_or_target)
-    for spec in specs:
-        _check_expected_failures(spec)
-    check_ids = [get_check(check_id).id for check_id in checks] if checks is not None else [
-        check.id for check in ALL_CHECKS
-    ]
-    cases = [(spec, check_id) for spec in specs for check_id in check_ids]
-    names = [spec.name for spec in specs]
-    ids = [
-        f"{spec.name if names.count(spec.name) == 1 else f'{spec.name}#{specs.index(spec)}'}-{check_id}"
-        for spec, check_id in cases
-    ]
-
-    @pytest.mark.conformance
-    @pytest.mark.parametrize("conformance_case", cases, ids=ids)
-    def test_conformance(conformance_case: tuple[DecoderSpec, str], pytestconfig: pytest.Config) -> None:
-        spec, check_id = conformance_case
-        result = _run(pytestconfig, spec, check_id, target, profile=profile, seed=seed)
-        if result.status in ("failed", "error"):
-            from conformance.report import format_failure
-
-            failure = ConformanceFailure(result, target)
-            pytestconfig.stash.setdefault(_FAILED, []).append(failure)
-            used_seed = seed if seed is not None else session_seed(pytestconfig)
-            used_profile = profile or session_profile(pytestconfig)
-            pytest.fail(
-                format_failure(
-                    result,
-                    replay=failure.replay_commands(seed=used_seed, profile=used_profile),
-                ),
-                pytrace=False,
-            )
-        _apply_non_failure(result)
-
-    test_conformance.__doc__ = f"Conformance checks of {', '.join(names)} (conformance kit)."
-    return test_conformance
-
-
-# ---------------------------------------------------------------------------------
 # Shared helpers
 
 
@@ -375,34 +305,19 @@ class _SpecError(ValueError):
     """A loaded spec is unusable as written (for example an unknown expected-failure id)."""
 
 
-def _resolve_specs(spec_or_target: Any) -> list[DecoderSpec]:
-    from conformance.spec import DecoderSpec, load_target
-
-    if isinstance(spec_or_target, str):
-        return list(load_target(spec_or_target))
-    if isinstance(spec_or_target, DecoderSpec):
-        return [spec_or_target]
-    if isinstance(spec_or_target, (list, tuple)) and spec_or_target and all(
-        isinstance(spec, DecoderSpec) for spec in spec_or_target
-    ):
-        return list(spec_or_target)
-    raise TypeError(
-        "conformance_tests() expects a DecoderSpec, a non-empty list of DecoderSpec or a "
-        f"'MODULE:ATTR' target string, got {type(spec_or_target).__name__}: {spec_or_target!r}"
-    )
-
-
-def _check_expected_failures(spec: DecoderSpec) -> None:
+def validate_spec_for_collection(spec: DecoderSpec) -> None:
     """Reject unknown ids in ``expected_failures`` at collection, before any check runs."""
-    from conformance.checks import ALL_CHECKS
+    from conformance.runner import validate_expected_failures
 
-    known = {check.id for check in ALL_CHECKS}
-    unknown = sorted(set(spec.expected_failures) - known)
-    if unknown:
-        raise _SpecError(
-            f"decoder {spec.name!r} lists unknown check id(s) in expected_failures: "
-            f"{', '.join(unknown)}. Known check ids: {', '.join(sorted(known))}"
-        )
+    try:
+        validate_expected_failures(spec)
+    except ValueError as error:
+        raise _SpecError(str(error)) from None
+
+
+def record_failure(config: pytest.Config, failure: ConformanceFailure) -> None:
+    """Remember a failed check for the replay section of the terminal summary."""
+    config.stash.setdefault(_FAILED, []).append(failure)
 
 
 def _is_target_error(error: BaseException) -> bool:
@@ -411,7 +326,7 @@ def _is_target_error(error: BaseException) -> bool:
     return isinstance(error, TargetError)
 
 
-def _run(
+def run_in_session(
     config: pytest.Config,
     spec: DecoderSpec,
     check_id: str,
@@ -420,6 +335,7 @@ def _run(
     profile: str | None = None,
     seed: int | None = None,
 ) -> CheckResult:
+    """Run one check with this session's profile and seed unless told otherwise."""
     from conformance.runner import run_check
 
     return run_check(
@@ -431,7 +347,7 @@ def _run(
     )
 
 
-def _apply_non_failure(result: CheckResult) -> None:
+def apply_non_failure(result: CheckResult) -> None:
     """Turn a result that is not a failure into pytest's outcome (pass, skip, xfail)."""
     if result.status == "passed":
         return

@@ -300,13 +300,18 @@ def _is_number(value: Any) -> bool:
 
 
 def format_failure(result: CheckResult, *, replay: Sequence[str] = ()) -> str:
-    """What a person needs to act on a failed check: the check's message, then how to replay."""
+    """What a person needs to act on a failed check: the check's message, then how to replay.
+
+    Replay commands the message already spells out (the engine adds the CLI one) are not
+    repeated.
+    """
     lines = [f"conformance check {result.check_id} {result.status}:"]
     message = result.message.strip() or "(the check gave no message)"
     lines += ["  " + line for line in message.splitlines()]
     highlights = evidence_highlights(result.evidence)
     if highlights:
         lines.append(f"  evidence: {highlights}")
+    replay = [command for command in replay if command not in result.message]
     if replay:
         lines.append("replay with:")
         lines += [f"  {command}" for command in replay]

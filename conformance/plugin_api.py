@@ -1,0 +1,124 @@
+"""Certify a decoder from a test module: ``test_x = conformance_tests(spec_or_target)``.
+
+The command-line option ``--conformance-decoder`` suits a one-off run; a decoder's own
+repository usually wants its certification to be part of its test suite, without
+anyone remembering an option. This helper returns an ordinary parametrized pytest test
+that runs each check through the same engine call and outcome mapping as the plugin
+(:mod:`conformance.plugin`), and honours ``--conformance-profile`` and
+``--conformance-seed``.
+
+It is re-exported as ``conformance.conformance_tests`` (loaded lazily, so importing
+``conformance`` alone does not import pytest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from conformance.plugin import (
+    ConformanceFailure,
+    apply_non_failure,
+    record_failure,
+    run_in_session,
+    session_profile,
+    session_seed,
+    validate_spec_for_collection,
+)
+
+if TYPE_CHECKING:
+    from conformance.spec import DecoderSpec
+
+__all__ = ["conformance_tests"]
+
+
+def conformance_tests(
+    spec_or_target: DecoderSpec | Sequence[DecoderSpec] | str,
+    *,
+    checks: Sequence[str] | None = None,
+    profile: str | None = None,
+    seed: int | None = None,
+) -> Callable[..., None]:
+    """Return a parametrized pytest test that runs the kit's checks on a decoder.
+
+    Bind it to a ``test_*`` name in a test module; pytest then collects one test per
+    (decoder, check), with ids ``<decoder name>-<check id>``::
+
+        from conformance import conformance_tests
+
+        test_toy = conformance_tests("reference_decoders.toy:toy_spec")
+        test_seams = conformance_tests(my_spec, checks=["chunked_decode_matches_full_decode"])
+
+    Select with ``-k`` as usual (``-k chunked_decode``); ``-m conformance`` selects every
+    conformance test.
+
+    Args:
+        spec_or_target: a ``DecoderSpec``, a list of them, or a ``MODULE:ATTR`` target
+            string. A target is loaded now, at collection: a bad one fails collection of
+            this test module with the loader's message.
+        checks: check ids to run (default: all, in the kit's order); an unknown id
+            raises ``KeyError`` listing the known ones.
+        profile: Hypothesis profile; default: ``--conformance-profile``, else "default".
+        seed: Hypothesis seed; default: ``--conformance-seed``, else the session's seed
+            (printed in the pytest header).
+    """
+    from conformance.checks import ALL_CHECKS, get_check
+
+    target = spec_or_target if isinstance(spec_or_target, str) else None
+    specs = _resolve_specs(spec_or_target)
+    for spec in specs:
+        validate_spec_for_collection(spec)
+    if checks is None:
+        check_ids = [check.id for check in ALL_CHECKS]
+    else:
+        check_ids = [get_check(check_id).id for check_id in checks]
+    names = [spec.name for spec in specs]
+
+    def label(index: int) -> str:
+        name = names[index]
+        return name if names.count(name) == 1 else f"{name}#{index}"
+
+    cases = [(spec, check_id) for spec in specs for check_id in check_ids]
+    ids = [f"{label(i)}-{check_id}" for i in range(len(specs)) for check_id in check_ids]
+
+    @pytest.mark.conformance
+    @pytest.mark.parametrize("conformance_case", cases, ids=ids)
+    def test_conformance(conformance_case: tuple[DecoderSpec, str], pytestconfig: pytest.Config) -> None:
+        spec, check_id = conformance_case
+        result = run_in_session(pytestconfig, spec, check_id, target, profile=profile, seed=seed)
+        if result.status in ("failed", "error"):
+            from conformance.report import format_failure
+
+            failure = ConformanceFailure(result, target)
+            record_failure(pytestconfig, failure)
+            used_seed = seed if seed is not None else session_seed(pytestconfig)
+            used_profile = profile or session_profile(pytestconfig)
+            pytest.fail(
+                format_failure(result, replay=failure.replay_commands(seed=used_seed, profile=used_profile)),
+                pytrace=False,
+            )
+        apply_non_failure(result)
+
+    test_conformance.__doc__ = f"Conformance checks of {', '.join(names)} (conformance kit)."
+    return test_conformance
+
+
+def _resolve_specs(spec_or_target: Any) -> list[DecoderSpec]:
+    from conformance.spec import DecoderSpec, load_target
+
+    if isinstance(spec_or_target, str):
+        return list(load_target(spec_or_target))
+    if isinstance(spec_or_target, DecoderSpec):
+        return [spec_or_target]
+    if (
+        isinstance(spec_or_target, (list, tuple))
+        and spec_or_target
+        and all(isinstance(spec, DecoderSpec) for spec in spec_or_target)
+    ):
+        return list(spec_or_target)
+    raise TypeError(
+        "conformance_tests() expects a DecoderSpec, a non-empty list of DecoderSpec or a "
+        f"'MODULE:ATTR' target string, got {type(spec_or_target).__name__}: {spec_or_target!r}"
+    )
