@@ -247,12 +247,12 @@ def batch_elements_are_independent(ctx: CheckContext) -> None:
     the first replaced by other latents, then with only the first replaced; the untouched
     elements' outputs must not change (tolerance). Skipped when ``batch_size == 1``.
     """
+    decoder = ctx.decoder()  # a decoder that cannot be built fails, even with batch 1
     batch = ctx.spec.batch_size
     if batch == 1:
         raise CheckSkipped(
             "DecoderSpec.batch_size is 1; set batch_size > 1 to check batch independence"
         )
-    decoder = ctx.decoder()
     plan = rollout_plan(ctx, 3)
     frames = sum(plan)
     base = ctx.latents(LatentSequence.of(0, frames))

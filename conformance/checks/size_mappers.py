@@ -12,7 +12,7 @@ from typing import Any
 from conformance.checks.registry import promise
 from conformance.harness import CheckContext, describe_exception
 from conformance.latents import LatentSequence
-from conformance.outcomes import CheckFailed
+from conformance.outcomes import CheckFailed, DecoderError
 
 __all__ = [
     "decoded_sizes_match_mappers",
@@ -52,6 +52,8 @@ def ratios_are_positive_constant_ints(ctx: CheckContext) -> None:
 
     What: reads both properties on a fresh decoder, after creating a cache, and after a
     two-step rollout; each read must be the same positive ``int`` (``bool`` is rejected).
+    If the cache or forward fails, only the reads before that are compared (those
+    failures belong to other checks).
     """
     decoder = ctx.decoder()
     readings: list[tuple[str, int, int]] = []
@@ -63,11 +65,21 @@ def ratios_are_positive_constant_ints(ctx: CheckContext) -> None:
         readings.append((moment, spatial, temporal))
 
     read("on a fresh decoder")
-    cache = ctx.new_cache(decoder)
-    read("after initialize_autoregressive_cache")
-    latents = ctx.latents(LatentSequence.of(0, 2))
-    ctx.decode_plan(decoder, latents, (1, 1), cache=cache)
-    read("after a two-step rollout")
+    # Reading again after using the decoder shows the ratios are constants, not state. A
+    # decoder whose cache or forward fails is caught by the checks for those promises;
+    # here it only limits how much constancy can be observed.
+    try:
+        cache = ctx.new_cache(decoder)
+    except DecoderError as err:
+        ctx.evidence.note("not_observed_after_cache", str(err))
+    else:
+        read("after initialize_autoregressive_cache")
+        try:
+            ctx.decode_plan(decoder, ctx.latents(LatentSequence.of(0, 2)), (1, 1), cache=cache)
+        except DecoderError as err:
+            ctx.evidence.note("not_observed_after_forward", str(err))
+        else:
+            read("after a two-step rollout")
     ctx.evidence.examples += len(readings)
     first = readings[0]
     for moment, spatial, temporal in readings[1:]:

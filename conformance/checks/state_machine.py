@@ -13,8 +13,15 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, multiple, precondition, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    multiple,
+    precondition,
+    rule,
+)
 
 from conformance.checks._common import plan_text
 from conformance.checks.registry import promise
@@ -24,7 +31,7 @@ from conformance.outcomes import CheckFailed
 from conformance.properties import run_machine
 from conformance.strategies import chunk_sizes
 
-__all__ = ["RolloutState", "rollout_state_machine"]
+__all__ = ["RolloutDriver", "RolloutState", "rollout_state_machine", "run_scripted_program"]
 
 
 @dataclass
@@ -48,6 +55,114 @@ class RolloutState:
         return f"<rollout {self.label}: plan {plan_text(self.plan)}{origin}>"
 
 
+class RolloutDriver:
+    """Starts, steps, forks and finishes rollouts, checking every step against the
+    memoized one-call decode. Used by the Hypothesis state machine and by the scripted
+    program every certification runs first."""
+
+    def __init__(self, ctx: CheckContext, decoder: Any, max_frames: int) -> None:
+        self.ctx = ctx
+        self.decoder = decoder
+        self.max_frames = max_frames
+        self.started = 0
+        self.live = 0
+        self.program: list[str] = []
+
+    def _new(self, cache: Any, **fields: Any) -> RolloutState:
+        self.started += 1
+        self.live += 1
+        self.ctx.evidence.rollouts += 1
+        return RolloutState(label=f"r{self.started}", cache=cache, stream=self.started, **fields)
+
+    def start(self) -> RolloutState:
+        rollout = self._new(self.ctx.new_cache(self.decoder))
+        self.program.append(f"{rollout.label} = start()")
+        return rollout
+
+    def step(self, rollout: RolloutState, frames: int) -> None:
+        ctx = self.ctx
+        frames = min(frames, self.max_frames - rollout.sequence.length)
+        if frames <= 0:
+            return  # this rollout has seen as many frames as the profile allows
+        self.program.append(f"step({rollout.label}, frames={frames})")
+        sequence = rollout.sequence.then(rollout.stream, frames)
+        ar = rollout.next_index
+        chunk = ctx.latents(sequence)[:, :, -frames:]
+        out = ctx.forward(self.decoder, chunk, ar, rollout.cache)
+        full = ctx.full_decode(self.decoder, sequence)
+        plan = rollout.plan + [frames]
+        where = (
+            f"rollout {rollout.label}"
+            + (f" (forked from {rollout.forked_from})" if rollout.forked_from else "")
+            + f", chunk plan so far {plan_text(plan)}, step at AR {ar} with {frames} latent "
+            f"frame(s)"
+        )
+        begin = rollout.emitted
+        if begin + out.frames != full.shape[2]:
+            raise CheckFailed(
+                f"{where}: the rollout has now returned {begin + out.frames} pixel frames in "
+                f"total, but the one-call decode of the same {sequence.length} latent frames "
+                f"gives {full.shape[2]}"
+            )
+        comparison = ctx.compare(full[:, :, begin:], out.output)
+        if not comparison.ok:
+            raise CheckFailed(
+                f"{where}: output differs from pixel frames {begin}..{full.shape[2] - 1} of the "
+                f"one-call decode of this rollout's {sequence.length} latent frames: "
+                f"{comparison.describe(frame_offset=begin)}"
+            )
+        rollout.sequence, rollout.plan, rollout.emitted = sequence, plan, begin + out.frames
+
+    def fork(self, rollout: RolloutState) -> RolloutState | None:
+        """A deep copy continuing with its own latents; ``None`` if deepcopy is unsupported."""
+        try:
+            cache = copy.deepcopy(rollout.cache)
+        except Exception as err:  # noqa: BLE001 - unsupported forking is reported, not failed
+            self.ctx.evidence.note("fork_unsupported", describe_exception(err))
+            return None
+        self.ctx.evidence.extra["forks"] = self.ctx.evidence.extra.get("forks", 0) + 1
+        forked = self._new(
+            cache,
+            sequence=rollout.sequence,
+            plan=list(rollout.plan),
+            emitted=rollout.emitted,
+            forked_from=rollout.label,
+        )
+        self.program.append(f"{forked.label} = fork({rollout.label})")
+        return forked
+
+    def finish(self, rollout: RolloutState) -> None:
+        self.program.append(f"finish({rollout.label})")
+        rollout.cache = None
+        self.live -= 1
+
+
+def run_scripted_program(ctx: CheckContext, driver: RolloutDriver) -> None:
+    """A fixed program covering the basic interleavings, run before the random search so
+    they are exercised whatever Hypothesis draws: a multi-frame first chunk, a fork after
+    it stepped in the other order than its parent, a rollout started while others are
+    mid-way, and a rollout started after one finished."""
+    ctx.evidence.examples += 1
+    a = driver.start()
+    driver.step(a, ctx.chunk_limit(3))
+    b = driver.fork(a)
+    if b is not None:
+        driver.step(b, 1)
+        driver.step(a, 1)
+    c = driver.start()
+    driver.step(c, 1)
+    driver.step(a, ctx.chunk_limit(2))
+    if b is not None:
+        driver.step(b, ctx.chunk_limit(2))
+        driver.finish(b)
+    driver.step(c, ctx.chunk_limit(2))
+    driver.finish(a)
+    d = driver.start()
+    driver.step(d, ctx.chunk_limit(2))
+    driver.step(c, 1)
+    driver.step(d, 1)
+
+
 @promise("state_machine")
 def rollout_state_machine(ctx: CheckContext) -> None:
     """Any program of concurrent rollouts (start, step with any chunk length, fork, finish)
@@ -59,11 +174,13 @@ def rollout_state_machine(ctx: CheckContext) -> None:
     parent, a chunk seam that breaks only after another rollout ran a longer chunk) slip
     past fixed scenarios.
 
-    What: a ``RuleBasedStateMachine`` with rules start / step / fork (``copy.deepcopy``) /
-    finish, up to ``max_rollouts`` live rollouts, each fed its own latent stream (a fork
-    continues with a new stream, so branches see different latents). After every step the
-    new output must equal the matching pixel frames of the memoized one-call decode of
-    that rollout's latents, and the rollout's total frame count must equal the one-call
+    What: first a fixed program covering the basic interleavings (multi-frame first
+    chunk, fork then step both, rollouts started mid-way and after a finish); then a
+    ``RuleBasedStateMachine`` with rules start / step / fork (``copy.deepcopy``) / finish,
+    up to ``max_rollouts`` live rollouts, each fed its own latent stream (a fork continues
+    with a new stream, so branches see different latents). After every step the new
+    output must equal the matching pixel frames of the memoized one-call decode of that
+    rollout's latents, and the rollout's total frame count must equal the one-call
     decode's. Hypothesis shrinks a failure to a minimal program, reported with the
     rollout, its chunk plan, the AR index and the first mismatching frame.
     """
@@ -73,82 +190,43 @@ def rollout_state_machine(ctx: CheckContext) -> None:
     max_chunk = ctx.chunk_limit(3)
     max_live = max(2, profile.max_rollouts)
 
+    scripted = RolloutDriver(ctx, decoder, max_frames)
+    try:
+        run_scripted_program(ctx, scripted)
+    except CheckFailed as err:
+        program = "\n".join("    " + line for line in scripted.program)
+        raise type(err)(f"{err}\nFailing program (fixed, run before the random search):\n{program}") from err
+
     class StreamingRollouts(RuleBasedStateMachine):
         rollouts = Bundle("rollouts")
 
         def __init__(self) -> None:
             super().__init__()
-            self.live = 0
-            self.started = 0
-            self.fork_error: str | None = None
+            self.driver = RolloutDriver(ctx, decoder, max_frames)
             ctx.evidence.examples += 1
 
-        def _new(self, cache: Any, **fields: Any) -> RolloutState:
-            self.started += 1
-            self.live += 1
-            ctx.evidence.rollouts += 1
-            return RolloutState(label=f"r{self.started}", cache=cache, stream=self.started, **fields)
+        @initialize(target=rollouts)
+        def first(self) -> RolloutState:
+            return self.driver.start()
 
-        @precondition(lambda self: self.live < max_live)
+        @precondition(lambda self: self.driver.live < max_live)
         @rule(target=rollouts)
         def start(self) -> RolloutState:
-            return self._new(ctx.new_cache(decoder))
+            return self.driver.start()
 
         @rule(rollout=rollouts, frames=chunk_sizes(max_chunk))
         def step(self, rollout: RolloutState, frames: int) -> None:
-            frames = min(frames, max_frames - rollout.sequence.length)
-            if frames <= 0:
-                return  # this rollout has seen as many frames as the profile allows
-            sequence = rollout.sequence.then(rollout.stream, frames)
-            ar = rollout.next_index
-            chunk = ctx.latents(sequence)[:, :, -frames:]
-            out = ctx.forward(decoder, chunk, ar, rollout.cache)
-            full = ctx.full_decode(decoder, sequence)
-            plan = rollout.plan + [frames]
-            where = (
-                f"rollout {rollout.label}"
-                + (f" (forked from {rollout.forked_from})" if rollout.forked_from else "")
-                + f", chunk plan so far {plan_text(plan)}, step at AR {ar} with {frames} latent "
-                f"frame(s)"
-            )
-            begin = rollout.emitted
-            if begin + out.frames != full.shape[2]:
-                raise CheckFailed(
-                    f"{where}: the rollout has now returned {begin + out.frames} pixel frames in "
-                    f"total, but the one-call decode of the same {sequence.length} latent frames "
-                    f"gives {full.shape[2]}"
-                )
-            comparison = ctx.compare(full[:, :, begin:], out.output)
-            if not comparison.ok:
-                raise CheckFailed(
-                    f"{where}: output differs from pixel frames {begin}..{full.shape[2] - 1} of the "
-                    f"one-call decode of this rollout's {sequence.length} latent frames: "
-                    f"{comparison.describe(frame_offset=begin)}"
-                )
-            rollout.sequence, rollout.plan, rollout.emitted = sequence, plan, begin + out.frames
+            self.driver.step(rollout, frames)
 
-        @precondition(lambda self: self.live < max_live)
+        @precondition(lambda self: self.driver.live < max_live)
         @rule(target=rollouts, rollout=rollouts)
         def fork(self, rollout: RolloutState) -> Any:
-            try:
-                cache = copy.deepcopy(rollout.cache)
-            except Exception as err:  # noqa: BLE001 - unsupported forking is reported, not failed
-                self.fork_error = describe_exception(err)
-                ctx.evidence.note("fork_unsupported", self.fork_error)
-                return multiple()
-            ctx.evidence.extra["forks"] = ctx.evidence.extra.get("forks", 0) + 1
-            return self._new(
-                cache,
-                sequence=rollout.sequence,
-                plan=list(rollout.plan),
-                emitted=rollout.emitted,
-                forked_from=rollout.label,
-            )
+            forked = self.driver.fork(rollout)
+            return multiple() if forked is None else forked
 
         @rule(rollout=consumes(rollouts))
         def finish(self, rollout: RolloutState) -> None:
-            rollout.cache = None
-            self.live -= 1
+            self.driver.finish(rollout)
 
     run_machine(
         ctx,
