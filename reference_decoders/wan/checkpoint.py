@@ -213,14 +213,19 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            # A file object, not the path: torch.load would hand a path ending in
+            # ".safetensors" to safetensors whatever the content.
+            with path.open("rb") as handle:
+                loaded = torch.load(handle, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise UnsafeCheckpointError(
                 f"refused to load {path}: the pickle needs more than tensors and plain "
-                f"containers, so it was not unpickled (weights_only=True; no code from it "
-                f"ran). torch said: {reason}"
+                f"containers ({_unpickler_reason(error)}), so it was not unpickled "
+                "(weights_only=True; no code from it ran). Re-save it as a plain state dict "
+                "or as safetensors from a trusted environment."
             ) from error
+        except Exception as error:  # a truncated or corrupt archive
+            raise CheckpointError(f"could not read {path} as a PyTorch checkpoint: {error}") from error
     elif len(head) == 9 and head[8:9] == b"{":
         loaded = _read_safetensors(path)
     else:
@@ -241,6 +246,15 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return {str(key): value for key, value in loaded.items()}
 
 
+def _unpickler_reason(error: Exception) -> str:
+    """The line of torch's long weights-only message that says what was refused."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].split(". Please")[0].strip()
+    return lines[0] if lines else type(error).__name__
+
+
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         from safetensors.torch import load_file
@@ -249,7 +263,10 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             f"{path} is a safetensors file, and reading it needs the 'safetensors' package "
             "(pip install safetensors)"
         ) from error
-    return load_file(str(path), device="cpu")
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as error:  # safetensors raises its own error type for bad headers
+        raise CheckpointError(f"could not read {path} as safetensors: {error}") from error
 
 
 def load_decoder_weights(

@@ -1,0 +1,267 @@
+"""Checkpoint loading: layout detection, key mapping, refusals with clear errors.
+
+Checkpoints are written by the tests (see ``conftest``), then read by the real loader
+through ``WanVAEDecoderConfig(checkpoint_path=...).setup()``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from reference_decoders.wan import (
+    CheckpointError,
+    CheckpointMismatchError,
+    UnsafeCheckpointError,
+    WanVAEDecoder,
+    WanVAEDecoderConfig,
+)
+from reference_decoders.wan.checkpoint import checkpoint_key, detect_layout, read_state_dict
+from reference_decoders.wan.model import WanVAEDecoderNetwork
+
+from .conftest import ParityCase
+from .helpers import SMALL, to_official_layout
+
+# Names and shapes in the published Wan2.1_VAE.pth for the default architecture: a spot
+# check of the official layout that does not go through any mapping code.
+PUBLISHED_OFFICIAL_KEYS: dict[str, tuple[int, ...]] = {
+    "conv2.weight": (16, 16, 1, 1, 1),
+    "decoder.conv1.weight": (384, 16, 3, 3, 3),
+    "decoder.middle.0.residual.0.gamma": (384, 1, 1, 1),
+    "decoder.middle.0.residual.2.weight": (384, 384, 3, 3, 3),
+    "decoder.middle.1.norm.gamma": (384, 1, 1),
+    "decoder.middle.1.to_qkv.weight": (1152, 384, 1, 1),
+    "decoder.middle.1.proj.weight": (384, 384, 1, 1),
+    "decoder.middle.2.residual.6.bias": (384,),
+    "decoder.upsamples.0.residual.3.gamma": (384, 1, 1, 1),
+    "decoder.upsamples.3.time_conv.weight": (768, 384, 3, 1, 1),
+    "decoder.upsamples.3.resample.1.weight": (192, 384, 3, 3),
+    "decoder.upsamples.4.shortcut.weight": (384, 192, 1, 1, 1),
+    "decoder.upsamples.4.residual.0.gamma": (192, 1, 1, 1),
+    "decoder.upsamples.7.time_conv.weight": (768, 384, 3, 1, 1),
+    "decoder.upsamples.7.resample.1.weight": (192, 384, 3, 3),
+    "decoder.upsamples.8.residual.2.weight": (192, 192, 3, 3, 3),
+    "decoder.upsamples.11.resample.1.weight": (96, 192, 3, 3),
+    "decoder.upsamples.14.residual.6.weight": (96, 96, 3, 3, 3),
+    "decoder.head.0.gamma": (96, 1, 1, 1),
+    "decoder.head.2.weight": (3, 96, 3, 3, 3),
+}
+
+
+def _small_config(path: Path | str, **overrides: Any) -> WanVAEDecoderConfig:
+    return WanVAEDecoderConfig(checkpoint_path=str(path), device="cpu", **{**SMALL, **overrides})
+
+
+def _expected_names(layout: str, **architecture: Any) -> dict[str, tuple[int, ...]]:
+    config = WanVAEDecoderConfig(device="cpu", **architecture)
+    network = WanVAEDecoderNetwork(config)
+    return {
+        checkpoint_key(name, layout, config.num_res_blocks): tuple(value.shape)  # type: ignore[arg-type]
+        for name, value in network.state_dict().items()
+    }
+
+
+def _save_official(state: dict[str, torch.Tensor], path: Path) -> Path:
+    torch.save(state, path)
+    return path
+
+
+def test_official_names_match_the_published_layout() -> None:
+    expected = _expected_names("official")
+    for key, shape in PUBLISHED_OFFICIAL_KEYS.items():
+        assert expected.get(key) == shape, key
+    # conv2 (2) + conv1 (2) + middle (2 blocks x 6 + attention 5) + 12 up blocks x 6
+    # + one shortcut (2) + 3 resample convs (6) + 2 time convs (4) + head (3)
+    assert len(expected) == 108
+
+
+def test_diffusers_names_match_autoencoder_kl_wan() -> None:
+    diffusers = pytest.importorskip("diffusers")
+    for architecture in ({}, SMALL):
+        with torch.device("meta"):
+            vae = diffusers.AutoencoderKLWan(**architecture)
+        theirs = {
+            key: tuple(value.shape)
+            for key, value in vae.state_dict().items()
+            if key.startswith(("decoder.", "post_quant_conv."))
+        }
+        assert _expected_names("diffusers", **architecture) == theirs
+
+
+def test_official_names_match_an_independent_rename(small_published_blocks_case: ParityCase) -> None:
+    state = read_state_dict(small_published_blocks_case.official_path)
+    decoder_side = {
+        key: tuple(value.shape)
+        for key, value in state.items()
+        if not key.startswith(("encoder.", "conv1."))
+    }
+    assert _expected_names("official", base_dim=8, num_res_blocks=2) == decoder_side
+
+
+def test_layout_is_detected_from_keys_not_file_names(small_case: ParityCase, tmp_path: Path) -> None:
+    # A safetensors file named .pth and a torch zip named .safetensors both load.
+    renamed_safetensors = tmp_path / "weights.pth"
+    renamed_safetensors.write_bytes(small_case.diffusers_path.read_bytes())
+    renamed_pickle = tmp_path / "weights.safetensors"
+    renamed_pickle.write_bytes(small_case.official_path.read_bytes())
+
+    assert _small_config(renamed_safetensors).setup().checkpoint_layout == "diffusers"
+    assert _small_config(renamed_pickle).setup().checkpoint_layout == "official"
+
+    # The official layout saved as safetensors, and the diffusers layout as a pickle.
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    official_st = tmp_path / "official.safetensors"
+    safetensors_torch.save_file(read_state_dict(small_case.official_path), str(official_st))
+    diffusers_pt = _save_official(read_state_dict(small_case.diffusers_path), tmp_path / "d.pt")
+    assert _small_config(official_st).setup().checkpoint_layout == "official"
+    assert _small_config(diffusers_pt).setup().checkpoint_layout == "diffusers"
+
+
+def test_encoder_and_quant_conv_keys_are_ignored(small_case: ParityCase, tmp_path: Path) -> None:
+    state = read_state_dict(small_case.official_path)
+    assert any(key.startswith("encoder.") for key in state) and "conv1.weight" in state
+    decoder_only = {k: v for k, v in state.items() if not k.startswith(("encoder.", "conv1."))}
+    full = _small_config(small_case.official_path).setup()
+    stripped = _small_config(_save_official(decoder_only, tmp_path / "dec.pth")).setup()
+    for (name, a), (_, b) in zip(full.state_dict().items(), stripped.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_missing_unexpected_and_mis_shaped_keys_are_named(
+    small_published_blocks_case: ParityCase, tmp_path: Path
+) -> None:
+    state = read_state_dict(small_published_blocks_case.official_path)
+    del state["decoder.head.2.bias"]
+    del state["decoder.upsamples.4.shortcut.weight"]
+    state["decoder.upsamples.99.residual.0.gamma"] = torch.ones(8, 1, 1, 1)
+    state["model_ema.step"] = torch.tensor(3)
+    state["decoder.middle.1.proj.weight"] = torch.zeros(32, 32, 3, 3)
+    path = _save_official(state, tmp_path / "broken.pth")
+
+    with pytest.raises(CheckpointMismatchError) as caught:
+        _small_config(path, num_res_blocks=2).setup()
+    error = caught.value
+    assert error.layout == "official"
+    assert sorted(error.missing) == ["decoder.head.2.bias", "decoder.upsamples.4.shortcut.weight"]
+    assert sorted(error.unexpected) == ["decoder.upsamples.99.residual.0.gamma", "model_ema.step"]
+    assert error.mismatched == [("decoder.middle.1.proj.weight", (32, 32, 1, 1), (32, 32, 3, 3))]
+    message = str(error)
+    for key in (*error.missing, *error.unexpected, "decoder.middle.1.proj.weight", str(path)):
+        assert key in message
+    assert "[32, 32, 3, 3]" in message and "[32, 32, 1, 1]" in message
+
+
+def test_architecture_mismatch_lists_mis_shaped_keys(small_case: ParityCase) -> None:
+    with pytest.raises(CheckpointMismatchError) as caught:
+        _small_config(small_case.diffusers_path, base_dim=16).setup()
+    assert caught.value.layout == "diffusers"
+    assert ("decoder.conv_in.weight", (64, 16, 3, 3, 3), (32, 16, 3, 3, 3)) in caught.value.mismatched
+    assert "base_dim" in str(caught.value)
+
+    with pytest.raises(CheckpointMismatchError) as caught:
+        _small_config(small_case.diffusers_path, num_res_blocks=2).setup()
+    assert "decoder.up_blocks.0.resnets.2.conv1.weight" in caught.value.missing
+
+
+class _Payload:
+    """Unpickling this would call ``exec``: writes a marker file as proof it ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+@pytest.mark.parametrize("container", ["torch.save", "bare pickle"])
+def test_malicious_pickle_is_refused_without_running_it(tmp_path: Path, container: str) -> None:
+    marker = tmp_path / "payload_ran"
+    state = {"decoder.conv1.weight": _Payload(marker), "conv2.weight": torch.zeros(16, 16, 1, 1, 1)}
+    path = tmp_path / "Wan2.1_VAE.pth"
+    if container == "torch.save":
+        torch.save(state, path)
+    else:
+        path.write_bytes(pickle.dumps(state, protocol=2))
+
+    with pytest.raises(UnsafeCheckpointError, match="refused to load") as caught:
+        _small_config(path).setup()
+    assert "weights_only" in str(caught.value)
+    assert not marker.exists()
+
+    # The payload is live: an unrestricted load would have run it.
+    if container == "torch.save":
+        torch.load(path, weights_only=False)
+    else:
+        pickle.loads(path.read_bytes())
+    assert marker.read_text() == "ran"
+
+
+def test_layout_detection_refusals() -> None:
+    with pytest.raises(CheckpointError, match="mixes"):
+        detect_layout(["decoder.conv1.weight", "post_quant_conv.weight"])
+    with pytest.raises(CheckpointError, match="no Wan 2.1 VAE decoder keys"):
+        detect_layout(["encoder.conv1.weight", "transformer.blocks.0.weight"])
+
+
+def test_malformed_files_are_refused_with_clear_errors(
+    small_case: ParityCase, tmp_path: Path
+) -> None:
+    sources = ((small_case.official_path, "a PyTorch checkpoint"), (small_case.diffusers_path, "safetensors"))
+    for source, kind in sources:
+        truncated = tmp_path / f"truncated{source.suffix}"
+        truncated.write_bytes(source.read_bytes()[:-64])
+        with pytest.raises(CheckpointError, match=f"could not read .* as {kind}"):
+            _small_config(truncated).setup()
+
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="neither a PyTorch checkpoint"):
+        _small_config(garbage).setup()
+
+    tensor_only = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), tensor_only)
+    with pytest.raises(CheckpointError, match="expected a state dict"):
+        _small_config(tensor_only).setup()
+
+    nested = tmp_path / "nested.pth"
+    torch.save({"state_dict": {"decoder.conv1.weight": torch.zeros(1)}, "epoch": 3}, nested)
+    with pytest.raises(CheckpointError, match="not a flat state dict"):
+        _small_config(nested).setup()
+
+    with pytest.raises(CheckpointError, match="is a directory"):
+        _small_config(tmp_path).setup()
+    with pytest.raises(FileNotFoundError):
+        _small_config(tmp_path / "missing.pth").setup()
+
+
+def test_safetensors_missing_gives_an_install_hint(
+    small_case: ParityCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)
+    with pytest.raises(CheckpointError, match="pip install safetensors"):
+        _small_config(small_case.diffusers_path).setup()
+
+
+def test_checkpoint_weights_are_cast_to_the_configured_dtype(small_case: ParityCase) -> None:
+    decoder: WanVAEDecoder = _small_config(small_case.official_path, dtype="bf16").setup()
+    assert {p.dtype for p in decoder.parameters()} == {torch.bfloat16}
+    state = read_state_dict(small_case.official_path)
+    assert torch.equal(
+        decoder.network.conv_in.weight, state["decoder.conv1.weight"].to(torch.bfloat16)
+    )
+
+
+def test_official_rename_helper_round_trips_known_names() -> None:
+    """The test's own rename (used to write official files) agrees with the spot check."""
+    diffusers = pytest.importorskip("diffusers")
+    with torch.device("meta"):
+        vae = diffusers.AutoencoderKLWan()
+    renamed = to_official_layout(dict(vae.state_dict()), num_res_blocks=2)
+    for key, shape in PUBLISHED_OFFICIAL_KEYS.items():
+        assert tuple(renamed[key].shape) == shape, key
