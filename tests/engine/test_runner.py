@@ -1,0 +1,186 @@
+"""Runner semantics: every check runs and is reported, whatever the decoder does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import conformance.runner as runner
+from conformance import ALL_CHECKS, Certification, certify, run_check
+from conformance.checks import Check
+from conformance.outcomes import CheckSkipped
+from reference_decoders.toy import toy_spec
+
+from .decoders import (
+    RELEASE_HUNG,
+    FactoryRaises,
+    ForwardHangs,
+    ForwardRaises,
+    ForwardReturnsTuple,
+    spec_for,
+)
+
+ALL_IDS = [check.id for check in ALL_CHECKS]
+DECODING_CHECKS = [
+    "decoded_sizes_match_mappers",
+    "chunked_decode_matches_full_decode",
+    "forward_accepts_keyword_call",
+    "rollout_state_machine",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_hung_threads() -> Iterator[None]:
+    yield
+    RELEASE_HUNG.set()
+
+
+def test_factory_that_raises_fails_every_check_naming_the_factory() -> None:
+    certification = certify(spec_for(FactoryRaises, "factory-raises"), profile="quick", seed=0)
+    assert [r.check_id for r in certification.results] == ALL_IDS
+    for result in certification.results:
+        assert result.status == "failed", (result.check_id, result.message)
+        assert "factory" in result.message and "FileNotFoundError" in result.message
+        assert "weights.safetensors" in result.message
+    assert not certification.certified
+
+
+def test_forward_that_raises_fails_decoding_checks_naming_the_call() -> None:
+    certification = certify(spec_for(ForwardRaises, "forward-raises"), profile="quick", seed=0)
+    assert "error" not in {r.status for r in certification.results}
+    for check_id in DECODING_CHECKS:
+        result = certification.result(check_id)
+        assert result.status == "failed"
+        assert "forward at AR 0" in result.message and "RuntimeError: out of cheese" in result.message
+    assert certification.result("temporal_mappers_round_trip").status == "passed"
+    assert certification.result("ratios_are_positive_constant_ints").status == "passed"
+
+
+def test_wrong_return_type_is_a_failure_saying_what_was_expected() -> None:
+    result = run_check(spec_for(ForwardReturnsTuple, "tuple"), "forward_accepts_keyword_call", profile="quick", seed=0)
+    assert result.status == "failed"
+    assert "returned tuple" in result.message and "expected a torch.Tensor" in result.message
+
+
+def test_hanging_forward_times_out_and_the_other_checks_still_run() -> None:
+    spec = spec_for(ForwardHangs, "hangs", check_timeout_s=0.3)
+    chosen = ["temporal_mappers_round_trip", "forward_accepts_keyword_call", "decoding_is_deterministic"]
+    started = time.perf_counter()
+    certification = certify(spec, profile="quick", seed=0, check_ids=chosen)
+    assert time.perf_counter() - started < 10
+    statuses = {r.check_id: r.status for r in certification.results}
+    assert statuses == {
+        "temporal_mappers_round_trip": "passed",
+        "forward_accepts_keyword_call": "failed",
+        "decoding_is_deterministic": "failed",
+    }
+    message = certification.result("forward_accepts_keyword_call").message
+    assert "did not return within 0.3 s" in message and "forward at AR 0" in message
+
+
+def _fake_check(monkeypatch: pytest.MonkeyPatch, function) -> str:  # type: ignore[no-untyped-def]
+    check = Check(id="forward_accepts_keyword_call", category="forward_contract", function=function)
+    monkeypatch.setattr(runner, "get_check", lambda check_id: check)
+    return check.id
+
+
+def test_a_bug_in_the_kit_is_an_error_with_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def buggy(ctx) -> None:  # type: ignore[no-untyped-def]
+        ctx.evidence.examples += 1
+        {}["missing"]
+
+    check_id = _fake_check(monkeypatch, buggy)
+    result = run_check(toy_spec(), check_id, seed=0)
+    assert result.status == "error"
+    assert "internal error in the conformance kit" in result.message
+    assert "KeyError" in result.message and "Traceback" in result.message
+
+
+def test_a_pass_that_exercised_nothing_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    check_id = _fake_check(monkeypatch, lambda ctx: None)
+    result = run_check(toy_spec(), check_id, seed=0)
+    assert result.status == "failed" and "exercised nothing" in result.message
+
+
+def test_skip_keeps_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    def skip(ctx) -> None:  # type: ignore[no-untyped-def]
+        raise CheckSkipped("deepcopy unsupported: because")
+
+    check_id = _fake_check(monkeypatch, skip)
+    result = run_check(toy_spec(), check_id, seed=0)
+    assert (result.status, result.message) == ("skipped", "deepcopy unsupported: because")
+
+
+def test_expected_failures_become_xfailed_and_stale_ones_fail() -> None:
+    spec = spec_for(
+        ForwardRaises,
+        "expected",
+        expected_failures={
+            "forward_accepts_keyword_call": "no kernels on this machine",
+            "temporal_mappers_round_trip": "believed broken",
+        },
+    )
+    checks = ["forward_accepts_keyword_call", "temporal_mappers_round_trip", "decoded_sizes_match_mappers"]
+    certification = certify(spec, profile="quick", seed=0, check_ids=checks)
+    xfailed = certification.result("forward_accepts_keyword_call")
+    assert xfailed.status == "xfailed"
+    assert "no kernels on this machine" in xfailed.message and "out of cheese" in xfailed.message
+    stale = certification.result("temporal_mappers_round_trip")
+    assert stale.status == "failed" and "stale expected failure" in stale.message
+    assert certification.result("decoded_sizes_match_mappers").status == "failed"
+    assert not certification.certified
+
+
+def test_xfailed_alone_does_not_block_certification() -> None:
+    spec = spec_for(ForwardRaises, "xfail-only", expected_failures={"forward_accepts_keyword_call": "known"})
+    certification = certify(spec, profile="quick", seed=0, check_ids=["forward_accepts_keyword_call"])
+    assert certification.certified and certification.counts()["xfailed"] == 1
+
+
+def test_unknown_expected_failure_ids_are_rejected_up_front() -> None:
+    spec = toy_spec(expected_failures={"no_such_check": "typo"})
+    with pytest.raises(ValueError, match="no_such_check"):
+        certify(spec)
+    with pytest.raises(ValueError, match="no_such_check"):
+        run_check(spec, "forward_accepts_keyword_call")
+
+
+def test_bad_profile_and_check_ids_are_rejected() -> None:
+    with pytest.raises(ValueError, match="quick"):
+        certify(toy_spec(), profile="fast")
+    with pytest.raises(KeyError, match="forward_accepts_keyword_call"):
+        certify(toy_spec(), check_ids=["forward_accepts"])
+
+
+def test_seed_is_recorded_and_replays_exactly() -> None:
+    checks = ["chunked_decode_matches_full_decode", "rollout_state_machine"]
+    first = certify(toy_spec(), profile="quick", check_ids=checks)
+    assert isinstance(first.seed, int)
+    again = certify(toy_spec(), profile="quick", seed=first.seed, check_ids=checks)
+    for a, b in zip(first.results, again.results):
+        assert a.evidence == b.evidence
+    # A check run alone sees exactly what it saw inside the full run.
+    alone = run_check(toy_spec(), "rollout_state_machine", profile="quick", seed=first.seed)
+    assert alone.evidence == first.result("rollout_state_machine").evidence
+
+
+def test_failure_messages_carry_the_replay_command() -> None:
+    result = run_check(spec_for(ForwardRaises, "r"), "chunked_decode_matches_full_decode", profile="quick", seed=11, target="pkg.mod:spec")
+    assert result.status == "failed"
+    assert (
+        "python -m conformance certify pkg.mod:spec --check chunked_decode_matches_full_decode "
+        "--seed 11 --profile quick"
+    ) in result.message
+    assert "Falsifying example" in result.message
+
+
+def test_certification_records_the_environment() -> None:
+    certification = certify(toy_spec(), profile="quick", seed=3, check_ids=["forward_accepts_keyword_call"])
+    assert isinstance(certification, Certification)
+    env = certification.environment
+    for key in ("kit_version", "python", "torch", "hypothesis", "platform", "device", "dtype"):
+        assert key in env
+    assert env["device"] == "cpu" and env["dtype"] == "float32"
+    assert (certification.seed, certification.profile, certification.decoder) == (3, "quick", "toy-causal")
