@@ -12,32 +12,33 @@ Two ways to use it:
   collects one test per (decoder, check) with node ids
   ``<target>::<decoder name>::<check id>``; ``-k`` matches the check id, the decoder
   name, the target or the check's category (``-k cache_isolation``). The checks are
-  collected next to the project's own tests; ``-m conformance`` keeps only them.
+  collected next to the project's own tests; ``-m conformance`` keeps only them. A
+  target that cannot be loaded is a collection error naming the target and the reason.
 
-- from a test module, without any option::
+- from a test module, without any option (see :mod:`conformance.plugin_api`)::
 
       from conformance import conformance_tests
 
       test_my_decoder = conformance_tests("pkg.mod:spec")   # or a DecoderSpec
 
-  which is one parametrized test with ids ``<decoder name>-<check id>``.
-
 Either way a check's outcome maps onto pytest's: passed -> pass, failed/error ->
 failure that shows the check's own message (not a traceback through the kit),
 skipped -> skip with the reason, xfailed -> xfail. One Hypothesis seed is drawn per
-pytest session (or taken from ``--conformance-seed``), shared by every check, and
-printed in the header and, when a check failed, in the summary with the command that
-replays it. ``--conformance-profile`` picks the Hypothesis profile (quick, default,
-thorough).
+pytest session (or taken from ``--conformance-seed``), shared by every check and by
+every pytest-xdist worker, and printed in the header; when a check fails, the summary
+lists the commands that replay it. ``--conformance-profile`` picks the Hypothesis
+profile (quick, default, thorough). Each check also leaves ``conformance_*`` entries in
+``item.user_properties`` (status, seed, profile, evidence), which pytest writes into
+JUnit XML.
 
-The engine (``conformance.runner``, ``conformance.spec``, ...) is imported only when
-a check is collected or run, so a pytest session that certifies nothing pays almost
-nothing for the plugin being installed.
+The engine is imported only when a check is collected or run; the cost of having the
+plugin installed is whatever ``import conformance`` costs.
 """
 
 from __future__ import annotations
 
 import random
+import shlex
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -50,17 +51,28 @@ if TYPE_CHECKING:
     from conformance.results import CheckResult
     from conformance.spec import DecoderSpec
 
-__all__ = ["ConformanceItem", "session_profile", "session_seed"]
+__all__ = [
+    "REPLAY_PROPERTY",
+    "ConformanceFailure",
+    "ConformanceItem",
+    "apply_result",
+    "run_in_session",
+    "session_profile",
+    "session_seed",
+]
 
 MARKER = "conformance"
 DEFAULT_PROFILE = "default"
 
+#: ``user_properties`` key under which a failed check leaves its replay commands. The
+#: summary reads it back from the test reports, so it also works under pytest-xdist.
+REPLAY_PROPERTY = "conformance_replay"
+
 _SEED = pytest.StashKey[int]()
-_FAILED = pytest.StashKey[list["ConformanceFailure"]]()
 
 
 # ---------------------------------------------------------------------------------
-# Options, seed, header
+# Options, seed, profile
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -97,23 +109,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}: a conformance check of a streaming video decoder (conformance kit)"
     )
-    config.stash[_SEED] = _session_seed(config)
-    config.stash[_FAILED] = []
+    config.stash[_SEED] = _draw_session_seed(config)
+    config.pluginmanager.register(_ReplayLog(config), "conformance-replay-log")
     requested = config.getoption("conformance_profile")
     if requested is not None:
-        known = _known_profiles()
-        if requested not in known:
+        from conformance.profiles import PROFILES
+
+        if requested not in PROFILES:
             raise pytest.UsageError(
                 f"--conformance-profile={requested!r} is not a known profile; "
-                f"choose one of: {', '.join(known)}"
+                f"choose one of: {', '.join(PROFILES)}"
             )
 
 
-def _session_seed(config: pytest.Config) -> int:
+def _draw_session_seed(config: pytest.Config) -> int:
     """The seed every check of this session uses.
 
     Under pytest-xdist the controller draws it and hands it to its workers (see
-    :func:`pytest_configure_node`), so one printed seed replays every worker's checks.
+    :func:`pytest_configure_node`), so the one printed seed replays every worker's checks.
     """
     worker_input = getattr(config, "workerinput", None)
     if worker_input is not None and "conformance_seed" in worker_input:
@@ -127,19 +140,23 @@ def _session_seed(config: pytest.Config) -> int:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist: give every worker the controller's seed."""
-    node.workerinput["conformance_seed"] = node.config.stash[_SEED]
+    node.workerinput["conformance_seed"] = session_seed(node.config)
 
 
 def session_seed(config: pytest.Config) -> int:
     """The Hypothesis seed this pytest session's conformance checks use."""
     if _SEED not in config.stash:
-        config.stash[_SEED] = _session_seed(config)
+        config.stash[_SEED] = _draw_session_seed(config)
     return config.stash[_SEED]
 
 
 def session_profile(config: pytest.Config) -> str:
     """The Hypothesis profile this pytest session's conformance checks use."""
     return config.getoption("conformance_profile") or DEFAULT_PROFILE
+
+
+# ---------------------------------------------------------------------------------
+# Header and summary
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -154,18 +171,38 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
-def pytest_terminal_summary(terminalreporter: TerminalReporter, config: pytest.Config) -> None:
-    failures = config.stash.get(_FAILED, [])
-    if not failures:
-        return
-    seed, profile = session_seed(config), session_profile(config)
-    reporter = terminalreporter
-    reporter.section("conformance replay")
-    reporter.line(f"{len(failures)} conformance check(s) failed with seed {seed}, profile {profile!r}.")
-    reporter.line("Replay the same examples with:")
-    for failure in failures:
-        for command in failure.replay_commands(seed=seed, profile=profile):
-            reporter.line(f"  {command}")
+class _ReplayLog:
+    """Collects the replay commands of failed checks and prints them after the run.
+
+    It reads them from the test reports (``REPLAY_PROPERTY``), which pytest-xdist ships
+    from its workers to the controller, so the section appears there as well.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.replays: dict[str, list[str]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" or not report.failed:
+            return
+        for name, value in report.user_properties:
+            if name == REPLAY_PROPERTY and isinstance(value, str):
+                self.replays[report.nodeid] = value.splitlines()
+
+    def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
+        if not self.replays:
+            return
+        reporter = terminalreporter
+        reporter.section("conformance replay")
+        reporter.line(
+            f"{len(self.replays)} conformance check(s) failed with seed "
+            f"{session_seed(self.config)}, profile {session_profile(self.config)!r}. "
+            "Replay the same examples with:"
+        )
+        for nodeid, commands in self.replays.items():
+            reporter.line(nodeid)
+            for command in commands:
+                reporter.line(f"  {command}")
 
 
 # ---------------------------------------------------------------------------------
@@ -202,13 +239,17 @@ class TargetCollector(pytest.Collector):
 
         specs = load_target(self.target)
         names = [spec.name for spec in specs]
-        for spec in specs:
+        for index, spec in enumerate(specs):
             validate_spec_for_collection(spec)
-            name = spec.name if names.count(spec.name) == 1 else f"{spec.name}#{names.index(spec.name)}"
+            name = spec.name if names.count(spec.name) == 1 else f"{spec.name}#{index}"
             yield DecoderCollector.from_parent(self, name=name, spec=spec, target=self.target)
 
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException]) -> str | TerminalRepr:  # type: ignore[override]
-        if _is_target_error(excinfo.value) or isinstance(excinfo.value, _SpecError):
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: ExceptionInfo[BaseException]
+    ) -> str | TerminalRepr:
+        from conformance.spec import TargetError
+
+        if isinstance(excinfo.value, (TargetError, InvalidSpecError)):
             return f"conformance target {self.target!r} could not be loaded:\n{excinfo.value}"
         return super().repr_failure(excinfo)
 
@@ -233,29 +274,6 @@ class DecoderCollector(pytest.Collector):
             yield item
 
 
-class ConformanceFailure(Exception):
-    """Raised by :class:`ConformanceItem` when its check failed; carries the result."""
-
-    def __init__(self, result: CheckResult, target: str | None) -> None:
-        super().__init__(result.message)
-        self.result = result
-        self.target = target
-
-    def replay_commands(self, *, seed: int, profile: str) -> list[str]:
-        from conformance.report import replay_command
-
-        commands = []
-        if self.target is not None:
-            commands.append(
-                f"pytest --conformance-decoder={self.target} --conformance-seed={seed} "
-                f"--conformance-profile={profile} -k {self.result.check_id}"
-            )
-        commands.append(
-            replay_command(self.target, seed=seed, profile=profile, check_id=self.result.check_id)
-        )
-        return commands
-
-
 class ConformanceItem(pytest.Item):
     """One check of one decoder, run through the engine's ``run_check``."""
 
@@ -269,26 +287,19 @@ class ConformanceItem(pytest.Item):
         self.result: CheckResult | None = None
 
     def runtest(self) -> None:
-        result = run_in_session(self.config, self.spec, self.check_id, self.target)
-        self.result = result
-        self.user_properties.extend(_properties(result, self.config))
-        if result.status in ("failed", "error"):
-            failure = ConformanceFailure(result, self.target)
-            record_failure(self.config, failure)
-            raise failure
-        apply_non_failure(result)
+        self.result = run_in_session(self.config, self.spec, self.check_id, self.target)
+        seed, profile = session_seed(self.config), session_profile(self.config)
+        replay = [
+            f"pytest --conformance-decoder={shlex.quote(self.target or '<TARGET>')} "
+            f"--conformance-seed={seed} --conformance-profile={profile} -k {self.check_id}"
+        ]
+        apply_result(self.result, self, seed=seed, profile=profile, target=self.target, replay=replay)
 
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException]) -> str | TerminalRepr:  # type: ignore[override]
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: ExceptionInfo[BaseException]
+    ) -> str | TerminalRepr:
         if isinstance(excinfo.value, ConformanceFailure):
-            from conformance.report import format_failure
-
-            failure = excinfo.value
-            return format_failure(
-                failure.result,
-                replay=failure.replay_commands(
-                    seed=session_seed(self.config), profile=session_profile(self.config)
-                ),
-            )
+            return str(excinfo.value)
         # Anything else escaped the engine, which promises to turn decoder misbehaviour
         # into results: that is a bug in the kit, so keep the traceback.
         return super().repr_failure(excinfo)
@@ -298,11 +309,19 @@ class ConformanceItem(pytest.Item):
 
 
 # ---------------------------------------------------------------------------------
-# Shared helpers
+# Shared by the items above and by conformance.plugin_api
 
 
-class _SpecError(ValueError):
+class InvalidSpecError(ValueError):
     """A loaded spec is unusable as written (for example an unknown expected-failure id)."""
+
+
+class ConformanceFailure(Exception):
+    """A check failed (or hit a kit error); ``str()`` is the text a person acts on."""
+
+    def __init__(self, text: str, result: CheckResult) -> None:
+        super().__init__(text)
+        self.result = result
 
 
 def validate_spec_for_collection(spec: DecoderSpec) -> None:
@@ -312,18 +331,7 @@ def validate_spec_for_collection(spec: DecoderSpec) -> None:
     try:
         validate_expected_failures(spec)
     except ValueError as error:
-        raise _SpecError(str(error)) from None
-
-
-def record_failure(config: pytest.Config, failure: ConformanceFailure) -> None:
-    """Remember a failed check for the replay section of the terminal summary."""
-    config.stash.setdefault(_FAILED, []).append(failure)
-
-
-def _is_target_error(error: BaseException) -> bool:
-    from conformance.spec import TargetError
-
-    return isinstance(error, TargetError)
+        raise InvalidSpecError(str(error)) from None
 
 
 def run_in_session(
@@ -347,33 +355,42 @@ def run_in_session(
     )
 
 
-def apply_non_failure(result: CheckResult) -> None:
-    """Turn a result that is not a failure into pytest's outcome (pass, skip, xfail)."""
+def apply_result(
+    result: CheckResult,
+    node: pytest.Item,
+    *,
+    seed: int,
+    profile: str,
+    target: str | None,
+    replay: list[str],
+) -> None:
+    """Record ``result`` on ``node`` and end the test the way its status says.
+
+    passed returns; skipped and xfailed raise pytest's skip / xfail; failed and error
+    raise :class:`ConformanceFailure` carrying the check's message and the commands
+    that replay it (``replay`` for pytest, then the command line's).
+    """
+    from conformance.report import evidence_highlights, format_failure, replay_command
+
+    node.user_properties += [
+        ("conformance_status", result.status),
+        ("conformance_seed", seed),
+        ("conformance_profile", profile),
+    ]
+    highlights = evidence_highlights(result.evidence)
+    if highlights:
+        node.user_properties.append(("conformance_evidence", highlights))
     if result.status == "passed":
         return
     if result.status == "skipped":
         pytest.skip(result.message or f"{result.check_id} does not apply to this decoder")
     if result.status == "xfailed":
         pytest.xfail(result.message or f"{result.check_id} is an expected failure")
-    raise AssertionError(f"unknown check status {result.status!r} from the conformance engine")
-
-
-def _properties(result: CheckResult, config: pytest.Config) -> list[tuple[str, object]]:
-    """Per-check facts for ``item.user_properties`` (and so for pytest's JUnit XML)."""
-    from conformance.report import evidence_highlights
-
-    properties: list[tuple[str, object]] = [
-        ("conformance_status", result.status),
-        ("conformance_seed", session_seed(config)),
-        ("conformance_profile", session_profile(config)),
+    if result.status not in ("failed", "error"):
+        raise AssertionError(f"unknown check status {result.status!r} from the conformance engine")
+    commands = [
+        *replay,
+        replay_command(target, seed=seed, profile=profile, check_id=result.check_id),
     ]
-    highlights = evidence_highlights(result.evidence)
-    if highlights:
-        properties.append(("conformance_evidence", highlights))
-    return properties
-
-
-def _known_profiles() -> list[str]:
-    from conformance.profiles import PROFILES
-
-    return list(PROFILES)
+    node.user_properties.append((REPLAY_PROPERTY, "\n".join(commands)))
+    raise ConformanceFailure(format_failure(result, replay=commands), result)

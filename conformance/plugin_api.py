@@ -13,6 +13,7 @@ It is re-exported as ``conformance.conformance_tests`` (loaded lazily, so import
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,7 @@ import pytest
 
 from conformance.plugin import (
     ConformanceFailure,
-    apply_non_failure,
-    record_failure,
+    apply_result,
     run_in_session,
     session_profile,
     session_seed,
@@ -85,21 +85,28 @@ def conformance_tests(
 
     @pytest.mark.conformance
     @pytest.mark.parametrize("conformance_case", cases, ids=ids)
-    def test_conformance(conformance_case: tuple[DecoderSpec, str], pytestconfig: pytest.Config) -> None:
+    def test_conformance(
+        conformance_case: tuple[DecoderSpec, str], request: pytest.FixtureRequest
+    ) -> None:
         spec, check_id = conformance_case
-        result = run_in_session(pytestconfig, spec, check_id, target, profile=profile, seed=seed)
-        if result.status in ("failed", "error"):
-            from conformance.report import format_failure
-
-            failure = ConformanceFailure(result, target)
-            record_failure(pytestconfig, failure)
-            used_seed = seed if seed is not None else session_seed(pytestconfig)
-            used_profile = profile or session_profile(pytestconfig)
-            pytest.fail(
-                format_failure(result, replay=failure.replay_commands(seed=used_seed, profile=used_profile)),
-                pytrace=False,
+        config = request.config
+        used_seed = seed if seed is not None else session_seed(config)
+        used_profile = profile or session_profile(config)
+        result = run_in_session(
+            config, spec, check_id, target, profile=used_profile, seed=used_seed
+        )
+        replay = [
+            f"pytest {shlex.quote(request.node.nodeid)} --conformance-seed={used_seed} "
+            f"--conformance-profile={used_profile}"
+        ]
+        try:
+            apply_result(
+                result, request.node, seed=used_seed, profile=used_profile, target=target,
+                replay=replay,
             )
-        apply_non_failure(result)
+        except ConformanceFailure as failure:
+            # The message is the whole story; a traceback through the kit would bury it.
+            pytest.fail(str(failure), pytrace=False)
 
     test_conformance.__doc__ = f"Conformance checks of {', '.join(names)} (conformance kit)."
     return test_conformance

@@ -23,6 +23,9 @@ from conformance.cli import main
 TOY = "reference_decoders.toy:toy_spec"
 CHECK_IDS = [check.id for check in ALL_CHECKS]
 STATUSES = {"passed", "failed", "xfailed", "skipped", "error"}
+# A cheap mix for failure runs: the check the seam bug breaks, and two it must not.
+SOME_CHECK_IDS = ["ratios_are_positive_constant_ints", "chunked_decode_matches_full_decode", "input_is_not_modified"]
+SOME_CHECKS = [arg for check_id in SOME_CHECK_IDS for arg in ("--check", check_id)]
 
 BROKEN_DECODERS = '''
 from reference_decoders.toy import ToyDecoderConfig, ToyVideoDecoder, toy_spec
@@ -88,15 +91,38 @@ def test_certified_decoder_exits_0_prints_every_check_and_writes_the_report(work
         assert check_id in run.stdout
     assert "toy-causal: CERTIFIED" in run.stdout
     assert f"python -m conformance certify {TOY} --seed 11 --profile quick" in run.stdout
+    assert "Report: conformance-report.json" in run.stdout
+    # The report follows the schema documented in conformance.report.
     report = read_report(workdir / "conformance-report.json")
-    assert report["decoder"] == "toy-causal"
+    assert report["schema_version"] == 1
+    assert isinstance(report["kit_version"], str) and report["kit_version"]
     assert report["certified"] is True
+    assert report["decoders"][0]["decoder"] == report["decoder"] == "toy-causal"
+    assert report["seed"] == 11
+    assert report["profile"] == "quick"
+    assert report["target"] == TOY
+    environment = report["environment"]
+    for key in ("python", "torch", "device", "dtype"):
+        assert environment.get(key), key
+    assert any(key.startswith("kit") for key in environment)
+    assert environment["device"] == "cpu" and "float32" in environment["dtype"]
     assert [check["id"] for check in report["checks"]] == CHECK_IDS
+    assert sum(report["summary"].values()) == len(CHECK_IDS)
+    for check in report["checks"]:
+        assert set(check) >= {"id", "category", "status", "message", "duration_s", "evidence"}
+        assert check["status"] in STATUSES
+        assert isinstance(check["message"], str)
+        assert check["duration_s"] >= 0
+        assert isinstance(check["evidence"], dict)
+    chunked = next(c for c in report["checks"] if c["id"] == "chunked_decode_matches_full_decode")
+    # The issue asks for the largest error seen and its margin to the tolerance.
+    assert "max_abs_error" in chunked["evidence"]
+    assert "tolerance_margin" in chunked["evidence"]
 
 
 def test_broken_decoder_exits_1_and_reports_the_failing_check(workdir: Path) -> None:
     target = "broken_cli_decoders:seam_dropping"
-    run = certify(workdir, target, "--profile", "quick", "--seed", "5", "--report", "out/r.json")
+    run = certify(workdir, target, "--profile", "quick", "--seed", "5", "--report", "out/r.json", *SOME_CHECKS)
 
     assert run.returncode == 1, run.stdout + run.stderr
     assert "seam-dropping: NOT CERTIFIED" in run.stdout
@@ -108,34 +134,51 @@ def test_broken_decoder_exits_1_and_reports_the_failing_check(workdir: Path) -> 
     report = read_report(workdir / "out" / "r.json")
     statuses = {check["id"]: check["status"] for check in report["checks"]}
     assert report["certified"] is False
-    assert sorted(statuses) == sorted(CHECK_IDS)  # one failure never hides the others
+    assert sorted(statuses) == sorted(SOME_CHECK_IDS)  # one failure never hides the others
     assert statuses["chunked_decode_matches_full_decode"] == "failed"
-    assert report["checks"][CHECK_IDS.index("chunked_decode_matches_full_decode")]["message"]
     assert statuses["ratios_are_positive_constant_ints"] == "passed"
+    assert statuses["input_is_not_modified"] == "passed"
+    chunked = next(c for c in report["checks"] if c["id"] == "chunked_decode_matches_full_decode")
+    assert "chunk" in chunked["message"]
+    assert chunked["message"].splitlines()[0] in run.stdout  # failures are printed in full
+
+
+def test_unloadable_target_exits_2_with_a_clear_message(workdir: Path) -> None:
+    run = certify(workdir, "no_such_module_xyz:spec")
+
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "cannot certify 'no_such_module_xyz:spec'" in run.stderr
+    assert "No module named 'no_such_module_xyz'" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (workdir / "conformance-report.json").exists()  # nothing ran
 
 
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["no_such_module_xyz:spec"], "No module named 'no_such_module_xyz'"),
         (["broken_cli_decoders:nothing_here"], "no attribute 'nothing_here'"),
         (["broken_cli_decoders:not_a_spec"], "expected a"),
         (["broken_cli_decoders:two_specs"], "bad_id"),
+        (["not-a-target"], "MODULE:ATTR"),
         ([TOY, "--check", "no_such_check"], "no_such_check"),
         ([TOY, "--profile", "fastest"], "invalid choice: 'fastest'"),
         ([TOY, "--seed", "many"], "invalid int value: 'many'"),
     ],
-    ids=["no-module", "no-attribute", "not-a-spec", "unknown-expected-failure", "unknown-check", "bad-profile", "bad-seed"],
+    ids=["no-attribute", "not-a-spec", "unknown-expected-failure", "bad-syntax", "unknown-check", "bad-profile", "bad-seed"],
 )
-def test_unloadable_target_or_bad_arguments_exit_2_with_a_clear_message(
-    workdir: Path, args: list[str], says: str
+def test_bad_target_spec_or_arguments_exit_2_before_running_anything(
+    workdir: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
 ) -> None:
-    run = certify(workdir, *args)
+    try:
+        code = main(["certify", *args])
+    except SystemExit as exit:  # argparse rejects bad option values itself
+        code = exit.code
 
-    assert run.returncode == 2, run.stdout + run.stderr
-    assert says in run.stderr
-    assert "Traceback" not in run.stderr
-    assert not (workdir / "conformance-report.json").exists()  # nothing ran
+    assert code == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert "Traceback" not in err
+    assert not (workdir / "conformance-report.json").exists()
 
 
 # ---------------------------------------------------------------------------------
@@ -173,33 +216,12 @@ def test_several_targets_share_one_report_and_any_failure_fails_the_run(
         }
 
 
-def test_report_follows_the_documented_schema(workdir: Path) -> None:
-    code = main(["certify", TOY, "--profile", "quick", "--seed", "21", "--report", "a/b/report.json"])
+def test_report_path_gets_its_parent_folders(workdir: Path) -> None:
+    code = main(["certify", TOY, "--profile", "quick", "--check", "forward_accepts_keyword_call", "--report", "a/b/r.json"])
 
     assert code == 0
-    report = read_report(workdir / "a" / "b" / "report.json")
-    assert report["schema_version"] == 1
-    assert isinstance(report["kit_version"], str) and report["kit_version"]
-    assert report["decoders"][0]["decoder"] == report["decoder"] == "toy-causal"
-    assert report["seed"] == 21
-    assert report["profile"] == "quick"
-    assert report["target"] == TOY
-    environment = report["environment"]
-    for key in ("python", "torch", "device", "dtype"):
-        assert environment.get(key), key
-    assert any(key.startswith("kit") for key in environment)
-    assert environment["device"] == "cpu" and "float32" in environment["dtype"]
-    assert sum(report["summary"].values()) == len(CHECK_IDS)
-    for check in report["checks"]:
-        assert set(check) >= {"id", "category", "status", "message", "duration_s", "evidence"}
-        assert check["status"] in STATUSES
-        assert isinstance(check["message"], str)
-        assert check["duration_s"] >= 0
-        assert isinstance(check["evidence"], dict)
-    chunked = next(c for c in report["checks"] if c["id"] == "chunked_decode_matches_full_decode")
-    # The issue asks for the largest error seen and its margin to the tolerance.
-    assert "max_abs_error" in chunked["evidence"]
-    assert "tolerance_margin" in chunked["evidence"]
+    assert read_report(workdir / "a" / "b" / "r.json")["checks"][0]["id"] == "forward_accepts_keyword_call"
+    assert not (workdir / "conformance-report.json").exists()
 
 
 def test_same_seed_replays_the_same_failure(workdir: Path) -> None:
