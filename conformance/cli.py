@@ -166,8 +166,8 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         )
         print(f"Verdict: {'CERTIFIED' if all_certified else 'NOT CERTIFIED'} ({verdicts})", file=out)
     print(f"Seed {seed}, profile {args.profile}. Replay this run with:", file=out)
-    for target in targets:
-        print(f"  {replay_command(target, seed=seed, profile=args.profile)}", file=out)
+    rerun = replay_command(targets, seed=seed, profile=args.profile, check_ids=check_ids or ())
+    print(f"  {rerun}", file=out)
     failing = [
         (target, result.check_id)
         for (target, _), cert in zip(loaded, certifications)
@@ -217,6 +217,7 @@ def _certify(
 
 
 def _print_checks(out: TextIO) -> None:
+    """Each check id under its category, with the first sentence of the promise it guards."""
     from conformance.checks import ALL_CHECKS
 
     width = max(len(check.id) for check in ALL_CHECKS)
@@ -225,8 +226,14 @@ def _print_checks(out: TextIO) -> None:
         if check.category != category:
             category = check.category
             print(f"{category}:", file=out)
-        promise = check.doc.strip().splitlines()[0] if check.doc.strip() else ""
-        print(f"  {check.id:<{width}}  {promise}", file=out)
+        print(f"  {check.id:<{width}}  {_promise(check.doc)}", file=out)
+
+
+def _promise(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line."""
+    paragraph = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    end = paragraph.find(". ")
+    return paragraph if end < 0 else paragraph[: end + 1]
 
 
 def _usage_error(message: str) -> int:

@@ -151,16 +151,24 @@ def _from_torch(value: Any) -> Any:
 
 
 def replay_command(
-    target: str | None,
+    target: str | Sequence[str] | None,
     *,
     seed: int,
     profile: str,
     check_id: str | None = None,
+    check_ids: Sequence[str] = (),
 ) -> str:
-    """The shell command that re-runs a certification (or one check) with the same examples."""
-    parts = ["python", "-m", "conformance", "certify", target or "<TARGET>"]
-    if check_id is not None:
-        parts += ["--check", check_id]
+    """The shell command that re-runs a certification (or some checks) with the same examples.
+
+    ``target`` may be one target or several (one command certifies them all); ``None``
+    writes the placeholder ``<TARGET>``. ``check_id`` / ``check_ids`` restrict the run.
+    """
+    targets = [target] if target is None or isinstance(target, str) else list(target)
+    checks = ([check_id] if check_id is not None else []) + list(check_ids)
+    parts = ["python", "-m", "conformance", "certify"]
+    parts += [t if t is not None else "<TARGET>" for t in targets]
+    for one in checks:
+        parts += ["--check", one]
     parts += ["--seed", str(seed), "--profile", profile]
     return " ".join(part if part == "<TARGET>" else shlex.quote(part) for part in parts)
 
@@ -193,7 +201,10 @@ def certification_to_dict(
         "environment": jsonable(dict(certification.environment)),
         "summary": summary,
         "replay": replay_command(
-            target, seed=certification.seed, profile=certification.profile
+            target,
+            seed=certification.seed,
+            profile=certification.profile,
+            check_ids=_subset(certification),
         ),
         "checks": [check_to_dict(result) for result in certification.results],
     }
@@ -363,6 +374,16 @@ def format_certification(certification: Certification, *, target: str | None = N
     verdict = "CERTIFIED" if certification.certified else "NOT CERTIFIED"
     lines += ["", f"{certification.decoder}: {verdict} ({counts or 'no checks run'})"]
     return "\n".join(lines)
+
+
+def _subset(certification: Certification) -> list[str]:
+    """The check ids a partial run ran (to replay exactly that); empty for a full run."""
+    ran = [result.check_id for result in certification.results]
+    try:
+        from conformance.checks import CHECK_IDS
+    except ImportError:
+        return ran
+    return [] if sorted(ran) == sorted(CHECK_IDS) else ran
 
 
 def _first_line(text: str) -> str:

@@ -203,6 +203,11 @@ def test_several_targets_share_one_report_and_any_failure_fails_the_run(
     out = capsys.readouterr().out
     assert code == 1
     assert "Verdict: NOT CERTIFIED (toy-causal certified, seam-dropping NOT certified)" in out
+    assert (
+        f"python -m conformance certify {TOY} broken_cli_decoders:seam_dropping "
+        "--check chunked_decode_matches_full_decode --check ratios_are_positive_constant_ints "
+        "--seed 3 --profile quick"
+    ) in out
     report = read_report(workdir / "conformance-report.json")
     assert report["certified"] is False
     assert [entry["decoder"] for entry in report["decoders"]] == ["toy-causal", "seam-dropping"]

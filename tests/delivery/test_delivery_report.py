@@ -64,7 +64,11 @@ def test_single_decoder_report_has_the_issue_keys_at_top_level() -> None:
     assert report["seed"] == 7 and report["profile"] == "quick"
     assert report["environment"] == ENVIRONMENT
     assert report["summary"]["passed"] == 1 and report["summary"]["failed"] == 1
-    assert report["replay"] == "python -m conformance certify pkg:spec --seed 7 --profile quick"
+    # A partial run replays exactly the checks it ran.
+    assert report["replay"] == (
+        "python -m conformance certify pkg:spec --check ratios_are_positive_constant_ints "
+        "--check chunked_decode_matches_full_decode --seed 7 --profile quick"
+    )
     assert report["decoders"] == [{k: report[k] for k in report["decoders"][0]}]
 
 
@@ -151,6 +155,21 @@ def test_failure_text_carries_message_evidence_and_replay() -> None:
     assert text.splitlines()[-1] == (
         "  python -m conformance certify pkg:spec --check chunked_decode_matches_full_decode --seed 3 --profile quick"
     )
+
+
+def test_full_run_replays_without_check_options() -> None:
+    from conformance.checks import ALL_CHECKS
+
+    results = [CheckResult(check.id, "passed", "", 0.0, {"examples": 1}) for check in ALL_CHECKS]
+    report = to_json_dict([certification("toy", *results)], targets=["pkg:spec"])
+
+    assert report["replay"] == "python -m conformance certify pkg:spec --seed 7 --profile quick"
+
+
+def test_replay_command_for_several_targets_and_checks() -> None:
+    command = replay_command(["a:x", "b:y"], seed=2, profile="thorough", check_ids=["c1", "c2"])
+
+    assert command == "python -m conformance certify a:x b:y --check c1 --check c2 --seed 2 --profile thorough"
 
 
 def test_replay_command_quotes_what_the_shell_would_split() -> None:
