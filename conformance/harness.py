@@ -155,6 +155,9 @@ class CheckContext:
         self._cancelled = threading.Event()
         self._current_call: tuple[str, float] | None = None
         self._stream_counter = 1_000_000
+        #: The first failure seen inside a Hypothesis search, kept so that a search whose
+        #: shrinking outlives the check's timeout still reports the bug, not just the timeout.
+        self.first_failure: str | None = None
 
     # ----------------------------------------------------------------- bookkeeping
 
@@ -175,6 +178,11 @@ class CheckContext:
         if call is None:
             return None
         return f"{call[0]}, running for {time.monotonic() - call[1]:.1f} s"
+
+    def note_failure(self, err: BaseException) -> None:
+        """Remember the first failure of a search (see :attr:`first_failure`)."""
+        if self.first_failure is None:
+            self.first_failure = str(err)
 
     def new_stream(self) -> int:
         """A latent stream id no other part of this check uses."""

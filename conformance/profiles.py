@@ -25,6 +25,10 @@ class Profile:
     chunk_examples: int
     #: Longest latent sequence (frames) a chunk plan partitions; also caps the state machine.
     max_sequence_frames: int
+    #: Length of one long rollout of one-frame steps the chunk check compares with a single
+    #: full decode: bugs that appear only after many steps (ring buffers that wrap, position
+    #: counters) need more steps than random plans reach.
+    long_sequence_frames: int
     #: Number of distinct latent sequences per length the chunk property draws from; small,
     #: so one full decode serves many chunk plans.
     latent_variants: int
@@ -53,6 +57,7 @@ PROFILES: dict[str, Profile] = {
         name="quick",
         chunk_examples=12,
         max_sequence_frames=5,
+        long_sequence_frames=12,
         latent_variants=1,
         state_machine_examples=5,
         state_machine_steps=10,
@@ -67,6 +72,7 @@ PROFILES: dict[str, Profile] = {
         name="default",
         chunk_examples=40,
         max_sequence_frames=6,
+        long_sequence_frames=16,
         latent_variants=2,
         state_machine_examples=15,
         state_machine_steps=20,
@@ -81,6 +87,7 @@ PROFILES: dict[str, Profile] = {
         name="thorough",
         chunk_examples=200,
         max_sequence_frames=8,
+        long_sequence_frames=32,
         latent_variants=3,
         state_machine_examples=60,
         state_machine_steps=30,

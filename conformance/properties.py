@@ -15,12 +15,14 @@ Every property and state machine the kit runs goes through :func:`run_property` 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+from hypothesis.strategies import SearchStrategy
 
 from conformance.harness import CheckContext
 from conformance.outcomes import CheckFailed
@@ -59,8 +61,25 @@ def hypothesis_settings(*, max_examples: int, stateful_step_count: int | None = 
     )
 
 
-def run_property(ctx: CheckContext, test: Callable[[], None], *, max_examples: int) -> None:
-    """Run a ``@given``-decorated zero-argument ``test`` with the kit's settings and seed."""
+def run_property(
+    ctx: CheckContext,
+    function: Callable[..., None],
+    *,
+    max_examples: int,
+    **strategies: SearchStrategy[Any],
+) -> None:
+    """Run ``function`` as a Hypothesis property over ``strategies`` (keyword arguments),
+    with the kit's settings and the check's seed."""
+
+    @functools.wraps(function)
+    def tracked(*args: Any, **kwargs: Any) -> None:
+        try:
+            function(*args, **kwargs)
+        except CheckFailed as err:
+            ctx.note_failure(err)
+            raise
+
+    test = given(**strategies)(tracked)
     test = seed(ctx.seed)(hypothesis_settings(max_examples=max_examples)(test))
     _run(ctx, test, kind="example")
 

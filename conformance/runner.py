@@ -20,6 +20,7 @@ Seeds: each check gets its own seed derived from the run seed and its id, so
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -117,10 +118,12 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
     )
     timeout = spec.check_timeout_s or profile.check_timeout_s
     outcome: dict[str, Any] = {}
+    cuda_index = _cuda_device_index(spec)
 
     def work() -> None:
         try:
-            with torch.no_grad():
+            device = torch.cuda.device(cuda_index) if cuda_index is not None else contextlib.nullcontext()
+            with device, torch.no_grad():
                 check.function(ctx)
             outcome.update(status="passed", message="")
         except CheckCancelled:
@@ -147,7 +150,14 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
     if worker.is_alive():
         ctx.cancel()
         call = ctx.current_call()
+        found = ctx.first_failure
         outcome = {
+            "status": "failed",
+            "message": (
+                f"{found}\n(Found by the search; shrinking it to a minimal example did not finish "
+                f"within the check's {timeout:g} s timeout.)"
+            ),
+        } if found else {
             "status": "failed",
             "message": (
                 f"{check.id} did not return within {timeout:g} s; "
@@ -170,6 +180,19 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
     evidence["seed"] = ctx.seed
     evidence["run_seed"] = run_seed
     return CheckResult(check.id, status, message, duration, evidence)
+
+
+def _cuda_device_index(spec: DecoderSpec) -> int | None:
+    """The CUDA device the worker thread must make current (it is per thread in CUDA):
+    the spec's explicit index, else the caller's current device if CUDA is in use."""
+    device = spec.torch_device
+    if device.type != "cuda":
+        return None
+    if device.index is not None:
+        return device.index
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.current_device()
+    return None
 
 
 def _apply_expectation(spec: DecoderSpec, check_id: str, status: Status, message: str) -> tuple[Status, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from hypothesis import given
-
 from conformance.checks._common import describe_mismatch, plan_text
 from conformance.checks.registry import promise
 from conformance.harness import CheckContext
@@ -29,7 +27,9 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     What: Hypothesis draws sequence lengths up to the profile's bound and partitions of
     them into chunks (a failure is shrunk to the fewest frames and seams); then plans
     with a multi-frame first chunk followed by one-frame chunks, all one-frame chunks,
-    alternating sizes and long-then-short are always tried explicitly. Each
+    alternating sizes and long-then-short are always tried explicitly, and one long
+    rollout of one-frame steps (bugs that need many steps: ring buffers that wrap,
+    position counters). Each
     sequence's one-call decode is computed once and compared with every plan drawn for
     it. Failures report the plan, the first mismatching pixel frame with its chunk and AR
     index, the largest error and the tolerance.
@@ -65,10 +65,12 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
 
     # Random search first, so a failure it finds is shrunk to a minimal plan; then the
     # plans every certification must try, whatever the search drew.
-    test = given(case=chunk_cases(max_frames, variants=ctx.profile.latent_variants, max_chunk=max_chunk))(
-        check_case
+    run_property(
+        ctx,
+        check_case,
+        max_examples=ctx.profile.chunk_examples,
+        case=chunk_cases(max_frames, variants=ctx.profile.latent_variants, max_chunk=max_chunk),
     )
-    run_property(ctx, test, max_examples=ctx.profile.chunk_examples)
     for plan in required_chunk_plans(max_frames, max_chunk=max_chunk):
         try:
             check_case(ChunkCase(variant=0, plan=plan))
@@ -77,6 +79,17 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
                 f"{err}\n(found by one of the chunk plans every certification tries explicitly; "
                 f"the random search of {ctx.profile.chunk_examples} examples did not hit a failure)"
             ) from err
+    long_frames = ctx.chunk_limit(ctx.profile.long_sequence_frames)
+    if long_frames > max_frames:
+        long_plan = (ctx.chunk_limit(2),) + (1,) * (long_frames - ctx.chunk_limit(2))
+        try:
+            check_case(ChunkCase(variant=0, plan=long_plan))
+        except CheckFailed as err:
+            raise type(err)(
+                f"{err}\n(found by the long rollout of one-frame steps; shorter sequences "
+                "passed, so the decoder goes wrong only after many steps)"
+            ) from err
+        ctx.evidence.note("long_sequence_frames", long_frames)
     ctx.evidence.note("max_sequence_frames", max_frames)
     ctx.evidence.note("full_decodes", ctx.full_decode_count)
     ctx.evidence.note("explicit_plans", [list(p) for p in required_chunk_plans(max_frames, max_chunk=max_chunk)])

@@ -60,8 +60,9 @@ class RolloutDriver:
     memoized one-call decode. Used by the Hypothesis state machine and by the scripted
     program every certification runs first."""
 
-    def __init__(self, ctx: CheckContext, decoder: Any, max_frames: int) -> None:
+    def __init__(self, ctx: CheckContext, decoder: Any, max_frames: int, *, naming: str = "r{}") -> None:
         self.ctx = ctx
+        self.naming = naming  # label of the n-th rollout created (from 0)
         self.decoder = decoder
         self.max_frames = max_frames
         self.started = 0
@@ -72,7 +73,8 @@ class RolloutDriver:
         self.started += 1
         self.live += 1
         self.ctx.evidence.rollouts += 1
-        return RolloutState(label=f"r{self.started}", cache=cache, stream=self.started, **fields)
+        label = self.naming.format(self.started - 1)
+        return RolloutState(label=label, cache=cache, stream=self.started, **fields)
 
     def start(self) -> RolloutState:
         rollout = self._new(self.ctx.new_cache(self.decoder))
@@ -99,19 +101,24 @@ class RolloutDriver:
         )
         begin = rollout.emitted
         if begin + out.frames != full.shape[2]:
-            raise CheckFailed(
+            self._fail(
                 f"{where}: the rollout has now returned {begin + out.frames} pixel frames in "
                 f"total, but the one-call decode of the same {sequence.length} latent frames "
                 f"gives {full.shape[2]}"
             )
         comparison = ctx.compare(full[:, :, begin:], out.output)
         if not comparison.ok:
-            raise CheckFailed(
+            self._fail(
                 f"{where}: output differs from pixel frames {begin}..{full.shape[2] - 1} of the "
                 f"one-call decode of this rollout's {sequence.length} latent frames: "
                 f"{comparison.describe(frame_offset=begin)}"
             )
         rollout.sequence, rollout.plan, rollout.emitted = sequence, plan, begin + out.frames
+
+    def _fail(self, message: str) -> None:
+        err = CheckFailed(message)
+        self.ctx.note_failure(err)
+        raise err
 
     def fork(self, rollout: RolloutState) -> RolloutState | None:
         """A deep copy continuing with its own latents; ``None`` if deepcopy is unsupported."""
@@ -202,7 +209,8 @@ def rollout_state_machine(ctx: CheckContext) -> None:
 
         def __init__(self) -> None:
             super().__init__()
-            self.driver = RolloutDriver(ctx, decoder, max_frames)
+            # Labels match the names Hypothesis prints for the bundle's values.
+            self.driver = RolloutDriver(ctx, decoder, max_frames, naming="rollouts_{}")
             ctx.evidence.examples += 1
 
         @initialize(target=rollouts)

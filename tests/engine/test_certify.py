@@ -105,7 +105,7 @@ def test_chunking_failure_names_plan_ar_frame_error_tolerance_and_minimal_exampl
 def test_state_machine_failure_reports_the_program() -> None:
     result = run_check(spec_for(DropsHistoryAtSeams, "drops-history"), "rollout_state_machine", profile="quick", seed=3)
     assert result.status == "failed"
-    assert "r1 = start()" in result.message and "step(r1, frames=" in result.message
+    assert "r0 = start()" in result.message and "step(r0, frames=" in result.message
     assert "AR 1" in result.message
 
 

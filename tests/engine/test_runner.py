@@ -184,3 +184,24 @@ def test_certification_records_the_environment() -> None:
         assert key in env
     assert env["device"] == "cpu" and env["dtype"] == "float32"
     assert (certification.seed, certification.profile, certification.decoder) == (3, "quick", "toy-causal")
+
+
+def test_a_timeout_while_shrinking_still_reports_the_bug_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hypothesis import strategies as st
+
+    from conformance.outcomes import CheckFailed
+    from conformance.properties import run_property
+
+    def slow_search(ctx) -> None:  # type: ignore[no-untyped-def]
+        def prop(x: list[int]) -> None:
+            ctx.evidence.examples += 1
+            time.sleep(0.02)
+            if sum(x) > 10:
+                raise CheckFailed(f"sum {sum(x)} is too large")
+
+        run_property(ctx, prop, max_examples=1000, x=st.lists(st.integers(0, 100), min_size=5))
+
+    check_id = _fake_check(monkeypatch, slow_search)
+    result = run_check(toy_spec(check_timeout_s=1.0), check_id, seed=0)
+    assert result.status == "failed"
+    assert "is too large" in result.message and "shrinking" in result.message
