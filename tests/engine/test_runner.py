@@ -195,13 +195,13 @@ def test_a_timeout_while_shrinking_still_reports_the_bug_found(monkeypatch: pyte
     def slow_search(ctx) -> None:  # type: ignore[no-untyped-def]
         def prop(x: list[int]) -> None:
             ctx.evidence.examples += 1
-            time.sleep(0.02)
+            time.sleep(0.1)
             if sum(x) > 10:
                 raise CheckFailed(f"sum {sum(x)} is too large")
 
         run_property(ctx, prop, max_examples=1000, x=st.lists(st.integers(0, 100), min_size=5))
 
     check_id = _fake_check(monkeypatch, slow_search)
-    result = run_check(toy_spec(check_timeout_s=1.0), check_id, seed=0)
+    result = run_check(toy_spec(check_timeout_s=0.6), check_id, seed=0)
     assert result.status == "failed"
-    assert "is too large" in result.message and "shrinking" in result.message
+    assert "is too large" in result.message and "did not finish" in result.message
