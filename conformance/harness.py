@@ -172,6 +172,10 @@ class CheckContext:
         """Ask the check to stop at its next decoder call (the runner gave up on it)."""
         self._cancelled.set()
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
     def current_call(self) -> str | None:
         """The decoder call in progress and for how long, for timeout messages."""
         call = self._current_call

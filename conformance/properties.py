@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from hypothesis.strategies import SearchStrategy
 
 from conformance.harness import CheckContext
-from conformance.outcomes import CheckFailed
+from conformance.outcomes import CheckCancelled, CheckFailed
 
 __all__ = ["hypothesis_settings", "run_machine", "run_property"]
 
@@ -73,6 +73,8 @@ def run_property(
 
     @functools.wraps(function)
     def tracked(*args: Any, **kwargs: Any) -> None:
+        if ctx.cancelled:  # the runner gave up on this check: stop searching
+            raise CheckCancelled("check cancelled during its Hypothesis search")
         try:
             function(*args, **kwargs)
         except CheckFailed as err:
