@@ -1,0 +1,920 @@
+"""Wan 2.1 VAE decode speed and memory: the bundled decoder against diffusers' AutoencoderKLWan.
+
+Both implementations run in ONE process on the same device with the same seeded random
+weights: the script builds a diffusers ``AutoencoderKLWan`` with an architecture matching
+ours, randomizes its decoder-side weights (variance-preserving, every norm scale and bias
+non-trivial), saves the state dict as safetensors in a temporary folder and loads our
+decoder from that file through the real checkpoint loader.
+
+Measured (CUDA; medians of ``--repeats`` runs after ``--warmup`` runs, CUDA events):
+
+- full decode: 21 latent frames -> 81 frames at 480x832 (latent 60x104). Ours: one
+  call at autoregressive index 0. diffusers: ``vae.decode`` on de-normalized latents
+  ``z * std + mean`` (it decodes one latent frame at a time internally).
+- cold start: in a fresh subprocess, decoder construction + the first full decode
+  (so any compilation or graph capture a decoder does is included), plus the process's
+  whole wall time.
+- streaming: the autoregressive index 0 step (3 latent frames -> 9 frames) and later
+  steps (3 -> 12 frames); diffusers' streaming equivalent feeds its decoder one latent
+  frame at a time with its feature cache kept across steps.
+- memory: peak GPU memory a full decode allocates on top of what was allocated before
+  the call (weights, inputs), and the streaming peak after 10 and after 50 steps of one
+  rollout (it must not grow with rollout length).
+- achieved TFLOP/s: FLOPs counted once per workload with
+  ``torch.utils.flop_counter.FlopCounterMode`` over our network on the meta device
+  (convolutions and attention matmuls, 2 FLOP per multiply-add; no tensors are
+  allocated), divided by the median time. The same count is used for diffusers: it is
+  the same function.
+- agreement: max / mean absolute difference between our full decode and diffusers' on
+  the same latents, to show the two compute the same thing.
+
+``--smoke`` runs a tiny config on the CPU in fp32 (a couple of repeats, no timing
+claims); ``tests/test_benchmark_smoke.py`` runs it.
+
+Usage::
+
+    python benchmarks/wan_decode.py --json results.json [--profile-dir DIR]
+    python benchmarks/wan_decode.py --smoke --json /tmp/smoke.json
+    python benchmarks/wan_decode.py --ours fast:some_field=True   # extra variants of ours
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import copy
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from reference_decoders.wan import WanVAEDecoder, WanVAEDecoderConfig  # noqa: E402
+from reference_decoders.wan.model import StreamState, WanVAEDecoderNetwork  # noqa: E402
+
+GIB = 2**30
+
+#: Goals from issue 4 (H100, bf16, 480x832). Used only to annotate the table.
+GOALS = {
+    "full_decode_s": 0.75,
+    "speedup_vs_diffusers": 2.5,
+    "speedup_vs_compiled_diffusers": 1.3,
+    "cold_start_s": 15.0,
+    "stream_step_s": 0.120,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """What to decode and how often."""
+
+    device: str
+    dtype: torch.dtype
+    architecture: dict[str, Any]  # knobs shared by our config and AutoencoderKLWan
+    latent_size: tuple[int, int]
+    full_frames: int  # latent frames of the full decode
+    chunk_frames: int  # latent frames per streaming step
+    warmup: int
+    repeats: int
+    stream_rollouts: int  # short rollouts timed for the streaming medians
+    stream_rollout_steps: int  # AR >= 1 steps in each of those rollouts
+    memory_steps: tuple[int, int]  # streaming peak read after this many AR >= 1 steps
+    seed: int = 0
+
+
+def full_size_workload(args: argparse.Namespace) -> Workload:
+    return Workload(
+        device="cuda",
+        dtype=torch.bfloat16,
+        architecture={},
+        latent_size=(60, 104),
+        full_frames=21,
+        chunk_frames=3,
+        warmup=args.warmup if args.warmup is not None else 2,
+        repeats=args.repeats if args.repeats is not None else 5,
+        stream_rollouts=5,
+        stream_rollout_steps=4,
+        memory_steps=(10, 50),
+    )
+
+
+def smoke_workload(args: argparse.Namespace) -> Workload:
+    return Workload(
+        device="cpu",
+        dtype=torch.float32,
+        architecture={"base_dim": 8, "num_res_blocks": 1},
+        latent_size=(4, 6),
+        full_frames=4,
+        chunk_frames=2,
+        warmup=args.warmup if args.warmup is not None else 1,
+        repeats=args.repeats if args.repeats is not None else 1,
+        stream_rollouts=1,
+        stream_rollout_steps=1,
+        memory_steps=(1, 2),
+    )
+
+
+@dataclass
+class OursVariant:
+    """A configuration of our decoder to measure: a name and config field overrides."""
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> OursVariant:
+        """``NAME`` or ``NAME:field=value,field=value`` (values are Python literals)."""
+        name, _, rest = text.partition(":")
+        overrides: dict[str, Any] = {}
+        for item in filter(None, rest.split(",")):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise argparse.ArgumentTypeError(f"expected field=value in {text!r}, got {item!r}")
+            try:
+                overrides[key.strip()] = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                overrides[key.strip()] = value.strip()
+        return cls(name=name or "ours", overrides=overrides)
+
+    def describe(self) -> str:
+        if not self.overrides:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v!r}" for k, v in self.overrides.items())
+
+
+# --------------------------------------------------------------------------------------
+# Models with the same weights
+# --------------------------------------------------------------------------------------
+
+
+def randomize_decoder_weights_(vae: torch.nn.Module, seed: int) -> None:
+    """Seeded random decoder-side weights: conv weights variance-preserving
+    (std 1/sqrt(fan_in)), biases ~ 0.1 N(0,1), norm scales ~ 1 + 0.2 N(0,1).
+
+    Timing on default-initialized weights would also work, but these keep activations
+    of order one through the whole network so the bf16 agreement figure means something.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    new = {}
+    for key, value in vae.state_dict().items():
+        if not key.startswith(("decoder.", "post_quant_conv.")):
+            continue
+        noise = torch.randn(value.shape, generator=generator, dtype=torch.float32)
+        if key.endswith(".gamma"):
+            new[key] = 1.0 + 0.2 * noise
+        elif key.endswith(".bias"):
+            new[key] = 0.1 * noise
+        else:
+            new[key] = noise / math.sqrt(value[0].numel())
+    vae.load_state_dict(new, strict=False)
+
+
+def build_diffusers_vae(workload: Workload) -> torch.nn.Module:
+    """diffusers' AutoencoderKLWan with our architecture knobs and seeded random weights (CPU, fp32)."""
+    from diffusers import AutoencoderKLWan
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(workload.seed)
+        vae = AutoencoderKLWan(**workload.architecture).eval()
+    randomize_decoder_weights_(vae, workload.seed + 1)
+    return vae
+
+
+def save_safetensors(vae: torch.nn.Module, folder: Path) -> Path:
+    from safetensors.torch import save_file
+
+    path = folder / "diffusion_pytorch_model.safetensors"
+    state = {k: v.detach().contiguous() for k, v in vae.state_dict().items()}
+    save_file(state, str(path))
+    return path
+
+
+def build_ours(
+    workload: Workload, checkpoint: Path, overrides: dict[str, Any] | None = None
+) -> WanVAEDecoder:
+    config = WanVAEDecoderConfig(
+        checkpoint_path=str(checkpoint),
+        device=workload.device,
+        dtype=workload.dtype,
+        **workload.architecture,
+        **(overrides or {}),
+    )
+    decoder = config.setup()
+    if decoder.checkpoint_layout != "diffusers":
+        raise RuntimeError(f"expected the diffusers layout, loader said {decoder.checkpoint_layout}")
+    return decoder
+
+
+def to_channels_last_3d(module: torch.nn.Module) -> torch.nn.Module:
+    """Put every 5-D parameter (the 3-D conv weights) in channels_last_3d, in place.
+
+    ``Module.to(memory_format=...)`` refuses modules that also hold 4-D or 1-D tensors.
+    """
+    for param in module.parameters():
+        if param.dim() == 5:
+            param.data = param.data.contiguous(memory_format=torch.channels_last_3d)
+    return module
+
+
+class DiffusersRunner:
+    """diffusers' decode paths: whole-sequence ``vae.decode`` and a streaming step."""
+
+    def __init__(self, vae: torch.nn.Module, channels_last: bool = False) -> None:
+        self.vae = vae
+        self.channels_last = channels_last
+        param = next(vae.parameters())
+        self.mean = torch.tensor(vae.config.latents_mean, dtype=param.dtype, device=param.device)
+        self.std = torch.tensor(vae.config.latents_std, dtype=param.dtype, device=param.device)
+        self.mean = self.mean.view(1, -1, 1, 1, 1)
+        self.std = self.std.view(1, -1, 1, 1, 1)
+
+    def _denormalize(self, latents: torch.Tensor) -> torch.Tensor:
+        z = latents.transpose(1, 2) * self.std + self.mean  # [B, C, T, h, w]
+        if self.channels_last:
+            z = z.contiguous(memory_format=torch.channels_last_3d)
+        return z
+
+    @torch.no_grad()
+    def full(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalized latents ``[B, T, C, h, w]`` -> ``[B, 3, T', H, W]``."""
+        return self.vae.decode(self._denormalize(latents)).sample
+
+    def new_rollout(self) -> dict[str, Any]:
+        self.vae.clear_cache()
+        return {"frames_seen": 0}
+
+    @torch.no_grad()
+    def step(self, latents: torch.Tensor, rollout: dict[str, Any]) -> torch.Tensor:
+        """One streaming step: the chunk's latent frames one at a time, feature cache kept
+        (diffusers' decoder is exact only when fed single frames)."""
+        vae = self.vae
+        x = vae.post_quant_conv(self._denormalize(latents))
+        outs = []
+        for i in range(x.shape[2]):
+            vae._conv_idx = [0]
+            outs.append(
+                vae.decoder(
+                    x[:, :, i : i + 1],
+                    feat_cache=vae._feat_map,
+                    feat_idx=vae._conv_idx,
+                    first_chunk=rollout["frames_seen"] == 0,
+                )
+            )
+            rollout["frames_seen"] += 1
+        return torch.cat(outs, dim=2).clamp_(-1.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# Measurement helpers
+# --------------------------------------------------------------------------------------
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+class Timer:
+    """Seconds of one region: CUDA events on the GPU, perf_counter on the CPU."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[list[float]]:
+        result: list[float] = []
+        if self.device == "cuda":
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield result
+            end.record()
+            end.synchronize()
+            result.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            yield result
+            result.append(time.perf_counter() - t0)
+
+
+def summarize(samples: list[float]) -> dict[str, Any]:
+    if not samples:
+        return {"median_s": None, "samples_s": []}
+    return {
+        "median_s": statistics.median(samples),
+        "min_s": min(samples),
+        "max_s": max(samples),
+        "samples_s": samples,
+    }
+
+
+def memory_allocated(device: str) -> int | None:
+    return torch.cuda.memory_allocated() if device == "cuda" else None
+
+
+def reset_peak(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_above(device: str, baseline: int | None) -> float | None:
+    """GiB allocated at the peak since the last reset, above ``baseline`` bytes."""
+    if device != "cuda" or baseline is None:
+        return None
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - baseline) / GIB
+
+
+def guarded(fn: Callable[[], dict[str, Any]], device: str) -> dict[str, Any]:
+    """Run a measurement; an out-of-memory or runtime failure is recorded, not fatal."""
+    try:
+        return fn()
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as error:
+        message = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+        return {"error": message}
+
+
+def make_latents(workload: Workload, frames: int, seed: int) -> torch.Tensor:
+    """Normalized latents ``[1, T, 16, h, w]`` ~ N(0, 1), as a diffusion model emits them."""
+    h, w = workload.latent_size
+    channels = WanVAEDecoderConfig(**workload.architecture).latent_channels
+    generator = torch.Generator().manual_seed(seed)
+    latents = torch.randn(1, frames, channels, h, w, generator=generator)
+    return latents.to(device=workload.device, dtype=workload.dtype)
+
+
+def count_flops(workload: Workload, frames: int, first_chunk: bool) -> int:
+    """FLOPs of decoding ``frames`` latent frames (as the rollout's first chunk or a later
+    one), counted by FlopCounterMode over our network on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = WanVAEDecoderConfig(**workload.architecture)
+    with torch.device("meta"):
+        network = WanVAEDecoderNetwork(config).to(workload.dtype)
+    h, w = workload.latent_size
+    x = torch.empty(1, config.latent_channels, frames, h, w, device="meta", dtype=workload.dtype)
+    # A later chunk's convolutions see two frames of history: same FLOPs as real history.
+    state = StreamState(history=[None] * network.num_history_slots, first_chunk=first_chunk)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        network(x, state)
+    return int(counter.get_total_flops())
+
+
+# --------------------------------------------------------------------------------------
+# Measurements
+# --------------------------------------------------------------------------------------
+
+
+def measure_full(
+    decode: Callable[[torch.Tensor], torch.Tensor], latents: torch.Tensor, workload: Workload
+) -> dict[str, Any]:
+    """Warm-up, then median of timed full decodes; peak memory of one decode."""
+    timer = Timer(workload.device)
+    for _ in range(workload.warmup):
+        decode(latents)
+    synchronize(workload.device)
+    baseline = memory_allocated(workload.device)
+    reset_peak(workload.device)
+    samples = []
+    for _ in range(workload.repeats):
+        with timer() as elapsed:
+            out = decode(latents)
+        samples.append(elapsed[0])
+        del out
+    result = summarize(samples)
+    result["peak_above_baseline_gib"] = peak_above(workload.device, baseline)
+    return result
+
+
+def measure_streaming(
+    new_rollout: Callable[[], Any],
+    step: Callable[[torch.Tensor, Any, int], torch.Tensor],
+    workload: Workload,
+    chunks: list[torch.Tensor],
+    memory_rollout: bool,
+) -> dict[str, Any]:
+    """Per-step times of streaming rollouts of ``chunk_frames``-frame chunks.
+
+    AR 0 medians come from the first step of each of ``stream_rollouts`` rollouts (after
+    one warm-up rollout); AR >= 1 medians from all later steps. With ``memory_rollout``,
+    one more rollout of ``memory_steps[1]`` later steps records the peak allocated memory
+    (above what was allocated before it began) after ``memory_steps[0]`` and after
+    ``memory_steps[1]`` steps, and how much stays allocated (the cache) at those points.
+    """
+    timer = Timer(workload.device)
+
+    def run(steps: int, on_step: Callable[[int], None] | None = None) -> tuple[float, list[float]]:
+        rollout = new_rollout()
+        first, later = 0.0, []
+        for index in range(steps + 1):
+            chunk = chunks[index % len(chunks)]
+            with timer() as elapsed:
+                out = step(chunk, rollout, index)
+            del out
+            if index == 0:
+                first = elapsed[0]
+            else:
+                later.append(elapsed[0])
+            if on_step is not None:
+                on_step(index)
+        return first, later
+
+    for _ in range(max(1, workload.warmup // 2)):
+        run(2)
+    ar0, later = [], []
+    for _ in range(workload.stream_rollouts):
+        first, rest = run(workload.stream_rollout_steps)
+        ar0.append(first)
+        later.extend(rest)
+    result = {"ar0": summarize(ar0), "ar_later": summarize(later)}
+
+    if memory_rollout:
+        short, long = workload.memory_steps
+        synchronize(workload.device)
+        baseline = memory_allocated(workload.device)
+        reset_peak(workload.device)
+        marks: dict[str, Any] = {}
+
+        def on_step(index: int) -> None:
+            if index in (short, long):
+                marks[f"peak_after_{index}_steps_gib"] = peak_above(workload.device, baseline)
+                now = memory_allocated(workload.device)
+                marks[f"held_after_{index}_steps_gib"] = (
+                    None if now is None or baseline is None else (now - baseline) / GIB
+                )
+
+        _, long_times = run(long, on_step)
+        result["memory_rollout"] = marks
+        result["memory_rollout_ar_later"] = summarize(long_times)
+    return result
+
+
+def ours_streaming(decoder: WanVAEDecoder, workload: Workload, chunks: list[torch.Tensor]) -> dict[str, Any]:
+    def step(chunk: torch.Tensor, cache: Any, index: int) -> torch.Tensor:
+        return decoder(input=chunk, autoregressive_index=index, cache=cache)
+
+    return measure_streaming(
+        decoder.initialize_autoregressive_cache, step, workload, chunks, memory_rollout=True
+    )
+
+
+def diffusers_streaming(
+    runner: DiffusersRunner, workload: Workload, chunks: list[torch.Tensor]
+) -> dict[str, Any]:
+    def step(chunk: torch.Tensor, rollout: Any, index: int) -> torch.Tensor:
+        return runner.step(chunk, rollout)
+
+    return measure_streaming(runner.new_rollout, step, workload, chunks, memory_rollout=False)
+
+
+def agreement(ours: torch.Tensor, theirs_bcthw: torch.Tensor) -> dict[str, float]:
+    """Our ``[B, T, 3, H, W]`` output vs diffusers' ``[B, 3, T, H, W]``, in float64."""
+    a = ours.double()
+    b = theirs_bcthw.transpose(1, 2).double()
+    if a.shape != b.shape:
+        raise RuntimeError(f"output shapes differ: ours {tuple(a.shape)}, diffusers {tuple(b.shape)}")
+    diff = (a - b).abs()
+    return {"max_abs_diff": diff.max().item(), "mean_abs_diff": diff.mean().item()}
+
+
+def profile_full_decode(
+    decoder: WanVAEDecoder, latents: torch.Tensor, workload: Workload, path: Path
+) -> dict[str, Any]:
+    """torch.profiler over one full decode (after warm-up); top kernels by device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    sort_key = "cpu_time_total"
+    if workload.device == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+        sort_key = "self_cuda_time_total"
+    decoder(input=latents)
+    synchronize(workload.device)
+    with profile(activities=activities) as prof:
+        decoder(input=latents)
+        synchronize(workload.device)
+    averages = prof.key_averages()
+    table = averages.table(sort_by=sort_key, row_limit=40, max_name_column_width=90)
+    path.write_text(table)
+    top = []
+    events = [e for e in averages if getattr(e, "device_type", None) is not None]
+    kernel_events = [
+        e for e in events if str(e.device_type).endswith("CUDA") and e.self_device_time_total > 0
+    ] if workload.device == "cuda" else []
+    total = sum(e.self_device_time_total for e in kernel_events) or 1.0
+    for e in sorted(kernel_events, key=lambda e: -e.self_device_time_total)[:25]:
+        top.append(
+            {
+                "name": e.key[:160],
+                "calls": e.count,
+                "device_ms": e.self_device_time_total / 1e3,
+                "share": e.self_device_time_total / total,
+            }
+        )
+    return {"table_path": str(path), "top_kernels": top, "kernel_total_ms": total / 1e3}
+
+
+# --------------------------------------------------------------------------------------
+# Cold start (fresh process)
+# --------------------------------------------------------------------------------------
+
+
+def cold_start_here(
+    workload: Workload, checkpoint: Path, which: str, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """In this process: build the decoder and run its first full decode, timed by wall clock.
+
+    Meant to run first thing in a fresh process (see :func:`cold_start_subprocess`), so the
+    first decode includes cuDNN heuristics, kernel loading, and any compilation or graph
+    capture the decoder does on its first call or at construction.
+    """
+    if which == "diffusers":
+        import diffusers  # noqa: F401  (import time is in the process wall time, not here)
+    t0 = time.perf_counter()
+    if workload.device == "cuda":
+        torch.cuda.init()
+        torch.empty(1, device="cuda")
+    t1 = time.perf_counter()
+    latents = make_latents(workload, workload.full_frames, seed=123)
+    if which == "diffusers":
+        from safetensors.torch import load_file
+
+        with torch.random.fork_rng(devices=[]):
+            from diffusers import AutoencoderKLWan
+
+            vae = AutoencoderKLWan(**workload.architecture).eval()
+        vae.load_state_dict(load_file(str(checkpoint)))
+        vae = vae.to(device=workload.device, dtype=workload.dtype)
+        runner = DiffusersRunner(vae)
+        decode: Callable[[torch.Tensor], torch.Tensor] = runner.full
+    else:
+        decoder = build_ours(workload, checkpoint, overrides)
+
+        def decode(x: torch.Tensor) -> torch.Tensor:
+            return decoder(input=x)
+
+    synchronize(workload.device)
+    t2 = time.perf_counter()
+    with torch.no_grad():
+        out = decode(latents)
+    synchronize(workload.device)
+    t3 = time.perf_counter()
+    with torch.no_grad():
+        out = decode(latents)
+    synchronize(workload.device)
+    t4 = time.perf_counter()
+    del out
+    return {
+        "device_init_s": t1 - t0,
+        "build_s": t2 - t1,
+        "first_decode_s": t3 - t2,
+        "second_decode_s": t4 - t3,
+        "cold_start_s": t3 - t1,  # build + first decode: the goal's figure
+    }
+
+
+def cold_start_subprocess(
+    args: argparse.Namespace, checkpoint: Path, which: str, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--cold-start-child",
+        which,
+        "--checkpoint",
+        str(checkpoint),
+        "--overrides",
+        json.dumps(overrides, default=repr),
+    ]
+    if args.smoke:
+        command.append("--smoke")
+    if args.cudnn_benchmark:
+        command.append("--cudnn-benchmark")
+    t0 = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=args.cold_start_timeout)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        return {"error": f"exit {done.returncode}: {done.stderr.strip()[-600:]}", "process_wall_s": wall}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_wall_s"] = wall
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Environment, table
+# --------------------------------------------------------------------------------------
+
+
+def environment(workload: Workload) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "device": workload.device,
+        "dtype": str(workload.dtype).removeprefix("torch."),
+        "platform": platform.platform(),
+    }
+    try:
+        import diffusers
+
+        env["diffusers"] = diffusers.__version__
+    except ImportError:  # pragma: no cover - the benchmark needs it anyway
+        env["diffusers"] = None
+    if workload.device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        env["gpu"] = props.name
+        env["gpu_memory_gib"] = props.total_memory / GIB
+        env["sm_count"] = props.multi_processor_count
+    else:
+        env["gpu"] = None
+        env["cpu"] = platform.processor() or platform.machine()
+    return env
+
+
+def _fmt_s(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.3f} s"
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{value:.{digits}f}{unit}"
+
+
+def _median(result: dict[str, Any], *keys: str) -> float | None:
+    node: Any = result
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node if isinstance(node, (int, float)) else None
+
+
+def render_table(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    lines = [
+        f"Wan 2.1 VAE decode, {env['dtype']} on {env.get('gpu') or env['device']} "
+        f"(torch {env['torch']}, CUDA {env['cuda']}, cuDNN {env['cudnn']}, diffusers {env['diffusers']}); "
+        f"latent {report['workload']['latent_size']} -> {report['workload']['pixel_size']}, "
+        f"medians of {report['workload']['repeats']} after {report['workload']['warmup']} warm-up",
+        "",
+    ]
+    header = ["", "full decode", "TFLOP/s", "vs diffusers", "peak mem (GiB)", "AR0 step", "AR>=1 step", "cold start"]
+    rows = [header]
+    base = _median(report["diffusers"]["eager"], "full", "median_s")
+    flops = report["flops"]
+    for name, result in [*report["ours"].items(), *report["diffusers"].items()]:
+        label = name if name in report["ours"] else f"diffusers {name}"
+        full = result.get("full", {})
+        t = _median(full, "median_s")
+        rows.append(
+            [
+                label,
+                full.get("error", _fmt_s(t)) if isinstance(full, dict) else "-",
+                f"{flops['full'] / t / 1e12:.3g}" if t else "-",
+                _fmt(base / t, "x") if t and base else "-",
+                _fmt(_median(full, "peak_above_baseline_gib")),
+                _fmt_s(_median(result, "streaming", "ar0", "median_s")),
+                _fmt_s(_median(result, "streaming", "ar_later", "median_s")),
+                _fmt_s(_median(result, "cold_start", "cold_start_s")),
+            ]
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    for i, row in enumerate(rows):
+        lines.append(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+        if i == 0:
+            lines.append("-+-".join("-" * w for w in widths))
+    lines.append("")
+    for name, result in report["ours"].items():
+        memory = result.get("streaming", {}).get("memory_rollout")
+        if memory:
+            short, long = report["workload"]["memory_steps"]
+            lines.append(
+                f"{name}: streaming peak after {short} steps {_fmt(memory.get(f'peak_after_{short}_steps_gib'))} GiB, "
+                f"after {long} steps {_fmt(memory.get(f'peak_after_{long}_steps_gib'))} GiB; "
+                f"held {_fmt(memory.get(f'held_after_{short}_steps_gib'), digits=3)} / "
+                f"{_fmt(memory.get(f'held_after_{long}_steps_gib'), digits=3)} GiB"
+            )
+        agree = result.get("agreement_with_diffusers")
+        if agree and "max_abs_diff" in agree:
+            lines.append(
+                f"{name}: vs diffusers full decode max |diff| {agree['max_abs_diff']:.3g}, "
+                f"mean {agree['mean_abs_diff']:.3g}"
+            )
+    lines.append(
+        f"FLOPs (FlopCounterMode, meta device): full {flops['full'] / 1e12:.4g} T, "
+        f"AR0 step {flops['ar0'] / 1e12:.4g} T, AR>=1 step {flops['ar_later'] / 1e12:.4g} T. "
+        "Peak mem = allocated above the weights and inputs during one decode."
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny config on the CPU, fp32")
+    parser.add_argument("--json", type=Path, help="write the full report here")
+    parser.add_argument("--warmup", type=int, help="warm-up runs (default 2; smoke 1)")
+    parser.add_argument("--repeats", type=int, help="timed runs (default 5; smoke 2)")
+    parser.add_argument(
+        "--ours",
+        action="append",
+        type=OursVariant.parse,
+        help="a variant of our decoder, NAME[:field=value,...] (repeatable; default 'ours')",
+    )
+    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start subprocesses")
+    parser.add_argument("--cold-start-timeout", type=float, default=300.0)
+    parser.add_argument("--no-diffusers-streaming", action="store_true")
+    parser.add_argument("--no-channels-last", action="store_true", help="skip diffusers channels_last_3d")
+    parser.add_argument(
+        "--diffusers-compile",
+        action="store_true",
+        help="also time torch.compile of diffusers' decoder (channels_last_3d); costs ~95 s",
+    )
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
+    parser.add_argument("--profile-dir", type=Path, help="profile each of our variants' full decode here")
+    # internal: cold-start child
+    parser.add_argument("--cold-start-child", choices=["ours", "diffusers"], help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.ours is None:
+        args.ours = [OursVariant("ours")]
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    workload = smoke_workload(args) if args.smoke else full_size_workload(args)
+    if args.smoke:
+        # Tiny tensors: extra threads only add contention (CI has two cores).
+        torch.set_num_threads(1)
+    if workload.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("the full-size benchmark needs a CUDA GPU; use --smoke on the CPU")
+    torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
+    log = print if not args.quiet else (lambda *a, **k: None)
+
+    h, w = workload.latent_size
+    ratio = WanVAEDecoderConfig(**workload.architecture).spatial_compression_ratio
+    report: dict[str, Any] = {
+        "environment": environment(workload),
+        "workload": {
+            "latent_size": [h, w],
+            "pixel_size": [h * ratio, w * ratio],
+            "full_latent_frames": workload.full_frames,
+            "chunk_latent_frames": workload.chunk_frames,
+            "warmup": workload.warmup,
+            "repeats": workload.repeats,
+            "memory_steps": list(workload.memory_steps),
+            "architecture": workload.architecture,
+            "smoke": bool(args.smoke),
+        },
+        "flops": {
+            "full": count_flops(workload, workload.full_frames, first_chunk=True),
+            "ar0": count_flops(workload, workload.chunk_frames, first_chunk=True),
+            "ar_later": count_flops(workload, workload.chunk_frames, first_chunk=False),
+            "method": "FlopCounterMode over our network on the meta device",
+        },
+        "goals": GOALS,
+        "ours": {},
+        "diffusers": {},
+    }
+
+    full_latents = make_latents(workload, workload.full_frames, seed=1)
+    chunks = [make_latents(workload, workload.chunk_frames, seed=100 + i) for i in range(4)]
+
+    with tempfile.TemporaryDirectory(prefix="wan_bench_") as tmp:
+        vae_cpu = build_diffusers_vae(workload)
+        checkpoint = save_safetensors(vae_cpu, Path(tmp))
+        vae = vae_cpu.to(device=workload.device, dtype=workload.dtype)
+        runner = DiffusersRunner(vae)
+
+        # diffusers, eager (the baseline every ratio refers to)
+        log("diffusers eager: full decode")
+        result: dict[str, Any] = {}
+        result["full"] = guarded(lambda: measure_full(runner.full, full_latents, workload), workload.device)
+        reference = guarded(lambda: {"out": runner.full(full_latents)}, workload.device).get("out")
+        if not args.no_diffusers_streaming:
+            log("diffusers eager: streaming")
+            result["streaming"] = guarded(lambda: diffusers_streaming(runner, workload, chunks), workload.device)
+        if not args.no_cold_start:
+            log("diffusers eager: cold start")
+            result["cold_start"] = cold_start_subprocess(args, checkpoint, "diffusers", {})
+        report["diffusers"]["eager"] = result
+
+        if not args.no_channels_last:
+            log("diffusers channels_last_3d: full decode")
+            vae_cl = to_channels_last_3d(copy.deepcopy(vae))
+            runner_cl = DiffusersRunner(vae_cl, channels_last=True)
+            report["diffusers"]["channels_last_3d"] = {
+                "full": guarded(lambda: measure_full(runner_cl.full, full_latents, workload), workload.device)
+            }
+            if args.diffusers_compile:
+                log("diffusers channels_last_3d + torch.compile: full decode")
+                vae_cl.decoder = torch.compile(vae_cl.decoder)
+                t0 = time.perf_counter()
+                first = guarded(lambda: {"out": runner_cl.full(full_latents)}, workload.device)
+                synchronize(workload.device)
+                compile_first = time.perf_counter() - t0
+                compiled = {
+                    "full": guarded(lambda: measure_full(runner_cl.full, full_latents, workload), workload.device),
+                    "first_call_in_process_s": compile_first,
+                }
+                if "error" in first:
+                    compiled["first_call_error"] = first["error"]
+                report["diffusers"]["channels_last_3d+compile"] = compiled
+            del vae_cl, runner_cl
+
+        # ours, each variant
+        for variant in args.ours:
+            log(f"ours {variant.describe()}")
+            entry: dict[str, Any] = {"overrides": {k: repr(v) for k, v in variant.overrides.items()}}
+            try:
+                decoder = build_ours(workload, checkpoint, variant.overrides)
+            except Exception as error:  # a variant that cannot be built is reported, not fatal
+                entry["error"] = f"{type(error).__name__}: {error}"
+                report["ours"][variant.name] = entry
+                continue
+
+            def decode(x: torch.Tensor) -> torch.Tensor:
+                return decoder(input=x)
+
+            entry["full"] = guarded(lambda: measure_full(decode, full_latents, workload), workload.device)
+            if reference is not None:
+                entry["agreement_with_diffusers"] = guarded(
+                    lambda: agreement(decode(full_latents), reference), workload.device
+                )
+            entry["streaming"] = guarded(lambda: ours_streaming(decoder, workload, chunks), workload.device)
+            if args.profile_dir is not None:
+                args.profile_dir.mkdir(parents=True, exist_ok=True)
+                path = args.profile_dir / f"profile_{variant.name}.txt"
+                entry["profile"] = guarded(
+                    lambda: profile_full_decode(decoder, full_latents, workload, path), workload.device
+                )
+            if not args.no_cold_start:
+                log(f"ours {variant.name}: cold start")
+                entry["cold_start"] = cold_start_subprocess(args, checkpoint, "ours", variant.overrides)
+            report["ours"][variant.name] = entry
+            del decoder
+            if workload.device == "cuda":
+                torch.cuda.empty_cache()
+        del reference
+    return report
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    args.quiet = False
+    if args.cold_start_child:
+        workload = smoke_workload(args) if args.smoke else full_size_workload(args)
+        if args.smoke:
+            torch.set_num_threads(1)
+        torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
+        result = cold_start_here(workload, args.checkpoint, args.cold_start_child, json.loads(args.overrides))
+        print(json.dumps(result))
+        return result
+    report = run(args)
+    table = render_table(report)
+    report["table"] = table
+    print(table)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+if __name__ == "__main__":
+    main()
