@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import random
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -210,7 +210,9 @@ class _ReplayLog:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[Any]:
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
     """Add one collector per ``--conformance-decoder`` target to the session's top level.
 
     The session's own collection report is where pytest gets its top-level nodes, so
