@@ -131,7 +131,7 @@ def _draw_session_seed(config: pytest.Config) -> int:
     worker_input = getattr(config, "workerinput", None)
     if worker_input is not None and "conformance_seed" in worker_input:
         return int(worker_input["conformance_seed"])
-    seed = config.getoption("conformance_seed")
+    seed = config.getoption("conformance_seed", None)
     if seed is not None:
         return int(seed)
     return random.SystemRandom().randrange(2**32)
@@ -152,7 +152,7 @@ def session_seed(config: pytest.Config) -> int:
 
 def session_profile(config: pytest.Config) -> str:
     """The Hypothesis profile this pytest session's conformance checks use."""
-    return config.getoption("conformance_profile") or DEFAULT_PROFILE
+    return config.getoption("conformance_profile", None) or DEFAULT_PROFILE
 
 
 # ---------------------------------------------------------------------------------

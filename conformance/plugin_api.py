@@ -14,6 +14,7 @@ It is re-exported as ``conformance.conformance_tests`` (loaded lazily, so import
 from __future__ import annotations
 
 import shlex
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +84,12 @@ def conformance_tests(
     cases = [(spec, check_id) for spec in specs for check_id in check_ids]
     ids = [f"{label(i)}-{check_id}" for i in range(len(specs)) for check_id in check_ids]
 
-    @pytest.mark.conformance
+    with warnings.catch_warnings():
+        # Registered by the plugin; unknown only when it is disabled (-p no:conformance).
+        warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
+        conformance_mark = pytest.mark.conformance
+
+    @conformance_mark
     @pytest.mark.parametrize("conformance_case", cases, ids=ids)
     def test_conformance(
         conformance_case: tuple[DecoderSpec, str], request: pytest.FixtureRequest

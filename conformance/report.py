@@ -265,10 +265,10 @@ def write_json_report(
 
 
 _HIGHLIGHT_COUNTS = (
-    ("examples", "examples"),
-    ("rollouts", "rollouts"),
-    ("decoder_calls", "decoder calls"),
-    ("mapper_queries", "mapper queries"),
+    ("examples", "example"),
+    ("rollouts", "rollout"),
+    ("decoder_calls", "decoder call"),
+    ("mapper_queries", "mapper query"),
 )
 
 
@@ -281,7 +281,7 @@ def evidence_highlights(evidence: Mapping[str, Any]) -> str:
     """
     pieces: list[str] = []
     counts = [
-        f"{evidence[key]} {label}"
+        _count(evidence[key], label)
         for key, label in _HIGHLIGHT_COUNTS
         if _is_int(evidence.get(key)) and evidence[key] > 0
     ]
@@ -302,6 +302,12 @@ def evidence_highlights(evidence: Mapping[str, Any]) -> str:
     elif isinstance(max_error, str):  # non-finite, spelled out by the engine
         pieces.append(f"max error {max_error}")
     return "; ".join(pieces)
+
+
+def _count(n: int, noun: str) -> str:
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
 
 
 def _is_int(value: Any) -> bool:
@@ -374,7 +380,11 @@ def format_certification(certification: Certification, *, target: str | None = N
         summary[result.status] = summary.get(result.status, 0) + 1
     counts = ", ".join(f"{n} {status}" for status, n in summary.items() if n)
     verdict = "CERTIFIED" if certification.certified else "NOT CERTIFIED"
-    lines += ["", f"{certification.decoder}: {verdict} ({counts or 'no checks run'})"]
+    total = sum(result.duration_s for result in certification.results)
+    lines += [
+        "",
+        f"{certification.decoder}: {verdict} ({counts or 'no checks run'}) in {total:.1f} s",
+    ]
     return "\n".join(lines)
 
 

@@ -348,3 +348,17 @@ def test_xdist_workers_share_the_printed_seed_and_the_replay_summary(
             f"  pytest --conformance-decoder={target} --conformance-seed={seed} --conformance-profile=quick -k input_is_not_modified",
         ]
     )
+
+
+def test_module_helper_works_with_the_plugin_disabled(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mine=f"""
+        from conformance import conformance_tests
+
+        test_toy = conformance_tests("{TOY}", checks=["forward_accepts_keyword_call"], profile="quick", seed=3)
+        """
+    )
+
+    result = pytester.runpytest("-p", "no:conformance", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1, warnings=0)

@@ -123,6 +123,9 @@ def test_jsonable_keeps_plain_values() -> None:
 
 def test_highlights_show_volume_and_error_against_tolerance() -> None:
     assert evidence_highlights(PASSED.evidence) == "3 examples, 40 mapper queries"
+    assert evidence_highlights({"examples": 1, "rollouts": 1, "decoder_calls": 1}) == (
+        "1 example, 1 rollout, 1 decoder call"
+    )
     text = evidence_highlights(FAILED.evidence)
     assert text.startswith("4 examples; max error 0.5, 4.2e+04x tolerance")
     assert "atol 1.2e-05, rtol 1.2e-05" in text
@@ -142,7 +145,7 @@ def test_text_summary_lists_every_check_and_spells_out_failures() -> None:
     assert skip_line.lstrip().startswith("SKIP") and "batch_size is 1" in skip_line
     for message_line in FAILED.message.splitlines():
         assert any(line.strip() == message_line for line in lines)
-    assert lines[-1] == "toy: NOT CERTIFIED (1 passed, 1 failed, 1 skipped)"
+    assert lines[-1] == "toy: NOT CERTIFIED (1 passed, 1 failed, 1 skipped) in 0.2 s"
 
 
 def test_failure_text_carries_message_evidence_and_replay() -> None:
