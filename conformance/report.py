@@ -238,11 +238,11 @@ def to_json_dict(
         "kit_version": kit_version(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "certified": all(entry["certified"] for entry in decoders),
-        "decoders": decoders,
     }
     if len(decoders) == 1:
         for key, value in decoders[0].items():
             report.setdefault(key, value)
+    report["decoders"] = decoders  # last, so a person reading the file sees the verdict first
     return report
 
 
