@@ -9,7 +9,7 @@ structure; the published checkpoints only load into the default shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -95,6 +95,10 @@ class WanVAEDecoderConfig(DecoderConfig):
     out_channels: int = 3
     latents_mean: tuple[float, ...] = WAN21_LATENTS_MEAN
     latents_std: tuple[float, ...] = WAN21_LATENTS_STD
+
+    def setup(self, **kwargs: Any) -> WanVAEDecoder:
+        """Build the decoder (``_target(self, **kwargs)``), typed as a WanVAEDecoder."""
+        return cast("WanVAEDecoder", super().setup(**kwargs))
 
     def resolved_device(self) -> torch.device:
         """The device the decoder lives on: ``device``, or CUDA when available."""

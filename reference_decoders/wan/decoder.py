@@ -57,7 +57,7 @@ class WanVAEDecoder(StreamingVideoDecoder[WanVAEDecoderCache]):
     def __init__(self, config: WanVAEDecoderConfig) -> None:
         super().__init__(config)
         self.config: WanVAEDecoderConfig = config
-        config.validate()
+        device, dtype = config.resolved_device(), config.resolved_dtype()
         # Built on the CPU in float32 under a private RNG: the same seed gives the same
         # weights on every device and leaves the caller's random state alone.
         with torch.random.fork_rng(devices=[]):
@@ -68,7 +68,7 @@ class WanVAEDecoder(StreamingVideoDecoder[WanVAEDecoderCache]):
             self.checkpoint_layout = load_decoder_weights(
                 network, config.checkpoint_path, config.num_res_blocks
             )
-        self.network = network.to(device=config.resolved_device(), dtype=config.resolved_dtype())
+        self.network = network.to(device=device, dtype=dtype)
         self.network.eval()
 
     @property

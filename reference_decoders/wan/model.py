@@ -25,6 +25,7 @@ feature cache. This module computes the same function for a chunk of any length:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -186,28 +187,34 @@ class Upsampler(nn.Module):
 
     def forward(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
         if self.time_conv is not None:
-            x = self._double_frames(x, state)
+            x = _double_frames(self.time_conv, x, state)
         frames = F.interpolate(_frames(x), scale_factor=2.0, mode="nearest-exact")
         return _video(self.conv(frames), x.shape[0])
 
-    def _double_frames(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
-        first = None
-        if state.first_chunk:
-            first, x = x[:, :, :1], x[:, :, 1:]
-            if x.shape[2] == 0:
-                return first
-        doubled = self.time_conv(x, state)  # [B, 2C, T, H, W], first C = earlier frame
-        b, c2, t, h, w = doubled.shape
-        doubled = doubled.view(b, 2, c2 // 2, t, h, w).permute(0, 2, 3, 1, 4, 5)
-        doubled = doubled.reshape(b, c2 // 2, t * 2, h, w)
-        return doubled if first is None else torch.cat([first, doubled], dim=2)
+
+def _double_frames(time_conv: CausalConv3d, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+    """Each frame -> two frames, except the rollout's first frame, which passes as it is."""
+    first = None
+    if state.first_chunk:
+        first, x = x[:, :, :1], x[:, :, 1:]
+        if x.shape[2] == 0:
+            return first
+    doubled = time_conv(x, state)  # [B, 2C, T, H, W], first C = earlier frame
+    b, c2, t, h, w = doubled.shape
+    doubled = doubled.view(b, 2, c2 // 2, t, h, w).permute(0, 2, 3, 1, 4, 5)
+    doubled = doubled.reshape(b, c2 // 2, t * 2, h, w)
+    return doubled if first is None else torch.cat([first, doubled], dim=2)
 
 
 class UpStage(nn.Module):
     """Residual blocks at one resolution, then (except in the last stage) an upsampler."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, num_blocks: int, upsample: str | None
+        self,
+        in_channels: int,
+        out_channels: int,
+        num_blocks: int,
+        upsample: Literal["2d", "3d"] | None,
     ) -> None:
         super().__init__()
         widths = [in_channels] + [out_channels] * num_blocks
@@ -246,6 +253,9 @@ class WanVAEDecoderNetwork(nn.Module):
     published Wan 2.1 decoder (widths 384 -> 384 -> 192 -> 96).
     """
 
+    latents_mean: torch.Tensor
+    latents_std: torch.Tensor
+
     def __init__(self, config: WanVAEDecoderConfig) -> None:
         super().__init__()
         config.validate()
@@ -254,7 +264,9 @@ class WanVAEDecoderNetwork(nn.Module):
 
         mean = torch.tensor(config.latents_mean, dtype=torch.float64).view(1, -1, 1, 1, 1)
         std = torch.tensor(config.latents_std, dtype=torch.float64).view(1, -1, 1, 1, 1)
-        # Constants of the architecture, not weights: kept out of the state dict.
+        # Constants of the architecture, not weights: kept out of the state dict. Held in
+        # float64 so that casting to the compute dtype rounds the published values once,
+        # as building them in that dtype would.
         self.register_buffer("latents_mean", mean, persistent=False)
         self.register_buffer("latents_std", std, persistent=False)
 
@@ -267,7 +279,7 @@ class WanVAEDecoderNetwork(nn.Module):
         for i in range(len(mults)):
             # Every upsampler halves the width, so later stages start at half the width.
             in_channels = widths[i] if i == 0 else widths[i] // 2
-            upsample = None
+            upsample: Literal["2d", "3d"] | None = None
             if i < config.num_upsamplers:
                 upsample = "3d" if config.temporal_upsample[i] else "2d"
             stages.append(UpStage(in_channels, widths[i + 1], config.num_res_blocks + 1, upsample))
@@ -282,7 +294,8 @@ class WanVAEDecoderNetwork(nn.Module):
         self.num_history_slots = len(causal_convs)
 
     def forward(self, latents: torch.Tensor, state: StreamState) -> torch.Tensor:
-        z = latents * self.latents_std + self.latents_mean
+        dtype = latents.dtype
+        z = latents * self.latents_std.to(dtype) + self.latents_mean.to(dtype)
         x = self.post_quant_conv(z)
         x = self.conv_in(x, state)
         x = self.mid(x, state)

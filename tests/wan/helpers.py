@@ -19,10 +19,10 @@ from reference_decoders.wan import WanVAEDecoder
 
 #: Small but complete: both temporal upsamplers, the spatial-only one, attention,
 #: width-changing shortcuts. Two residual blocks per up stage (the kit's CI config).
-SMALL = dict(base_dim=8, num_res_blocks=1)
+SMALL: dict[str, Any] = dict(base_dim=8, num_res_blocks=1)
 #: Same, with the published three residual blocks per up stage: the official layout's
 #: flat block indices depend on that count.
-SMALL_PUBLISHED_BLOCKS = dict(base_dim=8, num_res_blocks=2)
+SMALL_PUBLISHED_BLOCKS: dict[str, Any] = dict(base_dim=8, num_res_blocks=2)
 
 
 def decode_in_chunks(

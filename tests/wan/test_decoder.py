@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from reference_decoders.wan import WanVAEDecoder, WanVAEDecoderCache, WanVAEDecoderConfig
+from reference_decoders.wan.model import Upsampler
 
 from .helpers import SMALL, decode_in_chunks
 
@@ -168,9 +169,9 @@ def test_a_single_first_frame_leaves_the_time_upsamplers_history_empty(decoder: 
     cache = decoder.initialize_autoregressive_cache()
     decoder(input=_latents(1, 1, 16, 2, 2), autoregressive_index=0, cache=cache)
     time_slots = {
-        stage.upsampler.time_conv.slot
-        for stage in decoder.network.up_stages
-        if stage.upsampler is not None and stage.upsampler.time_conv is not None
+        module.time_conv.slot
+        for module in decoder.modules()
+        if isinstance(module, Upsampler) and module.time_conv is not None
     }
     assert len(time_slots) == 2
     for slot, history in enumerate(cache.conv_history):
