@@ -144,6 +144,24 @@ class CacheHoldsWeightView(PlainToy):
         return _KernelCache(latent_kernel=self.latent_conv.detach()[:, :, :, None, None])
 
 
+class HistoryIsViewOfInput(PlainToy):
+    """The cache keeps a view of the caller's latents as history (no ``.clone()``).
+
+    Real bug: ``cache.history = x[:, :, -2:]``; pipelines that reuse one latent buffer
+    for every chunk (static buffers, CUDA graphs) overwrite the history before the
+    next step reads it. Caught by ``caches_are_fresh_and_unshared`` (a cache must not
+    share storage with the caller's input).
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        if cache is not None and input.shape[2] >= self.LATENT_HISTORY:
+            cache.latent_history = input[:, :, -self.LATENT_HISTORY :]
+        return output
+
+
 # --- interleaving -------------------------------------------------------------------
 
 
@@ -209,7 +227,29 @@ class WeightsNormalisedInPlace(PlainToy):
         return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
 
 
-# --- forking ------------------------------------------------------------------------
+# --- forking: copies that lose state or are no copies ------------------------------
+
+
+@dataclass(kw_only=True)
+class _SelfCopyCache(ToyDecoderCache):
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SelfCopyCache:
+        # The bug: "copying" returns the very same object.
+        return self
+
+
+class DeepcopyReturnsSelf(PlainToy):
+    """The cache's ``__deepcopy__`` returns ``self``: a fork *is* the original.
+
+    Real bug: ``__deepcopy__`` overridden to return ``self`` so that caches holding
+    un-copyable handles "support" deepcopy; both branches then step one cache.
+    Caught by ``forked_cache_continues_identically``.
+    """
+
+    def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
+        return _SelfCopyCache()
+
+
+# --- forking: copies that still share ---------------------------------------------
 
 
 @dataclass(kw_only=True)
@@ -299,6 +339,11 @@ history_kept_on_module = broken(
     must_fail={"interleaved_rollouts_are_independent", "rollout_state_machine"},
     hints=("rollout", "interleav", "differ", "mismatch", "error"),
 )
+history_is_view_of_input = broken(
+    HistoryIsViewOfInput,
+    must_fail={"caches_are_fresh_and_unshared"},
+    hints=("input", "view", "storage", "share"),
+)
 running_stats_buffer = broken(
     RunningStatsBuffer, must_fail={"forward_leaves_module_state_unchanged"}, hints=MODULE_HINTS
 )
@@ -310,6 +355,9 @@ deepcopy_drops_history = broken(
     must_fail={"forked_cache_continues_identically", "rollout_state_machine"},
     hints=FORK_HINTS,
 )
+deepcopy_returns_self = broken(
+    DeepcopyReturnsSelf, must_fail={"forked_cache_continues_identically"}, hints=FORK_HINTS
+)
 fork_shares_ring_buffer = broken(
     ForkSharesRingBuffer, must_fail={"forked_cache_continues_identically"}, hints=FORK_HINTS
 )
@@ -320,9 +368,11 @@ CASES = [
     history_tensor_is_dataclass_default,
     history_in_module_buffer,
     cache_holds_weight_view,
+    history_is_view_of_input,
     history_kept_on_module,
     running_stats_buffer,
     weights_normalised_in_place,
     deepcopy_drops_history,
+    deepcopy_returns_self,
     fork_shares_ring_buffer,
 ]

@@ -8,6 +8,8 @@ per chunk. Each decoder here is right within a chunk and wrong across a seam.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from reference_decoders.toy import ToyDecoderCache
@@ -88,6 +90,47 @@ class HistoryStoredInBfloat16(PlainToy):
         return output
 
 
+@dataclass(kw_only=True)
+class _RingCache(ToyDecoderCache):
+    ring: torch.Tensor | None = None  # latent frame i lives in slot i % CAPACITY
+    frames_written: int = 0
+
+
+class RingBufferWrapsLate(PlainToy):
+    """Latent history in an 8-slot ring buffer whose read forgets to wrap: wrong from latent frame 7.
+
+    Real bug: a preallocated ring buffer (no allocation per step) written at
+    ``i % capacity`` but read as the linear slice ``ring[end - 2 : end]`` with
+    ``end = min(written, capacity)``. Exact until the write pointer first wraps, stale
+    history ever after; short tests never get there. The ring starts with the two zero
+    frames of causal padding, so it wraps after six latent frames. Caught by
+    ``chunked_decode_matches_full_decode`` through its long rollout of one-frame steps
+    (random chunk plans stay within 5-8 latent frames, too short to reach the wrap).
+    """
+
+    CAPACITY = 8
+
+    def initialize_autoregressive_cache(self, **context: object) -> ToyDecoderCache:
+        return _RingCache()
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        if not isinstance(cache, _RingCache):
+            raise ValueError("a cache from initialize_autoregressive_cache() is required")
+        if cache.ring is None:
+            b, c, _, h, w = input.shape
+            cache.ring = input.new_zeros(b, c, self.CAPACITY, h, w)
+            cache.frames_written = self.LATENT_HISTORY  # the zero frames of causal padding
+        end = min(cache.frames_written, self.CAPACITY)  # the bug: no wrap-around on read
+        cache.latent_history = cache.ring[:, :, end - self.LATENT_HISTORY : end].clone()
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        for frame in input.unbind(2):
+            cache.ring[:, :, cache.frames_written % self.CAPACITY] = frame
+            cache.frames_written += 1
+        return output
+
+
 CHUNK_HINTS = ("chunk", "seam", "full", "error", "toleran", "frame", "differ", "mismatch")
 
 history_dropped_at_seams = broken(
@@ -107,9 +150,14 @@ history_stored_in_bfloat16 = broken(
     HistoryStoredInBfloat16, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
 )
 
+ring_buffer_wraps_late = broken(
+    RingBufferWrapsLate, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
+)
+
 CASES = [
     history_dropped_at_seams,
     causal_frame_per_chunk,
     history_one_frame_short,
     history_stored_in_bfloat16,
+    ring_buffer_wraps_late,
 ]

@@ -163,6 +163,50 @@ class SlidingWindowToy(PlainToy):
         return output
 
 
+class LongWindowToy(SlidingWindowToy):
+    """A twelve-frame latent window: the cache grows for twelve steps, then stays constant.
+
+    Correct and unusual: temporal-attention decoders keep windows of a dozen latent
+    frames or more. A memory check must tell "grows, then plateaus" from "grows
+    forever" however late the plateau comes.
+    """
+
+    LATENT_HISTORY = 12
+
+
+@dataclass(kw_only=True)
+class _BackReferenceCache(ToyDecoderCache):
+    decoder: nn.Module | None = None
+
+
+class CacheWithBackReference(PlainToy):
+    """The cache keeps a reference to the decoder that made it.
+
+    Correct and unusual: a back-reference (for validation or convenience) makes the
+    module's parameters reachable from the cache; they are not rollout state, so
+    neither the sharing check nor the memory check may count them against the cache.
+    """
+
+    def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
+        return _BackReferenceCache(decoder=self)
+
+
+class ContextRequiringToy(PlainToy):
+    """``initialize_autoregressive_cache(self, *, batch_size, **context)``: needs one key.
+
+    Correct and unusual: the cache needs the batch size up front (to preallocate) and
+    ignores any other context; the spec supplies ``batch_size`` in ``cache_context``,
+    so every check that makes a cache must pass it along.
+    """
+
+    def initialize_autoregressive_cache(  # type: ignore[override]
+        self, *, batch_size: int, **context: Any
+    ) -> ToyDecoderCache:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        return ToyDecoderCache()
+
+
 @dataclass(kw_only=True)
 class _NestedCache(StreamingDecoderCache):
     state: dict[str, Any] = field(
@@ -259,6 +303,9 @@ stateless_per_frame = CorrectCase(
 )
 time_major_toy = correct(TimeMajorToy, layout="BTCHW")
 sliding_window_toy = correct(SlidingWindowToy)
+long_window_toy = correct(LongWindowToy)
+cache_with_back_reference = correct(CacheWithBackReference)
+context_requiring_toy = correct(ContextRequiringToy, cache_context={"batch_size": 1})
 nested_cache_toy = correct(NestedCacheToy)
 uncopyable_cache_toy = correct(
     UncopyableCacheToy, may_skip={"forked_cache_continues_identically"}
@@ -287,6 +334,9 @@ CASES = [
     stateless_per_frame,
     time_major_toy,
     sliding_window_toy,
+    long_window_toy,
+    cache_with_back_reference,
+    context_requiring_toy,
     nested_cache_toy,
     uncopyable_cache_toy,
     toy_batch_of_two,

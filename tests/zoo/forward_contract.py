@@ -57,6 +57,21 @@ class CacheInitRejectsUnknownContext(PlainToy):
         return ToyDecoderCache()
 
 
+class CacheInitRejectsUnknownKeys(PlainToy):
+    """``initialize_autoregressive_cache(self, **context)`` that raises on keys it does not use.
+
+    Real bug: over-eager validation (``if unknown: raise TypeError``); the signature looks
+    right, yet a pipeline that passes more context than this decoder needs crashes.
+    Caught by ``cache_init_accepts_context``.
+    """
+
+    def initialize_autoregressive_cache(self, **context: object) -> ToyDecoderCache:
+        unknown = sorted(set(context) - {"batch_size"})
+        if unknown:
+            raise TypeError(f"unexpected rollout context {unknown}")
+        return ToyDecoderCache()
+
+
 # --- what forward returns -----------------------------------------------------------
 
 
@@ -228,6 +243,9 @@ cache_init_rejects_unknown_context = broken(
     hints=CONTEXT_HINTS,
     cache_context={"batch_size": 1},
 )
+cache_init_rejects_unknown_keys = broken(
+    CacheInitRejectsUnknownKeys, must_fail={"cache_init_accepts_context"}, hints=CONTEXT_HINTS
+)
 output_float64 = broken(
     OutputFloat64, must_fail={"output_layout_dtype_device"}, hints=("dtype", "float64")
 )
@@ -271,6 +289,7 @@ CASES = [
     positional_names_forward,
     cache_init_without_context,
     cache_init_rejects_unknown_context,
+    cache_init_rejects_unknown_keys,
     output_float64,
     output_time_before_channels,
     output_with_alpha_channel,

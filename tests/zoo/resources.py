@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from reference_decoders.toy import ToyDecoderCache
 
@@ -101,6 +102,43 @@ class GrowthInNestedObject(PlainToy):
         return output
 
 
+class _LatentStore(nn.Module):
+    """Per-rollout state written as a module, the way gpt-fast writes its ``KVCache``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("seen", None)
+
+    def append(self, latents: torch.Tensor) -> None:
+        self.seen = latents if self.seen is None else torch.cat([self.seen, latents], dim=2)
+
+
+@dataclass(kw_only=True)
+class _ModuleStateCache(ToyDecoderCache):
+    store: _LatentStore = field(default_factory=_LatentStore)
+
+
+class GrowthInsidePerRolloutModule(PlainToy):
+    """The cache holds a per-rollout ``nn.Module`` whose buffer accumulates every latent chunk.
+
+    Real bug: per-rollout state implemented as a small module (the gpt-fast
+    ``KVCache(nn.Module)`` pattern) with ``torch.cat`` onto a buffer and no trim. The
+    growing tensor is a buffer of a module that is *not* the decoder. Meant to be caught
+    by ``cache_memory_is_bounded``.
+    """
+
+    def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
+        return _ModuleStateCache()
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        if isinstance(cache, _ModuleStateCache):
+            cache.store.append(input.detach().clone())
+        return output
+
+
 MEMORY_HINTS = ("memory", "bytes", "grow", "bound")
 
 cache_keeps_all_latents = broken(
@@ -113,4 +151,19 @@ growth_in_nested_object = broken(
     GrowthInNestedObject, must_fail={"cache_memory_is_bounded"}, hints=MEMORY_HINTS
 )
 
-CASES = [cache_keeps_all_latents, history_never_trimmed, growth_in_nested_object]
+growth_inside_per_rollout_module = broken(
+    GrowthInsidePerRolloutModule,
+    must_fail={"cache_memory_is_bounded"},
+    hints=MEMORY_HINTS,
+    kit_gaps={
+        "cache_memory_is_bounded": "kit finding F2 (tests/zoo/README.md): tensors inside any "
+        "nn.Module reachable from the cache are not counted"
+    },
+)
+
+CASES = [
+    cache_keeps_all_latents,
+    history_never_trimmed,
+    growth_in_nested_object,
+    growth_inside_per_rollout_module,
+]

@@ -36,6 +36,8 @@ def _explain(case: BrokenCase, check_id: str, status: str, message: str) -> str:
 @pytest.mark.parametrize(("case", "check_id"), _targeted_pairs())
 def test_check_catches_the_bug_it_is_meant_for(case: BrokenCase, check_id: str) -> None:
     result = run_check(case(), check_id, profile=PROFILE, seed=SEED)
+    if result.status != "failed" and check_id in case.kit_gaps:
+        pytest.xfail(f"{case.kit_gaps[check_id]} [{check_id} reported {result.status}]")
     assert result.status == "failed", _explain(case, check_id, result.status, result.message)
     assert result.message.strip(), f"{case.name}: {check_id} failed without saying why"
     assert mentions_any(result.message, case.hints), (

@@ -6,6 +6,8 @@ does a zoo entry naming a check that does not exist.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from conformance import ALL_CHECKS, DecoderSpec
 
 from . import BROKEN, CORRECT
@@ -37,3 +39,9 @@ def test_every_case_is_documented_and_builds_a_named_spec() -> None:
         spec = case()
         assert isinstance(spec, DecoderSpec)
         assert spec.name == case.name
+
+
+def test_readme_lists_every_case() -> None:
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    missing = [case.name for case in [*BROKEN, *CORRECT] if f"`{case.name}`" not in readme]
+    assert not missing, f"tests/zoo/README.md does not list: {missing}"
