@@ -144,6 +144,28 @@ class CacheHoldsWeightView(PlainToy):
         return _KernelCache(latent_kernel=self.latent_conv.detach()[:, :, :, None, None])
 
 
+class CacheIsPlainDict(PlainToy):
+    """``initialize_autoregressive_cache`` returns a plain ``dict``, not a ``StreamingDecoderCache``.
+
+    Real bug: a cache written as ``{"feat_map": [...]}`` because it "works"; pipelines
+    that type-check, subclass or introspect caches (the interface's generic cache type)
+    break. Caught by ``caches_are_fresh_and_unshared`` (each call returns a new
+    ``StreamingDecoderCache``), and by every check that makes a cache.
+    """
+
+    def initialize_autoregressive_cache(self, **context: Any) -> dict[str, ToyDecoderCache]:  # type: ignore[override]
+        return {"state": ToyDecoderCache()}
+
+    def forward(  # type: ignore[override]
+        self,
+        input: torch.Tensor,
+        autoregressive_index: int = 0,
+        cache: dict[str, ToyDecoderCache] | None = None,
+    ) -> torch.Tensor:
+        state = cache["state"] if cache is not None else None
+        return super().forward(input, autoregressive_index=autoregressive_index, cache=state)
+
+
 class HistoryIsViewOfInput(PlainToy):
     """The cache keeps a view of the caller's latents as history (no ``.clone()``).
 
@@ -339,6 +361,11 @@ history_kept_on_module = broken(
     must_fail={"interleaved_rollouts_are_independent", "rollout_state_machine"},
     hints=("rollout", "interleav", "differ", "mismatch", "error"),
 )
+cache_is_plain_dict = broken(
+    CacheIsPlainDict,
+    must_fail={"caches_are_fresh_and_unshared"},
+    hints=("StreamingDecoderCache", "dict"),
+)
 history_is_view_of_input = broken(
     HistoryIsViewOfInput,
     must_fail={"caches_are_fresh_and_unshared"},
@@ -368,6 +395,7 @@ CASES = [
     history_tensor_is_dataclass_default,
     history_in_module_buffer,
     cache_holds_weight_view,
+    cache_is_plain_dict,
     history_is_view_of_input,
     history_kept_on_module,
     running_stats_buffer,

@@ -21,7 +21,7 @@ from torch import nn
 from flashdreams.infra.decoder import DecoderConfig, StreamingDecoderCache, StreamingVideoDecoder
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, toy_spec
 
-from ._base import LATENT_SIZE, CorrectCase, PlainToy, correct
+from ._base import LATENT_SIZE, CorrectCase, PlainToy, correct, toy_spec_factory
 
 
 # --- a stateless decoder ------------------------------------------------------------
@@ -207,6 +207,35 @@ class ContextRequiringToy(PlainToy):
         return ToyDecoderCache()
 
 
+class TwoFramesPerCallToy(PlainToy):
+    """Accepts at most two latent frames per call (declared ``max_chunk_frames=2``).
+
+    Correct and unusual: many streaming decoders only take small chunks (the public Wan
+    implementations decode one latent frame at a time). A kit that calls it with longer
+    chunks, including for its own one-call reference decodes, raises a false alarm.
+    """
+
+    MAX_FRAMES = 2
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        if input.shape[2] > self.MAX_FRAMES:
+            raise ValueError(
+                f"at most {self.MAX_FRAMES} latent frames per call, got {input.shape[2]}"
+            )
+        return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
+class OneFramePerCallToy(TwoFramesPerCallToy):
+    """Accepts exactly one latent frame per call (declared ``max_chunk_frames=1``).
+
+    Correct and unusual: the frame-by-frame decoder, the extreme of a chunk limit.
+    """
+
+    MAX_FRAMES = 1
+
+
 @dataclass(kw_only=True)
 class _NestedCache(StreamingDecoderCache):
     state: dict[str, Any] = field(
@@ -305,6 +334,8 @@ time_major_toy = correct(TimeMajorToy, layout="BTCHW")
 sliding_window_toy = correct(SlidingWindowToy)
 long_window_toy = correct(LongWindowToy)
 cache_with_back_reference = correct(CacheWithBackReference)
+two_frames_per_call_toy = correct(TwoFramesPerCallToy, max_chunk_frames=2)
+one_frame_per_call_toy = correct(OneFramePerCallToy, max_chunk_frames=1)
 context_requiring_toy = correct(ContextRequiringToy, cache_context={"batch_size": 1})
 nested_cache_toy = correct(NestedCacheToy)
 uncopyable_cache_toy = correct(
@@ -320,6 +351,16 @@ toy_bfloat16 = _toy_config_case(
     "toy-bfloat16",
     "The toy in bfloat16 on CPU: reassociation error is large in bf16 and must be tolerated.",
     dtype=torch.bfloat16,
+)
+toy_bfloat16_in_float32_out = CorrectCase(
+    name="zoo-ok-toy-bf16-in-fp32-out",
+    spec_factory=toy_spec_factory(
+        "zoo-ok-toy-bf16-in-fp32-out",
+        PlainToy,
+        dtype=torch.bfloat16,
+        output_dtype=torch.float32,
+    ),
+    why="bfloat16 latents in, float32 compute and pixels out (declared output_dtype).",
 )
 toy_identity_ratios = _toy_config_case(
     "toy-identity-ratios",
@@ -337,10 +378,13 @@ CASES = [
     long_window_toy,
     cache_with_back_reference,
     context_requiring_toy,
+    two_frames_per_call_toy,
+    one_frame_per_call_toy,
     nested_cache_toy,
     uncopyable_cache_toy,
     toy_batch_of_two,
     toy_float64,
     toy_bfloat16,
+    toy_bfloat16_in_float32_out,
     toy_identity_ratios,
 ]

@@ -12,7 +12,7 @@ import threading
 
 import torch
 
-from reference_decoders.toy import ToyDecoderCache, ToyVideoDecoder
+from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, ToyVideoDecoder
 
 from ._base import BrokenCase, PlainToy, broken, toy_spec_factory
 
@@ -118,6 +118,16 @@ factory_raises = BrokenCase(
     hints=("checkpoint", "factory"),
     fails_every_check=True,
 )
+factory_returns_config = BrokenCase(
+    name="zoo-factory-returns-config",
+    spec_factory=toy_spec_factory(
+        "zoo-factory-returns-config", PlainToy, factory=lambda: ToyDecoderConfig()
+    ),
+    must_fail=frozenset(),
+    bug="The factory returns the decoder's config instead of the decoder (``setup()`` forgotten).",
+    hints=("ToyDecoderConfig", "StreamingVideoDecoder"),
+    fails_every_check=True,
+)
 forward_always_raises = broken(
     ForwardAlwaysRaises,
     must_fail={
@@ -152,6 +162,7 @@ forward_never_returns = broken(
 
 CASES = [
     factory_raises,
+    factory_returns_config,
     forward_always_raises,
     streaming_not_implemented,
     forward_returns_list,

@@ -178,6 +178,23 @@ class FirstStepPaddedNotTrimmed(PlainToy):
         return frames // r
 
 
+class MapperKnowsOnlyFirstSteps(PlainToy):
+    """Output mapper as a lookup table keyed by step: ``{0: first, 1: steady}[ar]``.
+
+    Real bug: a table written for "first chunk" and "next chunk" that raises
+    ``KeyError`` from AR 2 on, so a pipeline crashes on its third chunk. Caught by
+    ``temporal_mappers_round_trip`` (every n >= 1 at every AR index must map; a mapper
+    may only reject with ValueError or AssertionError).
+    """
+
+    def get_output_temporal_size(self, autoregressive_index: int, input_temporal_size: int) -> int:
+        if input_temporal_size < 1:
+            raise ValueError(f"need at least one latent frame, got {input_temporal_size}")
+        r = self.config.temporal_ratio
+        by_step = {0: 1 + r * (input_temporal_size - 1), 1: r * input_temporal_size}
+        return by_step[autoregressive_index]
+
+
 # --- mappers versus reality ---------------------------------------------------------
 
 
@@ -250,6 +267,11 @@ first_step_padded_not_trimmed = broken(
     must_fail={"temporal_mappers_monotone_and_steady"},
     hints=MAPPER_HINTS + ("steady",),
 )
+mapper_knows_only_first_steps = broken(
+    MapperKnowsOnlyFirstSteps,
+    must_fail={"temporal_mappers_round_trip"},
+    hints=MAPPER_HINTS + ("KeyError",),
+)
 mapper_off_by_causal_frame = broken(
     MapperOffByCausalFrame, must_fail={"decoded_sizes_match_mappers"}, hints=MAPPER_HINTS
 )
@@ -269,6 +291,7 @@ CASES = [
     mapper_saturates_at_window,
     second_step_treated_as_first,
     first_step_padded_not_trimmed,
+    mapper_knows_only_first_steps,
     mapper_off_by_causal_frame,
     output_cropped_by_one_pixel,
 ]
