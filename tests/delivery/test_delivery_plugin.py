@@ -316,10 +316,11 @@ def test_module_helper_with_unloadable_target_fails_that_module_only(pytester: p
 
 
 def test_xdist_workers_share_the_printed_seed_and_the_replay_summary(
-    pytester: pytest.Pytester, broken: str
+    pytester: pytest.Pytester, broken: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("xdist")
     target = f"{broken}:input_editing"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # worker processes: see conftest.py
     # Workers start from a frozen copy of sys.path; pytest's own setting reaches them.
     pytester.makeini("[pytest]\npythonpath = .\n")
 
