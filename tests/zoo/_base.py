@@ -72,8 +72,9 @@ class BrokenCase:
 class CorrectCase:
     """A correct decoder (often an unusual one) that the kit must certify.
 
-    ``may_skip`` lists the checks that legitimately cannot apply to it (for example
-    forking when its cache cannot be deep-copied); any other skip is a finding.
+    ``must_skip`` lists the checks that cannot apply to it (for example forking when
+    its cache cannot be deep-copied): the kit must report them skipped with a reason,
+    never a vacuous pass. Any other skip is a finding.
     ``kit_gaps`` maps a check id to a reported kit finding for checks that still raise
     a false alarm on this decoder (an expected failure while it does; every other check
     is still held to the ordinary rule).
@@ -82,7 +83,7 @@ class CorrectCase:
     name: str
     spec_factory: Callable[[], DecoderSpec]
     why: str
-    may_skip: frozenset[str] = field(default_factory=frozenset)
+    must_skip: frozenset[str] = field(default_factory=frozenset)
     kit_gaps: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __call__(self) -> DecoderSpec:
@@ -171,7 +172,7 @@ def correct(
     decoder_cls: type[ToyVideoDecoder],
     *,
     name: str | None = None,
-    may_skip: set[str] = frozenset(),  # type: ignore[assignment]
+    must_skip: set[str] = frozenset(),  # type: ignore[assignment]
     kit_gaps: Mapping[str, str] | None = None,
     config: dict[str, Any] | None = None,
     **spec_fields: Any,
@@ -182,6 +183,6 @@ def correct(
         name=name,
         spec_factory=toy_spec_factory(name, decoder_cls, config=config, **spec_fields),
         why=_summary(decoder_cls),
-        may_skip=frozenset(may_skip),
+        must_skip=frozenset(must_skip),
         kit_gaps=dict(kit_gaps or {}),
     )

@@ -339,7 +339,7 @@ one_frame_per_call_toy = correct(OneFramePerCallToy, max_chunk_frames=1)
 context_requiring_toy = correct(ContextRequiringToy, cache_context={"batch_size": 1})
 nested_cache_toy = correct(NestedCacheToy)
 uncopyable_cache_toy = correct(
-    UncopyableCacheToy, may_skip={"forked_cache_continues_identically"}
+    UncopyableCacheToy, must_skip={"forked_cache_continues_identically"}
 )
 toy_batch_of_two = _toy_case(
     "toy-batch-2", "The toy decoding a batch of two: batch independence must pass.", batch_size=2

@@ -39,7 +39,7 @@ def _wan_small_case() -> object:
 
 
 def _expected_skips(case: CorrectCase, batch_size: int) -> set[str]:
-    return set(case.may_skip) | ({BATCH_CHECK} if batch_size == 1 else set())
+    return set(case.must_skip) | ({BATCH_CHECK} if batch_size == 1 else set())
 
 
 @pytest.mark.parametrize("case", [*CORRECT, _wan_small_case()], ids=lambda case: case.name)
