@@ -3,9 +3,10 @@
 Read top to bottom: the stream state, the building blocks (causal convolution, RMS norm,
 residual block, spatial attention, upsampler), then the assembled network.
 
-The published decoder (Wan-Video/Wan2.1 ``wan/modules/vae.py``; diffusers'
-``AutoencoderKLWan``) is only ever run one latent frame at a time, with a per-layer
-feature cache. This module computes the same function for a chunk of any length:
+The published decoders (Wan-Video/Wan2.1 ``wan/modules/vae.py``; diffusers'
+``AutoencoderKLWan``) decode one latent frame at a time, with a per-layer feature
+cache; that frame-by-frame decode defines the output. This module computes the same
+function for chunks of any length:
 
 - Every temporal causal convolution (kernel 3 in time) sees its input stream with two
   zero frames in front. Feeding it chunk by chunk with the last two input frames
@@ -35,6 +36,7 @@ from reference_decoders.wan.config import WanVAEDecoderConfig
 
 __all__ = [
     "CausalConv3d",
+    "MidBlock",
     "RMSNorm",
     "ResidualBlock",
     "SpatialAttention",
