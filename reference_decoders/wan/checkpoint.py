@@ -23,7 +23,7 @@ import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import torch
 from torch import nn
@@ -210,28 +210,15 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         )
     with path.open("rb") as handle:
         head = handle.read(9)
-
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
-        try:
-            # A file object, not the path: torch.load would hand a path ending in
-            # ".safetensors" to safetensors whatever the content.
-            with path.open("rb") as handle:
-                loaded = torch.load(handle, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            raise UnsafeCheckpointError(
-                f"refused to load {path}: the pickle needs more than tensors and plain "
-                f"containers ({_unpickler_reason(error)}), so it was not unpickled "
-                "(weights_only=True; no code from it ran). Re-save it as a plain state dict "
-                "or as safetensors from a trusted environment."
-            ) from error
-        except Exception as error:  # a truncated or corrupt archive
-            raise CheckpointError(f"could not read {path} as a PyTorch checkpoint: {error}") from error
-    elif len(head) == 9 and head[8:9] == b"{":
-        loaded = _read_safetensors(path)
-    else:
-        raise CheckpointError(
-            f"{path} is neither a PyTorch checkpoint (zip or pickle) nor safetensors"
-        )
+        handle.seek(0)
+        if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+            loaded = _read_pickle(handle, path)
+        elif len(head) == 9 and head[8:9] == b"{":
+            loaded = _read_safetensors(path)
+        else:
+            raise CheckpointError(
+                f"{path} is neither a PyTorch checkpoint (zip or pickle) nor safetensors"
+            )
 
     if not isinstance(loaded, Mapping):
         raise CheckpointError(
@@ -244,6 +231,22 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             f"(e.g. {not_tensors[:5]}); expected name -> tensor"
         )
     return {str(key): value for key, value in loaded.items()}
+
+
+def _read_pickle(handle: BinaryIO, path: Path) -> object:
+    # Read from the open file, not the path: torch.load hands a path ending in
+    # ".safetensors" to safetensors whatever its content.
+    try:
+        return torch.load(handle, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpointError(
+            f"refused to load {path}: the pickle needs more than tensors and plain "
+            f"containers ({_unpickler_reason(error)}), so it was not unpickled "
+            "(weights_only=True; no code from it ran). Re-save it as a plain state dict "
+            "or as safetensors from a trusted environment."
+        ) from error
+    except Exception as error:  # truncated or corrupt archives raise assorted types
+        raise CheckpointError(f"could not read {path} as a PyTorch checkpoint: {error}") from error
 
 
 def _unpickler_reason(error: Exception) -> str:
