@@ -90,6 +90,42 @@ class HistoryStoredInBfloat16(PlainToy):
         return output
 
 
+class NormalisedOverTime(PlainToy):
+    """Latents are standardised with statistics over the whole call (time included).
+
+    Real bug: a GroupNorm/LayerNorm whose reduction spans the time axis, harmless in
+    an offline decoder and chunk-dependent in a streaming one: every chunk is normalised
+    by its own mean and variance. (Wan 2.1's decoder uses per-frame RMS norm for exactly
+    this reason.) Caught by ``chunked_decode_matches_full_decode``.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        mean = input.mean(dim=(2, 3, 4), keepdim=True)
+        std = input.std(dim=(2, 3, 4), keepdim=True, unbiased=False) + 1e-5
+        return super().forward(
+            (input - mean) / std, autoregressive_index=autoregressive_index, cache=cache
+        )
+
+
+class LooksAheadWithinChunk(PlainToy):
+    """Each frame also sees the mean of every frame in its call, later ones included.
+
+    Real bug: temporal attention or pooling without a causal mask; within a chunk,
+    frame t depends on frames after it, so the same frame decodes differently
+    depending on where the chunk ends. Caught by ``chunked_decode_matches_full_decode``.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        context = input.mean(dim=2, keepdim=True)
+        return super().forward(
+            input + 0.5 * context, autoregressive_index=autoregressive_index, cache=cache
+        )
+
+
 @dataclass(kw_only=True)
 class _RingCache(ToyDecoderCache):
     ring: torch.Tensor | None = None  # latent frame i lives in slot i % CAPACITY
@@ -150,6 +186,12 @@ history_stored_in_bfloat16 = broken(
     HistoryStoredInBfloat16, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
 )
 
+normalised_over_time = broken(
+    NormalisedOverTime, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
+)
+looks_ahead_within_chunk = broken(
+    LooksAheadWithinChunk, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
+)
 ring_buffer_wraps_late = broken(
     RingBufferWrapsLate, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
 )
@@ -159,5 +201,7 @@ CASES = [
     causal_frame_per_chunk,
     history_one_frame_short,
     history_stored_in_bfloat16,
+    normalised_over_time,
+    looks_ahead_within_chunk,
     ring_buffer_wraps_late,
 ]

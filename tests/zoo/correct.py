@@ -12,6 +12,7 @@ ratios, a batch of two.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,6 +237,30 @@ class OneFramePerCallToy(TwoFramesPerCallToy):
     MAX_FRAMES = 1
 
 
+class SlowFirstCallToy(PlainToy):
+    """The first call on each decoder instance takes a quarter of a second (warm-up).
+
+    Correct and unusual: real decoders compile kernels, autotune or allocate on their
+    first call (``torch.compile``, cuDNN benchmark, CUDA context). The issue rules out
+    timing deadlines that such a warm-up would trip, like Hypothesis's default 200 ms
+    per example.
+    """
+
+    WARM_UP_S = 0.25
+
+    def __init__(self, config: ToyDecoderConfig) -> None:
+        super().__init__(config)
+        self._warm = False
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        if not self._warm:
+            time.sleep(self.WARM_UP_S)
+            self._warm = True
+        return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
 @dataclass(kw_only=True)
 class _NestedCache(StreamingDecoderCache):
     state: dict[str, Any] = field(
@@ -334,6 +359,7 @@ time_major_toy = correct(TimeMajorToy, layout="BTCHW")
 sliding_window_toy = correct(SlidingWindowToy)
 long_window_toy = correct(LongWindowToy)
 cache_with_back_reference = correct(CacheWithBackReference)
+slow_first_call_toy = correct(SlowFirstCallToy)
 two_frames_per_call_toy = correct(TwoFramesPerCallToy, max_chunk_frames=2)
 one_frame_per_call_toy = correct(OneFramePerCallToy, max_chunk_frames=1)
 context_requiring_toy = correct(ContextRequiringToy, cache_context={"batch_size": 1})
@@ -362,6 +388,11 @@ toy_bfloat16_in_float32_out = CorrectCase(
     ),
     why="bfloat16 latents in, float32 compute and pixels out (declared output_dtype).",
 )
+toy_nonsquare_latents = CorrectCase(
+    name="zoo-ok-toy-nonsquare-latents",
+    spec_factory=toy_spec_factory("zoo-ok-toy-nonsquare-latents", PlainToy, latent_size=(3, 5)),
+    why="Odd, non-square latents (3 x 5): height and width must not be confused anywhere.",
+)
 toy_identity_ratios = _toy_config_case(
     "toy-identity-ratios",
     "Temporal and spatial ratios of 1: the causal first frame trims nothing.",
@@ -378,6 +409,7 @@ CASES = [
     long_window_toy,
     cache_with_back_reference,
     context_requiring_toy,
+    slow_first_call_toy,
     two_frames_per_call_toy,
     one_frame_per_call_toy,
     nested_cache_toy,
@@ -386,5 +418,6 @@ CASES = [
     toy_float64,
     toy_bfloat16,
     toy_bfloat16_in_float32_out,
+    toy_nonsquare_latents,
     toy_identity_ratios,
 ]

@@ -229,6 +229,21 @@ class OutputCroppedByOnePixel(PlainToy):
         return output[..., :-1, :-1]
 
 
+class HeightWidthSwapped(PlainToy):
+    """Output height and width swapped: ``[.., W*s, H*s]`` instead of ``[.., H*s, W*s]``.
+
+    Real bug: a ``permute``/``reshape`` that mixes up the two spatial axes. Invisible
+    with square latents (the spec therefore uses 4 x 6); with non-square ones the
+    shape is wrong. Caught by ``decoded_sizes_match_mappers``.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        return output.transpose(3, 4)
+
+
 RATIO_HINTS = ("ratio", "int", "constant")
 MAPPER_HINTS = ("mapper", "get_input", "get_output", "frame", "size")
 
@@ -280,6 +295,12 @@ output_cropped_by_one_pixel = broken(
     must_fail={"decoded_sizes_match_mappers"},
     hints=("spatial", "size", "shape", "height", "width"),
 )
+height_width_swapped = broken(
+    HeightWidthSwapped,
+    must_fail={"decoded_sizes_match_mappers"},
+    hints=("height", "width", "spatial", "shape"),
+    latent_size=(4, 6),
+)
 
 CASES = [
     temporal_ratio_as_float,
@@ -294,4 +315,5 @@ CASES = [
     mapper_knows_only_first_steps,
     mapper_off_by_causal_frame,
     output_cropped_by_one_pixel,
+    height_width_swapped,
 ]

@@ -8,6 +8,7 @@ run, a correct and a broken target, one check, so it stays cheap).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,8 @@ def test_cli_certifies_a_correct_zoo_target_and_rejects_a_broken_one(tmp_path: P
             str(report),
         ],
         cwd=REPO_ROOT,
+        # One intra-op thread, as in the rest of the zoo: the decoders are tiny.
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=300,
