@@ -151,7 +151,8 @@ def interleaved_rollouts_are_independent(ctx: CheckContext) -> None:
                     f"rollout {i} (chunk plan {plan_text(plan)}) decoded interleaved with "
                     f"{count - 1} other rollout(s) differs from the same rollout decoded alone at "
                     f"AR {k} ({plan[k]} latent frame(s)): {comparison.describe()}. State leaks "
-                    "between rollouts (history on the module, or caches sharing state)."
+                    "between rollouts (history on the module, or caches sharing state), or "
+                    "decoding is not deterministic."
                 )
     ctx.evidence.rollouts += count
     ctx.evidence.examples += count
@@ -163,7 +164,8 @@ def interleaved_rollouts_are_independent(ctx: CheckContext) -> None:
             raise CheckFailed(
                 f"rollout 0 (chunk plan {plan_text(plans[0])}) decoded again with a fresh cache "
                 f"after {count} other rollouts differs from its first decode at AR {k}: "
-                f"{comparison.describe()}. Earlier rollouts left state behind."
+                f"{comparison.describe()}. Earlier rollouts left state behind (or decoding is not "
+                "deterministic)."
             )
     ctx.evidence.examples += 1
     ctx.evidence.note("rollouts_interleaved", count)

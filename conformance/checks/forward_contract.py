@@ -258,6 +258,13 @@ def batch_elements_are_independent(ctx: CheckContext) -> None:
     base = ctx.latents(LatentSequence.of(0, frames))
     other = ctx.latents(LatentSequence.of(1, frames))
     reference = ctx.decode_plan(decoder, base, plan)
+    for step in reference.steps:
+        if step.output.shape[0] != batch:
+            raise CheckFailed(
+                f"the output at AR {step.autoregressive_index} has {step.output.shape[0]} batch "
+                f"element(s) (shape {list(step.raw_output.shape)}, layout "
+                f"{ctx.spec.resolved_output_layout}) for an input batch of {batch}"
+            )
     cases = [
         ("elements 1..{} replaced".format(batch - 1), [0]),
         ("element 0 replaced", list(range(1, batch))),
