@@ -44,7 +44,10 @@ T = TypeVar("T")
 MAPPER_REJECTIONS: tuple[type[BaseException], ...] = (ValueError, AssertionError)
 
 
-def describe_exception(err: BaseException) -> str:
+def describe_exception(err: BaseException | None) -> str:
+    """``"TypeName: first line of the message"``, for one-line failure messages."""
+    if err is None:
+        return "no exception"
     text = str(err).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(err).__name__}: {first}" if first else type(err).__name__

@@ -62,7 +62,7 @@ class Certification:
 
     def counts(self) -> dict[str, int]:
         """How many results have each status (every status present, zero if unused)."""
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for result in self.results:
             counts[result.status] += 1
         return counts
