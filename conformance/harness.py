@@ -157,7 +157,6 @@ class CheckContext:
         self._frames: dict[tuple[int, int], torch.Tensor] = {}
         self._cancelled = threading.Event()
         self._current_call: tuple[str, float] | None = None
-        self._stream_counter = 1_000_000
         #: The first failure seen inside a Hypothesis search, kept so that a search whose
         #: shrinking outlives the check's timeout still reports the bug, not just the timeout.
         self.first_failure: str | None = None
@@ -191,11 +190,6 @@ class CheckContext:
         if self.first_failure is None:
             self.first_failure = str(err)
 
-    def new_stream(self) -> int:
-        """A latent stream id no other part of this check uses."""
-        self._stream_counter += 1
-        return self._stream_counter
-
     # ----------------------------------------------------------------- decoder calls
 
     def call_decoder(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -223,14 +217,6 @@ class CheckContext:
                 )
             self._decoder = built
         return self._decoder
-
-    def build_decoder(self) -> StreamingVideoDecoder[Any]:
-        """A second, independent decoder from the factory (the shared one is kept)."""
-        shared, self._decoder = self._decoder, None
-        try:
-            return self.decoder()
-        finally:
-            self._decoder = shared
 
     def new_cache(self, decoder: StreamingVideoDecoder[Any] | None = None, **extra: Any) -> Any:
         """A fresh rollout cache: ``initialize_autoregressive_cache(**spec.cache_context)``."""

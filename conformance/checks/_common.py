@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
 import torch
 
 from conformance.harness import CheckContext, Decoded
 from conformance.tolerances import Comparison
 
-__all__ = [
-    "bitwise_equal",
-    "describe_mismatch",
-    "module_tensors",
-    "rollout_plan",
-]
+__all__ = ["bitwise_equal", "describe_mismatch", "module_tensors", "plan_text", "rollout_plan"]
 
 
 def rollout_plan(ctx: CheckContext, steps: int, first: int = 2) -> tuple[int, ...]:
@@ -64,6 +57,3 @@ def describe_mismatch(
 def plan_text(plan: Iterable[int]) -> str:
     return "[" + ", ".join(str(n) for n in plan) + "]"
 
-
-def shape_text(t: Any) -> str:
-    return "x".join(str(d) for d in t.shape)
