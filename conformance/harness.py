@@ -201,7 +201,7 @@ class CheckContext:
             return fn(*args, **kwargs)
         except (CheckFailed, CheckCancelled):
             raise
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise DecoderError(f"{what} raised {describe_exception(err)}") from err
         finally:
             self._current_call = None
