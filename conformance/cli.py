@@ -2,31 +2,43 @@
 
 Certifies one or more decoders, prints a readable summary (a line per check, failures
 in full, the verdict, the seed and the command that replays the run) and writes a
-JSON report (see :mod:`conformance.report` for its schema)::
+JSON report (schema: ``docs/report-schema.md``) and, on request, a Markdown
+certificate for a pull request::
 
     python -m conformance certify                        # the bundled default decoder
     python -m conformance certify pkg.mod:spec --profile quick
     python -m conformance certify a.mod:spec b.mod:specs --report out/cert.json
+    python -m conformance certify pkg.mod:spec --markdown out/certificate.md
     python -m conformance certify pkg.mod:spec --check chunked_decode_matches_full_decode --seed 42
+    python -m conformance certify --installed            # every registered decoder
     python -m conformance certify --list-checks
 
 The report goes to ``conformance-report.json`` in the current directory unless
 ``--report PATH`` names another file (parent folders are created) or ``--no-report``
 turns it off. Several targets give one report with every decoder in it.
 
-Exit status: 0 every decoder is certified; 1 at least one is not; 2 a target could not
-be loaded, a spec is invalid, or the arguments are wrong (nothing is run then).
+``--installed`` adds every decoder registered under the entry-point group
+``flashdreams.conformance.decoders`` (see :mod:`conformance.discovery`). A registered
+decoder that cannot be loaded is reported as unloadable and the others still run.
+
+Exit status: 0 every decoder is certified; 1 at least one is not; 2 a target given on
+the command line could not be loaded, a spec is invalid, or the arguments are wrong
+(nothing is run then), or, with ``--installed``, nothing is registered or a registered
+decoder could not be loaded (the loadable ones are still certified and reported).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from conformance.discovery import LoadedDecoders, Unloadable
     from conformance.results import Certification
     from conformance.spec import DecoderSpec
 
@@ -78,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-report", action="store_true", help="do not write a JSON report"
     )
     certify.add_argument(
+        "--markdown",
+        metavar="PATH",
+        default=None,
+        help="also write a Markdown certificate (for a pull request) to PATH",
+    )
+    certify.add_argument(
+        "--installed",
+        action="store_true",
+        help="also certify every decoder that installed packages register under the "
+        "entry-point group flashdreams.conformance.decoders",
+    )
+    certify.add_argument(
         "--profile",
         choices=list(PROFILES),
         default="default",
@@ -116,12 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from conformance.checks import ALL_CHECKS, get_check
+    from conformance.checks import get_check
     from conformance.report import (
         DEFAULT_REPORT_PATH,
         format_certification,
         replay_command,
         write_json_report,
+        write_markdown_report,
     )
     from conformance.spec import TargetError
 
@@ -138,7 +163,9 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     else:
         check_ids = None
 
-    targets = list(dict.fromkeys(args.targets)) or [default_target()]
+    targets = list(dict.fromkeys(args.targets))
+    if not targets and not args.installed:
+        targets = [default_target()]
     loaded: list[tuple[str, DecoderSpec]] = []
     for target in targets:
         try:
@@ -147,27 +174,50 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
             return _usage_error(f"cannot certify {target!r}:\n{error}")
         loaded += [(target, spec) for spec in specs]
 
+    unloadable: list[Unloadable] = []
+    if args.installed:
+        installed = _load_installed(out)
+        if installed is None:
+            return EXIT_USAGE
+        unloadable = installed.unloadable
+        loaded += [pair for pair in installed.specs if pair not in loaded]
+        targets += [entry.target for entry, _ in installed.loaded if entry.target not in targets]
+
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     certifications: list[Certification] = []
+    configs: list[str | None] = []
     for index, (target, spec) in enumerate(loaded):
         if index:
             print(file=out)
         print(f"Certifying {spec.name} ({target}): profile {args.profile}, seed {seed} ...", file=out, flush=True)
-        certification = _certify(spec, target, profile=args.profile, seed=seed, check_ids=check_ids)
+        recorder = _ConfigRecorder(spec.factory)
+        certification = _certify(
+            replace(spec, factory=recorder), target, profile=args.profile, seed=seed, check_ids=check_ids
+        )
         certifications.append(certification)
+        configs.append(recorder.text)
         print(format_certification(certification, target=target), file=out, flush=True)
 
     print(file=out)
-    all_certified = all(cert.certified for cert in certifications)
-    if len(certifications) > 1:
+    all_certified = all(cert.certified for cert in certifications) and not unloadable
+    if unloadable:
+        print(f"Could not load {len(unloadable)} registered decoder(s); they were not certified:", file=out)
+        for entry in unloadable:
+            print(f"  {entry.name} = {entry.target}" + (f" (from {entry.distribution})" if entry.distribution else ""), file=out)
+            print("\n".join("      " + line for line in entry.error.splitlines()), file=out)
+    if len(certifications) + len(unloadable) > 1:
         verdicts = ", ".join(
-            f"{cert.decoder} {'certified' if cert.certified else 'NOT certified'}"
-            for cert in certifications
+            [
+                f"{cert.decoder} {'certified' if cert.certified else 'NOT certified'}"
+                for cert in certifications
+            ]
+            + [f"{entry.name} unloadable" for entry in unloadable]
         )
         print(f"Verdict: {'CERTIFIED' if all_certified else 'NOT CERTIFIED'} ({verdicts})", file=out)
-    print(f"Seed {seed}, profile {args.profile}. Replay this run with:", file=out)
-    rerun = replay_command(targets, seed=seed, profile=args.profile, check_ids=check_ids or ())
-    print(f"  {rerun}", file=out)
+    if certifications:
+        print(f"Seed {seed}, profile {args.profile}. Replay this run with:", file=out)
+        rerun = replay_command(targets, seed=seed, profile=args.profile, check_ids=check_ids or ())
+        print(f"  {rerun}", file=out)
     failing = [
         (target, result.check_id)
         for (target, _), cert in zip(loaded, certifications)
@@ -182,14 +232,60 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
                 file=out,
             )
 
+    details = dict(
+        targets=[target for target, _ in loaded],
+        specs=[spec for _, spec in loaded],
+        decoder_configs=configs,
+        unloadable=unloadable,
+    )
     if not args.no_report:
-        path = write_json_report(
-            args.report or DEFAULT_REPORT_PATH,
-            certifications,
-            targets=[target for target, _ in loaded],
-        )
+        path = write_json_report(args.report or DEFAULT_REPORT_PATH, certifications, **details)
         print(f"Report: {path}", file=out)
+    if args.markdown:
+        path = write_markdown_report(args.markdown, certifications, **details)
+        print(f"Certificate: {path}", file=out)
+    if unloadable:
+        return EXIT_USAGE
     return EXIT_CERTIFIED if all_certified else EXIT_NOT_CERTIFIED
+
+
+def _load_installed(out: TextIO) -> LoadedDecoders | None:
+    """The registered decoders, or ``None`` (after saying why) when none are registered."""
+    from conformance.discovery import load_installed, no_decoders_registered_message, registered_decoders
+
+    entries = registered_decoders()
+    if not entries:
+        _usage_error(f"--installed: {no_decoders_registered_message()}")
+        return None
+    print(
+        f"Installed decoders ({len(entries)} registered): "
+        + ", ".join(entry.label for entry in entries),
+        file=out,
+    )
+    return load_installed(entries)
+
+
+class _ConfigRecorder:
+    """Wraps a spec's factory to keep ``str(decoder.config)`` of the first decoder it builds.
+
+    The checks build their decoders themselves; recording on the way costs nothing,
+    where building one more decoder just for the report could cost a checkpoint load.
+    """
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        functools.update_wrapper(self, factory)
+        self.factory = factory
+        self.text: str | None = None
+        self._seen = False
+
+    def __call__(self) -> Any:
+        from conformance.report import decoder_config_text
+
+        decoder = self.factory()
+        if not self._seen:
+            self._seen = True
+            self.text = decoder_config_text(decoder)
+        return decoder
 
 
 def _load(target: str) -> list[DecoderSpec]:

@@ -15,6 +15,14 @@ Two ways to use it:
   collected next to the project's own tests; ``-m conformance`` keeps only them. A
   target that cannot be loaded is a collection error naming the target and the reason.
 
+- for every decoder installed packages register (entry-point group
+  ``flashdreams.conformance.decoders``, see :mod:`conformance.discovery`)::
+
+      pytest --conformance-installed
+
+  collects the same tests for each registered target; one that cannot be loaded
+  becomes a single failing test ``<target>::load`` saying why, and the others still run.
+
 - from a test module, without any option (see :mod:`conformance.plugin_api`)::
 
       from conformance import conformance_tests
@@ -28,8 +36,14 @@ pytest session (or taken from ``--conformance-seed``), shared by every check and
 every pytest-xdist worker, and printed in the header; when a check fails, the summary
 lists the commands that replay it. ``--conformance-profile`` picks the Hypothesis
 profile (quick, default, thorough). Each check also leaves ``conformance_*`` entries in
-``item.user_properties`` (status, seed, profile, evidence), which pytest writes into
-JUnit XML.
+``item.user_properties`` (decoder, target, check, category, status, seed, profile,
+examples, decoder calls, largest error, margin to the tolerance, duration, device,
+dtype, kit and torch versions, and for failures the replay commands), which pytest
+writes into JUnit XML (``--junitxml``) as ``<property>`` elements of the test case.
+
+Under pytest-xdist on a machine with several GPUs each worker takes its own GPU for
+specs whose device is ``"cuda"`` (see :mod:`conformance.workers`);
+``--conformance-worker-gpus=off`` turns that off.
 
 The engine is imported only when a check is collected or run; the cost of having the
 plugin installed is whatever ``import conformance`` costs.
@@ -39,6 +53,7 @@ from __future__ import annotations
 
 import random
 import shlex
+import sys
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +63,8 @@ if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
     from _pytest.terminal import TerminalReporter
 
+    from conformance.discovery import RegisteredDecoder
+
     from conformance.results import CheckResult
     from conformance.spec import DecoderSpec
 
@@ -56,6 +73,7 @@ __all__ = [
     "ConformanceFailure",
     "ConformanceItem",
     "apply_result",
+    "result_properties",
     "run_in_session",
     "session_profile",
     "session_seed",
@@ -87,6 +105,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "zero-argument callable returning either. Repeatable; adds one test per check.",
     )
     group.addoption(
+        "--conformance-installed",
+        action="store_true",
+        dest="conformance_installed",
+        default=False,
+        help="certify every decoder registered under the entry-point group "
+        "flashdreams.conformance.decoders by installed packages.",
+    )
+    group.addoption(
+        "--conformance-worker-gpus",
+        dest="conformance_worker_gpus",
+        choices=("spread", "off"),
+        default="spread",
+        help="under pytest-xdist with several CUDA devices: 'spread' (default) gives worker "
+        "gwN device N %% device_count for specs on plain 'cuda'; 'off' leaves the default device.",
+    )
+    group.addoption(
         "--conformance-profile",
         dest="conformance_profile",
         default=None,
@@ -111,6 +145,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[_SEED] = _draw_session_seed(config)
     config.pluginmanager.register(_ReplayLog(config), "conformance-replay-log")
+    if config.getoption("conformance_installed", False) and not hasattr(config, "workerinput"):
+        from conformance.discovery import no_decoders_registered_message, registered_decoders
+
+        if not registered_decoders():
+            raise pytest.UsageError(f"--conformance-installed: {no_decoders_registered_message()}")
     requested = config.getoption("conformance_profile")
     if requested is not None:
         from conformance.profiles import PROFILES
@@ -168,6 +207,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     targets = config.getoption("conformance_decoders")
     if targets:
         lines.append(f"conformance decoders: {', '.join(targets)}")
+    if config.getoption("conformance_installed", False):
+        from conformance.discovery import registered_decoders
+
+        entries = registered_decoders()
+        lines.append(
+            f"conformance installed decoders ({len(entries)}): "
+            + ", ".join(entry.label for entry in entries)
+        )
     return lines
 
 
@@ -221,11 +268,24 @@ def pytest_make_collect_report(
     """
     report = yield
     if isinstance(collector, pytest.Session) and report.passed and report.result is not None:
-        targets = collector.config.getoption("conformance_decoders") or []
-        for target in dict.fromkeys(targets):  # keep order, drop repeats
+        targets = list(dict.fromkeys(collector.config.getoption("conformance_decoders") or []))
+        for target in targets:  # keep order, drop repeats
             report.result.append(
                 TargetCollector.from_parent(collector, name=target, nodeid=target, target=target)
             )
+        if collector.config.getoption("conformance_installed", False):
+            from conformance.discovery import registered_decoders
+
+            for entry in registered_decoders():
+                if entry.target in targets:
+                    continue
+                targets.append(entry.target)
+                report.result.append(
+                    RegisteredCollector.from_parent(
+                        collector, name=entry.target, nodeid=entry.target, target=entry.target,
+                        entry=entry,
+                    )
+                )
     return report
 
 
@@ -254,6 +314,55 @@ class TargetCollector(pytest.Collector):
         if isinstance(excinfo.value, (TargetError, InvalidSpecError)):
             return f"conformance target {self.target!r} could not be loaded:\n{excinfo.value}"
         return super().repr_failure(excinfo)
+
+
+class RegisteredCollector(TargetCollector):
+    """A target an installed package registered; if it cannot be loaded, that is one
+    failing test (``<target>::load``), not a collection error, so the others still run."""
+
+    def __init__(self, *, entry: RegisteredDecoder, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entry = entry
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        from conformance.spec import TargetError
+
+        try:
+            collected = list(super().collect())
+        except (TargetError, InvalidSpecError) as error:
+            return [UnloadableItem.from_parent(self, name="load", entry=self.entry, error=str(error))]
+        return collected
+
+
+class UnloadableItem(pytest.Item):
+    """Stands for a registered decoder that could not be loaded: it fails, saying why."""
+
+    def __init__(self, *, entry: RegisteredDecoder, error: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entry = entry
+        self.error = error
+        self.add_marker(MARKER)
+
+    def runtest(self) -> None:
+        self.user_properties += [
+            ("conformance_status", "unloadable"),
+            ("conformance_target", self.entry.target),
+        ]
+        raise ConformanceFailure(
+            f"registered decoder {self.entry.label} could not be loaded, so none of its "
+            f"checks ran:\n{self.error}",
+            None,
+        )
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: ExceptionInfo[BaseException]
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, ConformanceFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"conformance {self.entry.name} (unloadable)"
 
 
 class DecoderCollector(pytest.Collector):
@@ -295,7 +404,10 @@ class ConformanceItem(pytest.Item):
             f"pytest --conformance-decoder={shlex.quote(self.target or '<TARGET>')} "
             f"--conformance-seed={seed} --conformance-profile={profile} -k {self.check_id}"
         ]
-        apply_result(self.result, self, seed=seed, profile=profile, target=self.target, replay=replay)
+        apply_result(
+            self.result, self, seed=seed, profile=profile, target=self.target, replay=replay,
+            spec=self.spec,
+        )
 
     def repr_failure(  # type: ignore[override]
         self, excinfo: ExceptionInfo[BaseException]
@@ -321,7 +433,7 @@ class InvalidSpecError(ValueError):
 class ConformanceFailure(Exception):
     """A check failed (or hit a kit error); ``str()`` is the text a person acts on."""
 
-    def __init__(self, text: str, result: CheckResult) -> None:
+    def __init__(self, text: str, result: CheckResult | None) -> None:
         super().__init__(text)
         self.result = result
 
@@ -345,9 +457,20 @@ def run_in_session(
     profile: str | None = None,
     seed: int | None = None,
 ) -> CheckResult:
-    """Run one check with this session's profile and seed unless told otherwise."""
+    """Run one check with this session's profile and seed unless told otherwise.
+
+    Under pytest-xdist, a CUDA spec first gets this worker's GPU (see
+    :mod:`conformance.workers`).
+    """
     from conformance.runner import run_check
 
+    if (
+        spec.torch_device.type == "cuda"
+        and config.getoption("conformance_worker_gpus", "spread") != "off"
+    ):
+        from conformance.workers import claim_worker_gpu
+
+        claim_worker_gpu()
     return run_check(
         spec,
         check_id,
@@ -365,8 +488,14 @@ def apply_result(
     profile: str,
     target: str | None,
     replay: list[str],
+    spec: DecoderSpec | None = None,
 ) -> None:
     """Record ``result`` on ``node`` and end the test the way its status says.
+
+    The record is a list of ``conformance_*`` user properties (JUnit XML carries them):
+    what ran (decoder, target, check, category), how (seed, profile, device, dtype, kit
+    and torch versions), and what it found (status, examples, decoder calls, largest
+    error, margin to the tolerance, duration, an evidence summary).
 
     passed returns; skipped and xfailed raise pytest's skip / xfail; failed and error
     raise :class:`ConformanceFailure` carrying the check's message and the commands
@@ -374,11 +503,7 @@ def apply_result(
     """
     from conformance.report import evidence_highlights, format_failure, replay_command
 
-    node.user_properties += [
-        ("conformance_status", result.status),
-        ("conformance_seed", seed),
-        ("conformance_profile", profile),
-    ]
+    node.user_properties += result_properties(result, seed=seed, profile=profile, target=target, spec=spec)
     highlights = evidence_highlights(result.evidence)
     if highlights:
         node.user_properties.append(("conformance_evidence", highlights))
@@ -396,3 +521,73 @@ def apply_result(
     ]
     node.user_properties.append((REPLAY_PROPERTY, "\n".join(commands)))
     raise ConformanceFailure(format_failure(result, replay=commands), result)
+
+
+def result_properties(
+    result: CheckResult,
+    *,
+    seed: int,
+    profile: str,
+    target: str | None,
+    spec: DecoderSpec | None,
+) -> list[tuple[str, object]]:
+    """The ``conformance_*`` user properties of one check's test (JUnit XML ``<property>``).
+
+    The same facts the Markdown certificate gives per check; numbers only when the
+    check produced them (a check without numerical comparisons has no largest error).
+    """
+    from conformance.report import kit_version
+
+    evidence = result.evidence
+    properties: list[tuple[str, object]] = []
+    if spec is not None:
+        properties.append(("conformance_decoder", spec.name))
+    if target is not None:
+        properties.append(("conformance_target", target))
+    properties += [
+        ("conformance_check", result.check_id),
+        ("conformance_category", _category_of(result.check_id)),
+        ("conformance_status", result.status),
+        ("conformance_seed", seed),
+        ("conformance_profile", profile),
+    ]
+    for key in ("examples", "decoder_calls", "max_abs_error", "tolerance_margin"):
+        if key in evidence and evidence[key] is not None:
+            properties.append((f"conformance_{key}", evidence[key]))
+    properties.append(("conformance_duration_s", round(float(result.duration_s), 6)))
+    if spec is not None:
+        properties += [
+            ("conformance_device", _device_text(spec)),
+            ("conformance_dtype", str(spec.dtype).removeprefix("torch.")),
+        ]
+    properties.append(("conformance_kit_version", kit_version()))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        properties.append(("conformance_torch", torch.__version__))
+    # pytest-xdist ships user properties from workers with execnet, which only takes
+    # builtin types (torch's version string is a str subclass, evidence is free-form).
+    return [(name, _plain(value)) for name, value in properties]
+
+
+def _plain(value: object) -> object:
+    return value if type(value) in (str, int, float, bool) else str(value)
+
+
+def _category_of(check_id: str) -> str:
+    from conformance.checks import get_check
+
+    try:
+        return get_check(check_id).category
+    except KeyError:
+        return ""
+
+
+def _device_text(spec: DecoderSpec) -> str:
+    """The spec's device, with the GPU this xdist worker took for a plain ``cuda`` one."""
+    from conformance.workers import claimed_device
+
+    device = spec.torch_device
+    claimed = claimed_device()
+    if device.type == "cuda" and device.index is None and claimed is not None:
+        return f"cuda:{claimed}"
+    return str(device)

@@ -108,7 +108,7 @@ def conformance_tests(
         try:
             apply_result(
                 result, request.node, seed=used_seed, profile=used_profile, target=target,
-                replay=replay,
+                replay=replay, spec=spec,
             )
         except ConformanceFailure as failure:
             # The message is the whole story; a traceback through the kit would bury it.

@@ -1,50 +1,33 @@
 """Render certification results for machines (JSON) and people (terminal text).
 
 Everything that turns :class:`~conformance.results.Certification` objects into a
-report lives here, so the command line, the pytest plugin and later formats (a
-Markdown certificate, JUnit XML properties) all describe a result the same way.
+report lives here, so the command line (terminal summary, JSON report, Markdown
+certificate) and the pytest plugin (failure text, JUnit XML properties) all describe a
+result the same way.
 
 JSON report, ``schema_version`` 1
 ---------------------------------
-One JSON object per run of ``python -m conformance certify``::
+``docs/report-schema.md`` documents every key (and is checked against real reports by
+the tests). In short: one object per run, with ``schema_version``, ``kit_version``,
+``created``, ``certified`` (every decoder certified and every registered decoder
+loaded), ``unloadable`` (registered decoders that could not be loaded, for
+``--installed`` runs) and ``decoders``, a list with one ``DECODER`` object per
+certified ``DecoderSpec``: ``decoder``, ``target``, ``certified``, ``profile``,
+``seed``, ``spec`` (the spec's fields), ``decoder_config`` (``str`` of the decoder's
+``config``, when it has one), ``environment``, ``summary``, ``replay`` and ``checks``
+(``id``, ``category``, ``status``, ``message``, ``duration_s``, ``evidence``). A report
+about exactly one decoder also repeats that decoder's keys at top level
+(``report["decoder"]``, ``report["checks"]``, ...). Values JSON cannot hold are
+converted (tensors and tuples to lists, dtypes and devices to strings, non-finite
+floats to ``"nan"``, ``"inf"``, ``"-inf"``), so the file is strict JSON.
 
-    {
-      "schema_version": 1,
-      "kit_version": "0.1.0",
-      "created": "2025-01-01T12:00:00+00:00",   # UTC, ISO 8601
-      "certified": true,                          # every decoder below is certified
-      "decoders": [DECODER, ...],                 # one entry per certified DecoderSpec
-      ...DECODER                                  # only when "decoders" has exactly one entry
-    }
-
-where each ``DECODER`` is::
-
-    {
-      "decoder": "toy-causal",                    # DecoderSpec.name
-      "target": "reference_decoders.toy:toy_spec",  # what was loaded; null if unknown
-      "certified": true,                          # no check "failed" or "error"
-      "profile": "default",                       # Hypothesis profile the checks ran under
-      "seed": 1234,                               # Hypothesis seed; replays the same examples
-      "environment": {...},                       # kit, torch, python, device, dtype, ...
-      "summary": {"passed": 17, "failed": 0, "error": 0, "xfailed": 0, "skipped": 1},
-      "replay": "python -m conformance certify ... --seed 1234 --profile default",
-      "checks": [
-        {"id": "chunked_decode_matches_full_decode", "category": "chunking",
-         "status": "passed",      # passed | failed | xfailed | skipped | error
-         "message": "",            # why it failed / was skipped / is expected to fail
-         "duration_s": 0.84,
-         "evidence": {...}},       # what the check exercised; max error, tolerance, margin
-        ...
-      ]
-    }
-
-A report about a single decoder therefore also carries that decoder's keys at top
-level (``report["decoder"]``, ``report["certified"]``, ``report["checks"]``), which is
-what most readers want. Readers that must handle any number of decoders iterate
-``report["decoders"]``; the top-level ``decoder``/``checks``/... keys are present
-exactly when there is one. Values that JSON cannot hold are converted: tensors and
-tuples to lists, dtypes and devices to strings, non-finite floats to the strings
-``"nan"``, ``"inf"``, ``"-inf"`` (the file is strict JSON).
+Markdown certificate
+--------------------
+:func:`to_markdown` renders the same content for a person reviewing a pull request:
+the verdict, the decoder's configuration (spec fields and decoder config), the
+environment, a table of every check with its status, examples run, largest error and
+margin to the tolerance, and for each failure its message (which carries the minimal
+example) and the command that replays it.
 """
 
 from __future__ import annotations
@@ -56,27 +39,34 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from typing_extensions import TypeGuard
 
 if TYPE_CHECKING:
     from conformance.results import Certification, CheckResult
+    from conformance.spec import DecoderSpec
 
 __all__ = [
     "DEFAULT_REPORT_PATH",
     "SCHEMA_VERSION",
     "STATUSES",
+    "UnloadableDecoder",
     "certification_to_dict",
     "check_to_dict",
+    "decoder_config_text",
     "evidence_highlights",
     "format_certification",
     "format_failure",
     "jsonable",
     "kit_version",
     "replay_command",
+    "spec_fields",
     "to_json_dict",
+    "to_markdown",
     "write_json_report",
+    "write_markdown_report",
 ]
 
 SCHEMA_VERSION = 1
@@ -187,10 +177,67 @@ def check_to_dict(result: CheckResult) -> dict[str, Any]:
     }
 
 
+class UnloadableDecoder(Protocol):
+    """A registered decoder that could not be loaded (see :mod:`conformance.discovery`)."""
+
+    @property
+    def name(self) -> str: ...  # the entry point's name
+    @property
+    def target(self) -> str: ...  # its MODULE:ATTR value
+    @property
+    def distribution(self) -> str | None: ...  # the installed package that registers it
+    @property
+    def error(self) -> str: ...  # why it could not be loaded
+
+
+def spec_fields(spec: DecoderSpec) -> dict[str, Any]:
+    """The spec's fields as JSON-ready values, in declaration order.
+
+    ``factory`` is given by its qualified name (the callable itself cannot be written
+    down); everything else is the value the checks ran with.
+    """
+    out: dict[str, Any] = {}
+    for spec_field in fields(spec):
+        value = getattr(spec, spec_field.name)
+        out[spec_field.name] = _callable_name(value) if spec_field.name == "factory" else jsonable(value)
+    return out
+
+
+def decoder_config_text(decoder: Any) -> str | None:
+    """``str(decoder.config)`` when the decoder has a ``config`` (flashdreams decoders keep
+    the config they were built from there); ``None`` otherwise."""
+    config = getattr(decoder, "config", None)
+    if config is None:
+        return None
+    try:
+        return str(config)
+    except Exception as err:  # noqa: BLE001 - a report must not die on a broken __str__
+        return f"<str(config) raised {type(err).__name__}: {err}>"
+
+
+def _callable_name(fn: Any) -> str:
+    wrapped = getattr(fn, "__wrapped__", None)  # recorders in the CLI wrap the factory
+    fn = wrapped if wrapped is not None else fn
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, ModuleType) and hasattr(fn, "__name__"):
+        # A bound method (``config.setup``): name the object's class, not the defining base.
+        cls = owner if isinstance(owner, type) else type(owner)
+        return f"{cls.__module__}.{cls.__qualname__}.{fn.__name__}"
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if name is None:
+        return repr(fn)
+    return f"{module}.{name}" if module else str(name)
+
+
 def certification_to_dict(
-    certification: Certification, *, target: str | None = None
+    certification: Certification,
+    *,
+    target: str | None = None,
+    spec: DecoderSpec | None = None,
+    decoder_config: str | None = None,
 ) -> dict[str, Any]:
-    """One ``DECODER`` object of the report (see the module docstring)."""
+    """One ``DECODER`` object of the report (see ``docs/report-schema.md``)."""
     summary = {status: 0 for status in STATUSES}
     for result in certification.results:
         summary[result.status] = summary.get(result.status, 0) + 1
@@ -200,6 +247,8 @@ def certification_to_dict(
         "certified": bool(certification.certified),
         "profile": certification.profile,
         "seed": certification.seed,
+        "spec": None if spec is None else spec_fields(spec),
+        "decoder_config": decoder_config,
         "environment": jsonable(dict(certification.environment)),
         "summary": summary,
         "replay": replay_command(
@@ -212,32 +261,50 @@ def certification_to_dict(
     }
 
 
+def _parallel(name: str, values: Sequence[Any] | None, count: int) -> list[Any]:
+    """``values`` (one per certification) as a list, or ``None`` for each when not given."""
+    if values is None:
+        return [None] * count
+    if len(values) != count:
+        raise ValueError(
+            f"got {len(values)} {name} for {count} certifications; "
+            f"pass one {name[:-1]} per certification"
+        )
+    return list(values)
+
+
 def to_json_dict(
     certifications: Sequence[Certification],
     *,
     targets: Sequence[str | None] | None = None,
+    specs: Sequence[DecoderSpec | None] | None = None,
+    decoder_configs: Sequence[str | None] | None = None,
+    unloadable: Sequence[UnloadableDecoder] = (),
 ) -> dict[str, Any]:
     """The whole JSON report for ``certifications``.
 
-    ``targets``, when given, runs parallel to ``certifications`` and names the
-    ``MODULE:ATTR`` each decoder was loaded from (for the replay command).
+    ``targets``, ``specs`` and ``decoder_configs``, when given, run parallel to
+    ``certifications``: the ``MODULE:ATTR`` each decoder was loaded from (for the replay
+    command), its spec and its config text. ``unloadable`` lists registered decoders
+    that could not be loaded; any of them makes the report not certified.
     """
-    if targets is None:
-        targets = [None] * len(certifications)
-    if len(targets) != len(certifications):
-        raise ValueError(
-            f"got {len(targets)} targets for {len(certifications)} certifications; "
-            "pass one target per certification"
-        )
+    count = len(certifications)
+    rows = zip(
+        certifications,
+        _parallel("targets", targets, count),
+        _parallel("specs", specs, count),
+        _parallel("decoder_configs", decoder_configs, count),
+    )
     decoders = [
-        certification_to_dict(cert, target=target)
-        for cert, target in zip(certifications, targets)
+        certification_to_dict(cert, target=target, spec=spec, decoder_config=config)
+        for cert, target, spec, config in rows
     ]
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kit_version": kit_version(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "certified": all(entry["certified"] for entry in decoders),
+        "certified": all(entry["certified"] for entry in decoders) and not unloadable,
+        "unloadable": [_unloadable_to_dict(entry) for entry in unloadable],
     }
     if len(decoders) == 1:
         for key, value in decoders[0].items():
@@ -246,17 +313,39 @@ def to_json_dict(
     return report
 
 
+def _unloadable_to_dict(entry: UnloadableDecoder) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "target": entry.target,
+        "distribution": entry.distribution,
+        "error": entry.error,
+    }
+
+
 def write_json_report(
     path: str | Path,
     certifications: Sequence[Certification],
     *,
     targets: Sequence[str | None] | None = None,
+    specs: Sequence[DecoderSpec | None] | None = None,
+    decoder_configs: Sequence[str | None] | None = None,
+    unloadable: Sequence[UnloadableDecoder] = (),
 ) -> Path:
     """Write :func:`to_json_dict` to ``path`` (parent folders created); return the path."""
+    report = to_json_dict(
+        certifications,
+        targets=targets,
+        specs=specs,
+        decoder_configs=decoder_configs,
+        unloadable=unloadable,
+    )
+    return _write(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+
+
+def _write(path: str | Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_json_dict(certifications, targets=targets), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -413,3 +502,269 @@ def _category(check_id: str) -> str | None:
         return get_check(check_id).category
     except (ImportError, KeyError):
         return None
+
+
+# ---------------------------------------------------------------------------------
+# Markdown certificate, for people reviewing a pull request
+
+
+_MD_STATUS = {
+    "passed": "passed",
+    "failed": "**FAILED**",
+    "error": "**ERROR** (kit bug)",
+    "xfailed": "expected failure",
+    "skipped": "skipped",
+}
+
+
+def to_markdown(
+    certifications: Sequence[Certification],
+    *,
+    targets: Sequence[str | None] | None = None,
+    specs: Sequence[DecoderSpec | None] | None = None,
+    decoder_configs: Sequence[str | None] | None = None,
+    unloadable: Sequence[UnloadableDecoder] = (),
+) -> str:
+    """A Markdown certificate of ``certifications`` (same arguments as :func:`to_json_dict`).
+
+    For each decoder: the verdict and the command that replays the run, a table of every
+    check (status, examples run, decoder calls, largest error, margin to the tolerance,
+    time), each failure in full (the message carries the minimal example) with the
+    command that replays just that check, the expected failures and skips with their
+    reasons, the configuration (spec fields, decoder config) and the environment.
+    """
+    count = len(certifications)
+    rows = list(
+        zip(
+            certifications,
+            _parallel("targets", targets, count),
+            _parallel("specs", specs, count),
+            _parallel("decoder_configs", decoder_configs, count),
+        )
+    )
+    all_certified = all(cert.certified for cert in certifications) and not unloadable
+    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    verdict = "CERTIFIED" if all_certified else "NOT CERTIFIED"
+    lines = [
+        "# Conformance certificate",
+        "",
+        f"**{verdict}**: {sum(c.certified for c in certifications)} of "
+        f"{_plural(count + len(unloadable), 'decoder')} certified; conformance kit "
+        f"{kit_version()}, {created}.",
+        "",
+    ]
+    if certifications:
+        lines += [
+            "| Decoder | Target | Verdict | Checks | Profile | Seed |",
+            "|---|---|---|---|---|---|",
+        ]
+        for cert, target, _, _ in rows:
+            lines.append(
+                _row(
+                    _code(cert.decoder),
+                    _code(target) if target else "",
+                    "**CERTIFIED**" if cert.certified else "**NOT CERTIFIED**",
+                    _counts_text(cert),
+                    cert.profile,
+                    _code(str(cert.seed)),
+                )
+            )
+        lines.append("")
+    if unloadable:
+        lines += [
+            "## Registered decoders that could not be loaded",
+            "",
+            "Each is registered under the entry-point group `flashdreams.conformance.decoders`; "
+            "none of its checks ran, so the run is not certified.",
+            "",
+        ]
+        for entry in unloadable:
+            origin = f" (from {_code(entry.distribution)})" if entry.distribution else ""
+            lines += [f"- {_code(entry.name)} = {_code(entry.target)}{origin}:", ""]
+            lines += _fenced(entry.error, indent="  ")
+            lines.append("")
+    for cert, target, spec, config in rows:
+        lines += _decoder_section(cert, target, spec, config)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_markdown_report(
+    path: str | Path,
+    certifications: Sequence[Certification],
+    *,
+    targets: Sequence[str | None] | None = None,
+    specs: Sequence[DecoderSpec | None] | None = None,
+    decoder_configs: Sequence[str | None] | None = None,
+    unloadable: Sequence[UnloadableDecoder] = (),
+) -> Path:
+    """Write :func:`to_markdown` to ``path`` (parent folders created); return the path."""
+    text = to_markdown(
+        certifications,
+        targets=targets,
+        specs=specs,
+        decoder_configs=decoder_configs,
+        unloadable=unloadable,
+    )
+    return _write(path, text)
+
+
+def _decoder_section(
+    cert: Certification, target: str | None, spec: DecoderSpec | None, config: str | None
+) -> list[str]:
+    verdict = "CERTIFIED" if cert.certified else "NOT CERTIFIED"
+    rerun = replay_command(target, seed=cert.seed, profile=cert.profile, check_ids=_subset(cert))
+    lines = [
+        f"## {_inline(cert.decoder)}: {verdict}",
+        "",
+        f"{_counts_text(cert)}; profile {_code(cert.profile)}, seed {_code(str(cert.seed))}, "
+        f"{sum(r.duration_s for r in cert.results):.1f} s of checks.",
+        "",
+        f"Replay this run: {_code(rerun)}",
+        "",
+        "### Checks",
+        "",
+        "| Check | Category | Status | Examples | Decoder calls | Largest error | Margin to tolerance | Time |",
+        "|---|---|---|---:|---:|---:|---|---:|",
+    ]
+    tolerances: dict[str, None] = {}
+    for result in cert.results:
+        evidence = result.evidence
+        tolerance = evidence.get("tolerance")
+        if isinstance(tolerance, Mapping) and _is_number(tolerance.get("atol")):
+            tolerances[_tolerance_text(tolerance)] = None
+        lines.append(
+            _row(
+                _code(result.check_id),
+                _category(result.check_id) or "",
+                _MD_STATUS.get(result.status, result.status),
+                _count_cell(evidence.get("examples")),
+                _count_cell(evidence.get("decoder_calls")),
+                _error_cell(evidence),
+                _margin_cell(evidence),
+                f"{result.duration_s:.2f} s",
+            )
+        )
+    lines.append("")
+    if tolerances:
+        lines += [
+            "Numerical comparisons pass when |actual - expected| <= atol + rtol * |expected|, "
+            f"with {'; '.join(tolerances)}. The margin is the share of that bound the largest "
+            "error left unused.",
+            "",
+        ]
+
+    failures = [r for r in cert.results if r.status in ("failed", "error")]
+    if failures:
+        lines += ["### Failures", ""]
+        for result in failures:
+            lines += [f"#### {_code(result.check_id)}: {result.status}", ""]
+            lines += _fenced(result.message.strip() or "(the check gave no message)")
+            highlights = evidence_highlights(result.evidence)
+            if highlights:
+                lines += ["", f"Evidence: {_inline(highlights)}."]
+            command = replay_command(
+                target, seed=cert.seed, profile=cert.profile, check_id=result.check_id
+            )
+            lines += ["", f"Replay this check: {_code(command)}", ""]
+
+    noted = [r for r in cert.results if r.status in ("xfailed", "skipped")]
+    if noted:
+        lines += ["### Expected failures and skipped checks", ""]
+        for result in noted:
+            why = _first_line(result.message) or "(no reason given)"
+            lines.append(f"- {_code(result.check_id)} ({_MD_STATUS[result.status]}): {_inline(why)}")
+        lines.append("")
+
+    lines += ["### Configuration", ""]
+    if spec is None:
+        lines += ["The decoder spec was not recorded for this report.", ""]
+    else:
+        lines += ["| DecoderSpec field | Value |", "|---|---|"]
+        for name, value in spec_fields(spec).items():
+            lines.append(_row(_code(name), _code(_compact(value))))
+        lines.append("")
+    if config is not None:
+        lines += ["Decoder config (`str(decoder.config)`):", ""]
+        lines += _fenced(config)
+        lines.append("")
+
+    lines += ["### Environment", "", "| Key | Value |", "|---|---|"]
+    for key, value in cert.environment.items():
+        lines.append(_row(_code(str(key)), _inline(_compact(jsonable(value)))))
+    lines.append("")
+    return lines
+
+
+def _counts_text(cert: Certification) -> str:
+    summary = {status: 0 for status in STATUSES}
+    for result in cert.results:
+        summary[result.status] = summary.get(result.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in summary.items() if n) or "no checks run"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _count_cell(value: Any) -> str:
+    return str(value) if _is_int(value) else "-"
+
+
+def _error_cell(evidence: Mapping[str, Any]) -> str:
+    error = evidence.get("max_abs_error")
+    if _is_number(error):
+        return _number(error)
+    return str(error) if isinstance(error, str) else "-"
+
+
+def _margin_cell(evidence: Mapping[str, Any]) -> str:
+    """How much of the tolerance the largest error left unused; how far over it, if over."""
+    ratio = evidence.get("max_error_to_tolerance")
+    if not _is_number(ratio):
+        return str(ratio) if isinstance(ratio, str) else "-"
+    if ratio <= 1:
+        return f"{1 - ratio:.1%}"
+    return f"exceeded ({ratio:.3g}x the tolerance)"
+
+
+def _tolerance_text(tolerance: Mapping[str, Any]) -> str:
+    text = f"atol {_number(tolerance['atol'])}, rtol {_number(tolerance.get('rtol', 0.0))}"
+    source = tolerance.get("source")
+    return f"{text} ({source})" if source else text
+
+
+def _compact(value: Any) -> str:
+    """A JSON-ready value on one line (strings as themselves)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(", ", ": "), allow_nan=False, default=str)
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _inline(text: str) -> str:
+    """Text on one line, safe inside a table cell or list item."""
+    return " ".join(str(text).split())
+
+
+def _code(text: str) -> str:
+    """An inline code span that survives backticks in ``text``."""
+    text = _inline(text)
+    ticks = 1
+    while "`" * ticks in text:
+        ticks += 1
+    fence = "`" * ticks
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _fenced(text: str, *, indent: str = "") -> list[str]:
+    """A fenced code block longer than any backtick run inside ``text``."""
+    ticks = 3
+    while "`" * ticks in text:
+        ticks += 1
+    fence = "`" * ticks
+    body = [indent + line if line else line for line in text.splitlines()]
+    return [indent + fence + "text", *body, indent + fence]
