@@ -325,9 +325,9 @@ class ForkSharesRingBuffer(PlainToy):
         return output
 
 
-SHARING_HINTS = ("share", "same", "storage", "alias", "fresh", "cache", "identical", "differ")
-MODULE_HINTS = ("buffer", "parameter", "module", "state", "changed", "modified")
-FORK_HINTS = ("fork", "copy", "differ", "mismatch", "error")
+SHARING_HINTS = ("share", "same object", "already in use", "rollout")
+MODULE_HINTS = ("buffer", "parameter")
+FORK_HINTS = ("fork", "copy")
 
 singleton_cache_reset_at_start = broken(
     SingletonCacheResetAtStart,
@@ -359,7 +359,7 @@ cache_holds_weight_view = broken(
 history_kept_on_module = broken(
     HistoryKeptOnModule,
     must_fail={"interleaved_rollouts_are_independent", "rollout_state_machine"},
-    hints=("rollout", "interleav", "differ", "mismatch", "error"),
+    hints=("rollout", "interleav"),
 )
 cache_is_plain_dict = broken(
     CacheIsPlainDict,
@@ -369,7 +369,7 @@ cache_is_plain_dict = broken(
 history_is_view_of_input = broken(
     HistoryIsViewOfInput,
     must_fail={"caches_are_fresh_and_unshared"},
-    hints=("input", "view", "storage", "share"),
+    hints=("input",),
 )
 running_stats_buffer = broken(
     RunningStatsBuffer, must_fail={"forward_leaves_module_state_unchanged"}, hints=MODULE_HINTS

@@ -227,9 +227,9 @@ class BatchStatisticsNormalisation(PlainToy):
         return super().forward(centred, autoregressive_index=autoregressive_index, cache=cache)
 
 
-CALL_HINTS = ("keyword", "argument", "typeerror", "signature", "autoregressive_index", "unexpected")
-CONTEXT_HINTS = ("context", "keyword", "argument", "typeerror", "signature", "unexpected")
-LAYOUT_HINTS = ("layout", "shape", "dtype", "device", "channel", "float64", "meta")
+CALL_HINTS = ("keyword",)
+CONTEXT_HINTS = ("context",)
+LAYOUT_HINTS = ("layout",)
 
 positional_names_forward = broken(
     PositionalNamesForward, must_fail={"forward_accepts_keyword_call"}, hints=CALL_HINTS
@@ -261,27 +261,27 @@ output_on_meta_device = broken(
 input_denormalised_in_place = broken(
     InputDenormalisedInPlace,
     must_fail={"input_is_not_modified"},
-    hints=("input", "modif", "in place", "in-place", "changed"),
+    hints=("input",),
 )
 static_output_buffer = broken(
     StaticOutputBuffer,
     must_fail={"outputs_survive_later_steps"},
-    hints=("step", "overwr", "changed", "buffer", "alias", "later"),
+    hints=("changed", "buffer"),
 )
 dropout_left_in_train_mode = broken(
     DropoutLeftInTrainMode,
     must_fail={"decoding_is_deterministic"},
-    hints=("determin", "same input", "differ", "repeat"),
+    hints=("twice", "determin"),
 )
 dither_with_private_generator = broken(
     DitherWithPrivateGenerator,
     must_fail={"decoding_is_deterministic"},
-    hints=("determin", "same input", "differ", "repeat"),
+    hints=("twice", "determin"),
 )
 batch_statistics_normalisation = broken(
     BatchStatisticsNormalisation,
     must_fail={"batch_elements_are_independent"},
-    hints=("batch", "element", "independ"),
+    hints=("batch",),
     batch_size=2,
 )
 

@@ -139,7 +139,7 @@ class GrowthInsidePerRolloutModule(PlainToy):
         return output
 
 
-MEMORY_HINTS = ("memory", "bytes", "grow", "bound")
+MEMORY_HINTS = ("grow", "memory")
 
 cache_keeps_all_latents = broken(
     CacheKeepsAllLatents, must_fail={"cache_memory_is_bounded"}, hints=MEMORY_HINTS

@@ -16,7 +16,10 @@ ALL_IDS = {check.id for check in ALL_CHECKS}
 
 
 def test_every_check_has_a_broken_decoder_that_it_must_fail() -> None:
-    covered = set().union(*(case.must_fail for case in BROKEN if not case.fails_every_check))
+    # A check recorded as a kit gap for a case does not catch it yet, so it does not count.
+    covered = set().union(
+        *(case.must_fail - set(case.kit_gaps) for case in BROKEN if not case.fails_every_check)
+    )
     missing = sorted(ALL_IDS - covered)
     assert not missing, f"checks without a broken decoder in tests/zoo: {missing}"
 
