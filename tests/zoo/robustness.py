@@ -8,6 +8,7 @@ bugs inside the kit, so none of these may produce it.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import torch
@@ -95,6 +96,38 @@ class ForwardReturnsNone(PlainToy):
         super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
 
 
+class ForwardCallsSysExit(PlainToy):
+    """``forward`` calls ``sys.exit`` (``SystemExit``, a ``BaseException``).
+
+    Real bug: a helper that exits the process on an unsupported device instead of
+    raising. The kit must report failed checks, not die and not call it a kit error.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        sys.exit("no CUDA device with compute capability >= 8.0")
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("formatting the error message failed")
+
+
+class ErrorWithBrokenMessage(PlainToy):
+    """``forward`` raises an exception whose ``__str__`` itself raises.
+
+    Real bug: a custom exception formatting an attribute that was never set (or a
+    binding whose message conversion fails). Still the decoder's fault: the kit must
+    report failed checks naming the exception type, not an internal kit error.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        raise _UnprintableError()
+
+
 class ForwardNeverReturns(PlainToy):
     """``forward`` blocks forever (until the test session releases it).
 
@@ -143,6 +176,21 @@ streaming_not_implemented = broken(
     must_fail={"chunked_decode_matches_full_decode"},
     hints=("streaming past the first chunk", "NotImplementedError"),
 )
+forward_calls_sys_exit = broken(
+    ForwardCallsSysExit,
+    must_fail={"forward_accepts_keyword_call", "chunked_decode_matches_full_decode"},
+    hints=("SystemExit",),
+)
+error_with_broken_message = broken(
+    ErrorWithBrokenMessage,
+    must_fail={"forward_accepts_keyword_call", "chunked_decode_matches_full_decode"},
+    hints=("_UnprintableError",),
+    kit_gaps={
+        check: "kit finding F4 (tests/zoo/README.md): an exception whose __str__ raises is "
+        "reported as an internal kit error"
+        for check in ("forward_accepts_keyword_call", "chunked_decode_matches_full_decode")
+    },
+)
 forward_returns_list = broken(
     ForwardReturnsList,
     must_fail={"output_layout_dtype_device"},
@@ -165,6 +213,8 @@ CASES = [
     factory_returns_config,
     forward_always_raises,
     streaming_not_implemented,
+    forward_calls_sys_exit,
+    error_with_broken_message,
     forward_returns_list,
     forward_returns_none,
     forward_never_returns,

@@ -178,6 +178,19 @@ class FirstStepPaddedNotTrimmed(PlainToy):
         return frames // r
 
 
+class MapperReturnsFloat(PlainToy):
+    """``get_output_temporal_size`` returns a float (``5.0``) instead of an int.
+
+    Real bug: a formula with true division or a float ratio, ``1 + (n - 1) * r / 1``;
+    ``torch.empty(..., 5.0, ...)`` and ``range(5.0)`` then raise deep in the pipeline.
+    Caught by ``temporal_mappers_round_trip`` (and every check that asks the mappers).
+    """
+
+    def get_output_temporal_size(self, autoregressive_index: int, input_temporal_size: int) -> int:
+        frames = super().get_output_temporal_size(autoregressive_index, input_temporal_size)
+        return frames / 1  # type: ignore[return-value]
+
+
 class MapperKnowsOnlyFirstSteps(PlainToy):
     """Output mapper as a lookup table keyed by step: ``{0: first, 1: steady}[ar]``.
 
@@ -282,6 +295,9 @@ first_step_padded_not_trimmed = broken(
     must_fail={"temporal_mappers_monotone_and_steady"},
     hints=("steady",),
 )
+mapper_returns_float = broken(
+    MapperReturnsFloat, must_fail={"temporal_mappers_round_trip"}, hints=("float",)
+)
 mapper_knows_only_first_steps = broken(
     MapperKnowsOnlyFirstSteps,
     must_fail={"temporal_mappers_round_trip"},
@@ -312,6 +328,7 @@ CASES = [
     mapper_saturates_at_window,
     second_step_treated_as_first,
     first_step_padded_not_trimmed,
+    mapper_returns_float,
     mapper_knows_only_first_steps,
     mapper_off_by_causal_frame,
     output_cropped_by_one_pixel,
