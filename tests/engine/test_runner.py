@@ -65,11 +65,11 @@ def test_wrong_return_type_is_a_failure_saying_what_was_expected() -> None:
 
 
 def test_hanging_forward_times_out_and_the_other_checks_still_run() -> None:
-    spec = spec_for(ForwardHangs, "hangs", check_timeout_s=0.3)
+    spec = spec_for(ForwardHangs, "hangs", check_timeout_s=1.0)
     chosen = ["temporal_mappers_round_trip", "forward_accepts_keyword_call", "decoding_is_deterministic"]
     started = time.perf_counter()
     certification = certify(spec, profile="quick", seed=0, check_ids=chosen)
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < 30  # two timeouts, not two hangs
     statuses = {r.check_id: r.status for r in certification.results}
     assert statuses == {
         "temporal_mappers_round_trip": "passed",
@@ -77,7 +77,7 @@ def test_hanging_forward_times_out_and_the_other_checks_still_run() -> None:
         "decoding_is_deterministic": "failed",
     }
     message = certification.result("forward_accepts_keyword_call").message
-    assert "did not return within 0.3 s" in message and "forward at AR 0" in message
+    assert "did not return within 1 s" in message and "forward at AR 0" in message
 
 
 def _fake_check(monkeypatch: pytest.MonkeyPatch, function) -> str:  # type: ignore[no-untyped-def]
@@ -187,21 +187,31 @@ def test_certification_records_the_environment() -> None:
 
 
 def test_a_timeout_while_shrinking_still_reports_the_bug_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
     from hypothesis import strategies as st
 
     from conformance.outcomes import CheckFailed
     from conformance.properties import run_property
 
-    def slow_search(ctx) -> None:  # type: ignore[no-untyped-def]
-        def prop(x: list[int]) -> None:
+    release = threading.Event()
+
+    def search_that_cannot_finish_shrinking(ctx) -> None:  # type: ignore[no-untyped-def]
+        calls = []
+
+        def prop(x: int) -> None:
             ctx.evidence.examples += 1
-            time.sleep(0.1)
-            if sum(x) > 10:
-                raise CheckFailed(f"sum {sum(x)} is too large")
+            calls.append(x)
+            if len(calls) > 1:  # every example after the first blocks: shrinking never ends
+                release.wait(timeout=30)
+            raise CheckFailed(f"example {x} is wrong")
 
-        run_property(ctx, prop, max_examples=1000, x=st.lists(st.integers(0, 100), min_size=5))
+        run_property(ctx, prop, max_examples=10, x=st.integers())
 
-    check_id = _fake_check(monkeypatch, slow_search)
-    result = run_check(toy_spec(check_timeout_s=0.6), check_id, seed=0)
+    check_id = _fake_check(monkeypatch, search_that_cannot_finish_shrinking)
+    try:
+        result = run_check(toy_spec(check_timeout_s=2.0), check_id, seed=0)
+    finally:
+        release.set()
     assert result.status == "failed"
-    assert "is too large" in result.message and "did not finish" in result.message
+    assert "is wrong" in result.message and "did not finish" in result.message
