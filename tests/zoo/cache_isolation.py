@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig
 
@@ -232,6 +233,26 @@ class RunningStatsBuffer(PlainToy):
         return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
 
 
+class BatchNormLeftInTrainMode(PlainToy):
+    """An ``nn.BatchNorm3d`` on the latents, with the module left in training mode.
+
+    Real bug: the factory forgets ``.eval()``. Every forward updates ``running_mean``,
+    ``running_var`` and ``num_batches_tracked``, and normalises with the statistics of
+    the current call (over batch, time and space), so chunks decode differently from the
+    whole. Caught by ``forward_leaves_module_state_unchanged`` and
+    ``chunked_decode_matches_full_decode``.
+    """
+
+    def __init__(self, config: ToyDecoderConfig) -> None:
+        super().__init__(config)
+        self.norm = nn.BatchNorm3d(config.latent_channels).to(config.dtype)
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        return super().forward(self.norm(input), autoregressive_index=autoregressive_index, cache=cache)
+
+
 class WeightsNormalisedInPlace(PlainToy):
     """``forward`` renormalises a weight matrix in place on every call.
 
@@ -374,6 +395,11 @@ history_is_view_of_input = broken(
 running_stats_buffer = broken(
     RunningStatsBuffer, must_fail={"forward_leaves_module_state_unchanged"}, hints=MODULE_HINTS
 )
+batch_norm_left_in_train_mode = broken(
+    BatchNormLeftInTrainMode,
+    must_fail={"forward_leaves_module_state_unchanged", "chunked_decode_matches_full_decode"},
+    hints=MODULE_HINTS + ("chunk",),
+)
 weights_normalised_in_place = broken(
     WeightsNormalisedInPlace, must_fail={"forward_leaves_module_state_unchanged"}, hints=MODULE_HINTS
 )
@@ -399,6 +425,7 @@ CASES = [
     history_is_view_of_input,
     history_kept_on_module,
     running_stats_buffer,
+    batch_norm_left_in_train_mode,
     weights_normalised_in_place,
     deepcopy_drops_history,
     deepcopy_returns_self,

@@ -262,6 +262,76 @@ class SlowFirstCallToy(PlainToy):
 
 
 @dataclass(kw_only=True)
+class _ArenaCache(ToyDecoderCache):
+    arena: torch.Tensor | None = None
+
+
+class ArenaCacheToy(PlainToy):
+    """All of a rollout's history lives in one flat tensor per cache, as views, written in place.
+
+    Correct and unusual: one allocation per rollout, histories as ``arena[a:b].view(...)``
+    updated with ``copy_``. Views of one storage *within* a cache are fine (only sharing
+    *between* caches, or with the module, is a bug), the storage counts once for memory,
+    and ``copy.deepcopy`` must give the fork its own arena.
+    """
+
+    def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
+        return _ArenaCache()
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        if not isinstance(cache, _ArenaCache):
+            raise ValueError("a cache from initialize_autoregressive_cache() is required")
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        latent, pixel = cache.latent_history, cache.pixel_history
+        assert latent is not None and pixel is not None
+        if cache.arena is None:
+            cache.arena = latent.new_empty(latent.numel() + pixel.numel())
+        latent_view = cache.arena[: latent.numel()].view(latent.shape)
+        pixel_view = cache.arena[latent.numel() :].view(pixel.shape)
+        latent_view.copy_(latent)
+        pixel_view.copy_(pixel)
+        cache.latent_history, cache.pixel_history = latent_view, pixel_view
+        return output
+
+
+class BatchNormInEvalToy(PlainToy):
+    """Latents pass through an ``nn.BatchNorm3d`` in eval mode (running statistics as buffers).
+
+    Correct and unusual: the module has buffers that a train-mode forward would update;
+    in eval mode they are read, never written, so the module-state check must stay quiet.
+    """
+
+    def __init__(self, config: ToyDecoderConfig) -> None:
+        super().__init__(config)
+        self.norm = nn.BatchNorm3d(config.latent_channels).to(config.dtype)
+        with torch.no_grad():
+            self.norm.running_mean.uniform_(-0.1, 0.1, generator=torch.Generator().manual_seed(5))
+            self.norm.running_var.uniform_(0.9, 1.1, generator=torch.Generator().manual_seed(6))
+        self.eval()
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        return super().forward(self.norm(input), autoregressive_index=autoregressive_index, cache=cache)
+
+
+class ChannelsLastOutputToy(PlainToy):
+    """Returns its pixels in ``channels_last_3d`` memory format (non-standard strides).
+
+    Correct and unusual: same values and shape, different memory layout (what a
+    cuDNN-friendly decoder returns); comparisons must be by value, not by stride.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        return output.contiguous(memory_format=torch.channels_last_3d)
+
+
+@dataclass(kw_only=True)
 class _NestedCache(StreamingDecoderCache):
     state: dict[str, Any] = field(
         default_factory=lambda: {"latent": [], "pixel": {"frames": []}, "steps": 0}
@@ -360,6 +430,9 @@ sliding_window_toy = correct(SlidingWindowToy)
 long_window_toy = correct(LongWindowToy)
 cache_with_back_reference = correct(CacheWithBackReference)
 slow_first_call_toy = correct(SlowFirstCallToy)
+arena_cache_toy = correct(ArenaCacheToy)
+batch_norm_in_eval_toy = correct(BatchNormInEvalToy)
+channels_last_output_toy = correct(ChannelsLastOutputToy)
 two_frames_per_call_toy = correct(TwoFramesPerCallToy, max_chunk_frames=2)
 one_frame_per_call_toy = correct(OneFramePerCallToy, max_chunk_frames=1)
 context_requiring_toy = correct(ContextRequiringToy, cache_context={"batch_size": 1})
@@ -410,6 +483,9 @@ CASES = [
     cache_with_back_reference,
     context_requiring_toy,
     slow_first_call_toy,
+    arena_cache_toy,
+    batch_norm_in_eval_toy,
+    channels_last_output_toy,
     two_frames_per_call_toy,
     one_frame_per_call_toy,
     nested_cache_toy,
