@@ -49,11 +49,11 @@ class BrokenCase:
     failure message: a failure has to point at the problem, not just exist. They are
     deliberately loose alternatives so the engine may word its messages freely.
     ``fails_every_check`` marks decoders that cannot even be built: every check must
-    fail, and none counts towards per-check coverage. ``kit_gaps`` maps a check id in
-    ``must_fail`` to a reported kit finding (see ``tests/zoo/README.md``) for checks that
-    do not catch this bug yet: while the check misses it the proof test reports an
-    expected failure naming the finding; once the kit catches it, the ordinary
-    assertions apply and the entry should be deleted.
+    fail, and none counts towards per-check coverage. ``kit_gaps`` maps a check id to a reported kit finding (see ``tests/zoo/README.md``)
+    for checks the kit still gets wrong on this decoder: a ``must_fail`` check that does
+    not catch the bug yet, or any check that reports an internal kit ``error`` for it.
+    While the kit is wrong the proof test reports an expected failure naming the
+    finding; once fixed, the ordinary assertions apply and the entry should be deleted.
     """
 
     name: str
