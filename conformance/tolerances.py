@@ -25,10 +25,14 @@ With unit roundoff ``u = eps / 2`` of a floating dtype:
   float16/bfloat16 (CPU and GPU kernels accumulate those in float32) and the dtype's own
   for float32/float64.
 * **Storage.** With a 16-bit dtype every layer rounds its output to 16 bits. When the
-  accumulators differ slightly, a few stored values round to the neighbouring 16-bit
-  number: one-ulp flips, ``2 * u`` relative, that later layers carry along like a random
-  walk, growing about ``sqrt(L) ~ 6``. With the final rounding of both outputs that is
-  about ``8 * u``: ``STORAGE_FACTOR = 8``.
+  accumulators differ slightly, some stored values round to the neighbouring 16-bit
+  number: one-ulp flips (about ``u`` relative to the activation scale) that the later
+  layers carry to the output. Flips of independent sign from ``L ~ 32`` layers add up
+  like a random walk, ``sqrt(L) * u ~ 6 u`` per element; the comparison takes the
+  *largest* error over all output elements (``10**5`` to ``10**7`` of them), about
+  five of those standard deviations: ``~ 30 u``. ``STORAGE_FACTOR = 32``. (Measured on
+  the bundled Wan decoder, small configuration, float16 on CPU, chunked against full:
+  root-mean-square 1.3 ``u``, largest 9.5 ``u`` over 64512 elements.)
 
 So ``tau(dtype) = STORAGE_FACTOR * u(dtype) + ACCUMULATION_FACTOR * u_acc(dtype)`` and
 elements agree when ``|actual - expected| <= atol + rtol * |expected|`` with
@@ -40,8 +44,8 @@ dtype      u            tau
 =========  ===========  ==========
 float64    1.1e-16      4.6e-13
 float32    6.0e-8       2.4e-4
-float16    4.9e-4       4.2e-3
-bfloat16   3.9e-3       3.2e-2
+float16    4.9e-4       1.6e-2
+bfloat16   3.9e-3       1.3e-1
 =========  ===========  ==========
 
 Integer outputs (say uint8 pixels) compare with ``atol = 1, rtol = 0``: the final rounding
@@ -75,7 +79,7 @@ __all__ = [
     "unit_roundoff",
 ]
 
-STORAGE_FACTOR = 8
+STORAGE_FACTOR = 32
 ACCUMULATION_FACTOR = 2**12
 
 

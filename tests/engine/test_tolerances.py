@@ -38,9 +38,11 @@ def test_default_follows_the_documented_formula(dtype: torch.dtype, u: float, u_
 def test_lower_precision_is_never_tighter() -> None:
     taus = [default_tolerance(d).atol for d in (torch.float64, torch.float32, torch.float16, torch.bfloat16)]
     assert taus == sorted(taus)
-    # Orders of magnitude that matter: fp32 catches a 1e-3 seam error, bf16 allows ~3e-2.
+    # Orders of magnitude that matter: fp32 catches a 1e-3 seam error; bf16 stays well
+    # below the O(1) errors of a dropped or duplicated history frame.
     assert 1e-4 < default_tolerance(torch.float32).atol < 1e-3
-    assert 1e-2 < default_tolerance(torch.bfloat16).atol < 5e-2
+    assert 1e-2 < default_tolerance(torch.float16).atol < 2e-2
+    assert 0.1 < default_tolerance(torch.bfloat16).atol < 0.2
 
 
 def test_integer_outputs_allow_one_quantization_step() -> None:
