@@ -315,42 +315,6 @@ def test_module_helper_with_unloadable_target_fails_that_module_only(pytester: p
     assert "INTERNALERROR" not in result.stdout.str()
 
 
-def test_xdist_workers_share_the_printed_seed_and_the_replay_summary(
-    pytester: pytest.Pytester, broken: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytest.importorskip("xdist")
-    target = f"{broken}:input_editing"
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # worker processes: see conftest.py
-    # Workers start from a frozen copy of sys.path; pytest's own setting reaches them.
-    pytester.makeini("[pytest]\npythonpath = .\n")
-
-    result = pytester.runpytest(
-        f"--conformance-decoder={target}",
-        QUICK,
-        "-n",
-        "2",
-        "-k",
-        "input_is_not_modified or ratios_are_positive or forward_accepts",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:benchmark",
-    )
-
-    result.assert_outcomes(passed=2, failed=1)
-    header = re.search(r"conformance: profile 'quick', seed (\d+)", result.stdout.str())
-    assert header, result.stdout.str()
-    seed = header.group(1)
-    result.stdout.fnmatch_lines(
-        [
-            "*conformance replay*",
-            f"1 conformance check(s) failed with seed {seed}, profile 'quick'*",
-            f"*{target}::input-editing::input_is_not_modified",
-            f"  pytest --conformance-decoder={target} --conformance-seed={seed} --conformance-profile=quick -k input_is_not_modified",
-        ]
-    )
-
-
 def test_module_helper_works_with_the_plugin_disabled(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_mine=f"""
