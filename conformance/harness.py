@@ -48,7 +48,10 @@ def describe_exception(err: BaseException | None) -> str:
     """``"TypeName: first line of the message"``, for one-line failure messages."""
     if err is None:
         return "no exception"
-    text = str(err).strip().splitlines()
+    try:
+        text = str(err).strip().splitlines()
+    except Exception:  # noqa: BLE001 - a decoder's exception may not even format
+        return f"{type(err).__name__} (its message could not be formatted)"
     first = text[0] if text else ""
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
@@ -345,6 +348,11 @@ class CheckContext:
             raise DecoderError(
                 f"{what} returned a {raw.dim()}-dimensional tensor of shape {list(raw.shape)}, "
                 f"expected 5 dimensions ({self.spec.resolved_output_layout})"
+            )
+        if raw.device.type == "meta":
+            raise DecoderError(
+                f"{what} returned a tensor on the meta device, which holds no data; expected "
+                f"device {self.spec.torch_device}"
             )
         output = self.from_output_layout(raw).detach().clone()
         self.evidence.decoder_calls += 1

@@ -10,9 +10,11 @@ Walking rules:
 - dicts (keys and values), lists, tuples, sets, deques are descended into;
 - any other object is descended into through its ``__dict__`` and ``__slots__``, which
   covers dataclasses and plain helper classes;
-- ``nn.Module`` objects are *not* descended into: a cache may legitimately keep a
-  reference to its decoder, and the module's parameters are not rollout state (the
-  isolation check compares against them separately);
+- ``nn.Module`` objects are descended into (a per-rollout module, such as a KV-cache
+  module, is rollout state), except the ones passed as ``exclude``: the decoder under
+  test and its submodules, which a cache may legitimately reference and whose
+  parameters are not rollout state (the isolation check compares against them
+  separately);
 - classes, functions, modules, dtypes, devices and scalars are leaves;
 - cycles and shared sub-objects are visited once.
 """
@@ -47,7 +49,6 @@ _LEAF_TYPES = (
     torch.dtype,
     torch.device,
     torch.Generator,
-    nn.Module,
 )
 
 
@@ -61,10 +62,15 @@ def _slot_names(cls: type) -> Iterator[str]:
                 yield name
 
 
-def reachable_tensors(root: Any, root_name: str = "cache") -> list[tuple[str, torch.Tensor]]:
-    """Every tensor reachable from ``root``, each once, with a readable path to it."""
+def reachable_tensors(
+    root: Any, root_name: str = "cache", *, exclude: nn.Module | None = None
+) -> list[tuple[str, torch.Tensor]]:
+    """Every tensor reachable from ``root``, each once, with a readable path to it.
+
+    ``exclude`` (the decoder under test) and all its submodules are not walked into.
+    """
     found: list[tuple[str, torch.Tensor]] = []
-    seen: set[int] = set()
+    seen: set[int] = {id(m) for m in exclude.modules()} if exclude is not None else set()
     stack: list[tuple[str, Any]] = [(root_name, root)]
     while stack:
         path, obj = stack.pop()
@@ -130,11 +136,11 @@ def spans_of(tensors: list[tuple[str, torch.Tensor]]) -> list[StorageSpan]:
     return [span for path, t in tensors if (span := storage_span(t, path)) is not None]
 
 
-def storage_bytes(root: Any) -> int:
+def storage_bytes(root: Any, *, exclude: nn.Module | None = None) -> int:
     """Bytes of all distinct storages reachable from ``root`` (a storage shared by several
-    views counts once)."""
+    views counts once), not counting ``exclude`` (the decoder) and its submodules."""
     unique: dict[tuple[str, int], int] = {}
-    for span in spans_of(reachable_tensors(root)):
+    for span in spans_of(reachable_tensors(root, exclude=exclude)):
         key = (span.device, span.start)
         unique[key] = max(unique.get(key, 0), span.nbytes)
     return sum(unique.values())

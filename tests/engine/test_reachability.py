@@ -53,7 +53,7 @@ def _cache() -> tuple[_Cache, list[torch.Tensor]]:
 
 def test_every_tensor_is_found_once_with_a_path() -> None:
     cache, tensors = _cache()
-    found = reachable_tensors(cache)
+    found = reachable_tensors(cache, exclude=cache.module)
     assert sorted(id(t) for _, t in found) == sorted(id(t) for t in tensors)
     paths = {id(t): path for path, t in found}
     assert paths[id(tensors[0])] == "cache.direct"
@@ -62,10 +62,19 @@ def test_every_tensor_is_found_once_with_a_path() -> None:
     assert paths[id(tensors[6])] == "cache.by_name['slotted'].tensor"
 
 
-def test_modules_are_not_walked_into() -> None:
+def test_the_excluded_decoder_is_not_walked_but_other_modules_are() -> None:
     cache, _ = _cache()
-    params = {id(p) for p in cache.module.parameters()}
-    assert not params & {id(t) for _, t in reachable_tensors(cache)}
+    decoder = cache.module
+    params = {id(p) for p in decoder.parameters()}
+    assert not params & {id(t) for _, t in reachable_tensors(cache, exclude=decoder)}
+    assert params <= {id(t) for _, t in reachable_tensors(cache)}
+    # A per-rollout module inside the cache is rollout state: its buffers count.
+    per_rollout = torch.nn.Module()
+    per_rollout.register_buffer("kv", torch.zeros(16))
+    cache.by_name["kv_module"] = per_rollout
+    paths = {path for path, _ in reachable_tensors(cache, exclude=decoder)}
+    assert "cache.by_name['kv_module']._buffers['kv']" in paths
+    assert storage_bytes(cache, exclude=decoder) == 7 * 8 + 16 * 4
 
 
 def test_views_share_storage_and_count_once() -> None:
