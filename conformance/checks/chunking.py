@@ -29,10 +29,9 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     with a multi-frame first chunk followed by one-frame chunks, all one-frame chunks,
     alternating sizes and long-then-short are always tried explicitly, and one long
     rollout of one-frame steps (bugs that need many steps: ring buffers that wrap,
-    position counters). Each
-    sequence's one-call decode is computed once and compared with every plan drawn for
-    it. Failures report the plan, the first mismatching pixel frame with its chunk and AR
-    index, the largest error and the tolerance.
+    position counters). Each sequence's one-call decode is computed once and compared
+    with every plan drawn for it. Failures report the plan, the first mismatching pixel
+    frame with its chunk and AR index, the largest error and the tolerance.
     """
     decoder = ctx.decoder()
     max_frames = ctx.chunk_limit(ctx.profile.max_sequence_frames)
@@ -52,7 +51,7 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
         )
         if chunked.shape[2] != full.shape[2]:
             raise CheckFailed(
-                f"{where}: the chunks produced {chunked.shape[2]} pixel frames in total "
+                f"chunked decode has the wrong length: {where}: the chunks produced {chunked.shape[2]} pixel frames in total "
                 f"({[s.frames for s in decoded.steps]} per chunk) but the one-call decode "
                 f"produced {full.shape[2]}"
             )
