@@ -232,17 +232,19 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
                 file=out,
             )
 
-    details = dict(
-        targets=[target for target, _ in loaded],
-        specs=[spec for _, spec in loaded],
-        decoder_configs=configs,
-        unloadable=unloadable,
-    )
+    report_targets: list[str | None] = [target for target, _ in loaded]
+    specs_run: list[DecoderSpec | None] = [spec for _, spec in loaded]
     if not args.no_report:
-        path = write_json_report(args.report or DEFAULT_REPORT_PATH, certifications, **details)
+        path = write_json_report(
+            args.report or DEFAULT_REPORT_PATH, certifications, targets=report_targets,
+            specs=specs_run, decoder_configs=configs, unloadable=unloadable,
+        )
         print(f"Report: {path}", file=out)
     if args.markdown:
-        path = write_markdown_report(args.markdown, certifications, **details)
+        path = write_markdown_report(
+            args.markdown, certifications, targets=report_targets, specs=specs_run,
+            decoder_configs=configs, unloadable=unloadable,
+        )
         print(f"Certificate: {path}", file=out)
     if unloadable:
         return EXIT_USAGE

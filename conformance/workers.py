@@ -62,7 +62,7 @@ def claim_worker_gpu() -> int | None:
                 index = worker_device_index(worker, torch.cuda.device_count())
                 if index is not None:
                     torch.cuda.set_device(index)
-                    torch.cuda.init()  # the runner reads the current device only once CUDA is up
+                    torch.cuda.init()  # type: ignore[no-untyped-call]  # the runner reads the current device only once CUDA is up
         _claimed.append(index)
         return index
 
