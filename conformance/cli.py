@@ -180,8 +180,10 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         if installed is None:
             return EXIT_USAGE
         unloadable = installed.unloadable
-        loaded += [pair for pair in installed.specs if pair not in loaded]
-        targets += [entry.target for entry, _ in installed.loaded if entry.target not in targets]
+        for entry, specs in installed.loaded:
+            if entry.target not in targets:  # named on the command line too: certify it once
+                targets.append(entry.target)
+                loaded += [(entry.target, spec) for spec in specs]
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     certifications: list[Certification] = []

@@ -113,6 +113,22 @@ def test_cli_installed_with_every_registration_loadable_exits_0(
     assert "python -m conformance certify good_decoders:spec --check forward_accepts_keyword_call" in out
 
 
+def test_a_target_both_named_and_registered_is_certified_once(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install_fake_distribution(
+        site, "good-decoders", {"good-toy": "good_decoders:spec", "alias": "good_decoders:spec"},
+        {"good_decoders": GOOD_MODULE},
+    )
+
+    code = main(["certify", "good_decoders:spec", "--installed", "--profile", "quick", "--check", CHEAP[0]])
+
+    assert code == 0
+    assert capsys.readouterr().out.count("Certifying registered-toy") == 1
+    report = json.loads(Path("conformance-report.json").read_text())
+    assert [entry["target"] for entry in report["decoders"]] == ["good_decoders:spec"]
+
+
 def test_cli_installed_with_nothing_registered_says_how_to_register(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
