@@ -198,8 +198,11 @@ def test_cli_certificate_of_a_broken_decoder_has_the_shrunk_example_and_replay(w
     assert table_rows(text)["forward_accepts_keyword_call"][2] == "passed"
 
 
-def test_cli_certificate_of_the_default_decoder_is_certified(workdir: Path) -> None:
-    code = main(["certify", "--profile", "quick", "--seed", "4", "--no-report", "--markdown", "cert.md"])
+def test_cli_certificate_of_a_correct_decoder_is_certified(workdir: Path) -> None:
+    code = main(
+        ["certify", "reference_decoders.toy:toy_spec", "--profile", "quick", "--seed", "4", "--no-report",
+         "--markdown", "cert.md"]
+    )
 
     assert code == 0
     text = (workdir / "cert.md").read_text()
