@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LATENT_SIZE",
+    "filled",
     "BrokenCase",
     "CorrectCase",
     "PlainToy",
@@ -103,6 +104,13 @@ class PlainToy(ToyVideoDecoder):
         if cache is not None:
             cache.next_index = autoregressive_index
         return super()._check_call(input, autoregressive_index, cache)
+
+
+def filled(history: torch.Tensor | None) -> torch.Tensor:
+    """A cache history that the toy's ``forward`` has just written (never ``None`` then)."""
+    if history is None:
+        raise AssertionError("the toy decoder left a history empty after a step")
+    return history
 
 
 def toy_spec_factory(

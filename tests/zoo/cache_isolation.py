@@ -17,7 +17,7 @@ from torch import nn
 
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig
 
-from ._base import LATENT_SIZE, PlainToy, broken
+from ._base import LATENT_SIZE, PlainToy, broken, filled
 
 # --- fresh, unshared caches ---------------------------------------------------------
 
@@ -91,9 +91,11 @@ class HistoryTensorIsDataclassDefault(PlainToy):
     ) -> torch.Tensor:
         ring = cache.latent_history if cache is not None else None
         output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
-        if ring is not None and cache is not None and ring.shape == cache.latent_history.shape:
-            ring.copy_(cache.latent_history)
-            cache.latent_history = ring
+        if ring is not None and cache is not None:
+            latest = filled(cache.latent_history)
+            if ring.shape == latest.shape:
+                ring.copy_(latest)
+                cache.latent_history = ring
         return output
 
 
@@ -106,6 +108,8 @@ class HistoryInModuleBuffer(PlainToy):
     Caught by ``caches_are_fresh_and_unshared``, ``interleaved_rollouts_are_independent``
     and ``forward_leaves_module_state_unchanged``.
     """
+
+    history: torch.Tensor
 
     def __init__(self, config: ToyDecoderConfig) -> None:
         super().__init__(config)
@@ -121,8 +125,8 @@ class HistoryInModuleBuffer(PlainToy):
         self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
     ) -> torch.Tensor:
         output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
-        if cache is not None and cache.latent_history.shape == self.history.shape:
-            self.history.copy_(cache.latent_history)
+        if cache is not None and filled(cache.latent_history).shape == self.history.shape:
+            self.history.copy_(filled(cache.latent_history))
             cache.latent_history = self.history
         return output
 
@@ -218,6 +222,9 @@ class RunningStatsBuffer(PlainToy):
     state drifts with every call and is shared by all rollouts. Caught by
     ``forward_leaves_module_state_unchanged``.
     """
+
+    latent_running_mean: torch.Tensor
+    calls_tracked: torch.Tensor
 
     def __init__(self, config: ToyDecoderConfig) -> None:
         super().__init__(config)
@@ -340,8 +347,8 @@ class ForkSharesRingBuffer(PlainToy):
         rings = (cache.latent_history, cache.pixel_history) if cache is not None else (None, None)
         output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
         if cache is not None and rings[0] is not None and rings[1] is not None:
-            rings[0].copy_(cache.latent_history)
-            rings[1].copy_(cache.pixel_history)
+            rings[0].copy_(filled(cache.latent_history))
+            rings[1].copy_(filled(cache.pixel_history))
             cache.latent_history, cache.pixel_history = rings
         return output
 

@@ -22,7 +22,7 @@ from torch import nn
 from flashdreams.infra.decoder import DecoderConfig, StreamingDecoderCache, StreamingVideoDecoder
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, toy_spec
 
-from ._base import LATENT_SIZE, CorrectCase, PlainToy, correct, toy_spec_factory
+from ._base import LATENT_SIZE, CorrectCase, PlainToy, correct, filled, toy_spec_factory
 
 
 # --- a stateless decoder ------------------------------------------------------------
@@ -160,7 +160,7 @@ class SlidingWindowToy(PlainToy):
         output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
         cache.latent_frames_seen += input.shape[2]
         keep = min(cache.latent_frames_seen, self.LATENT_HISTORY)
-        cache.latent_history = cache.latent_history[:, :, -keep:].clone()
+        cache.latent_history = filled(cache.latent_history)[:, :, -keep:].clone()
         return output
 
 
@@ -306,6 +306,7 @@ class BatchNormInEvalToy(PlainToy):
     def __init__(self, config: ToyDecoderConfig) -> None:
         super().__init__(config)
         self.norm = nn.BatchNorm3d(config.latent_channels).to(config.dtype)
+        assert self.norm.running_mean is not None and self.norm.running_var is not None
         with torch.no_grad():
             self.norm.running_mean.uniform_(-0.1, 0.1, generator=torch.Generator().manual_seed(5))
             self.norm.running_var.uniform_(0.9, 1.1, generator=torch.Generator().manual_seed(6))
@@ -351,6 +352,9 @@ class NestedCacheToy(PlainToy):
     mean/std buffers, as real VAEs do, which ``forward`` reads but never writes.
     """
 
+    latents_mean: torch.Tensor
+    latents_std: torch.Tensor
+
     def __init__(self, config: ToyDecoderConfig) -> None:
         super().__init__(config)
         self.register_buffer("latents_mean", torch.zeros(config.latent_channels, dtype=config.dtype))
@@ -371,8 +375,8 @@ class NestedCacheToy(PlainToy):
         shape = (1, -1, 1, 1, 1)
         latents = input * self.latents_std.view(shape) + self.latents_mean.view(shape)
         output = super().forward(latents, autoregressive_index=autoregressive_index, cache=inner)
-        cache.state["latent"] = [f.clone() for f in inner.latent_history.unbind(2)]
-        cache.state["pixel"]["frames"] = [f.clone() for f in inner.pixel_history.unbind(2)]
+        cache.state["latent"] = [f.clone() for f in filled(inner.latent_history).unbind(2)]
+        cache.state["pixel"]["frames"] = [f.clone() for f in filled(inner.pixel_history).unbind(2)]
         cache.state["steps"] += 1
         return output
 

@@ -259,18 +259,6 @@ output_on_meta_device = broken(
     OutputOnMetaDevice,
     must_fail={"output_layout_dtype_device"},
     hints=("device", "meta"),
-    kit_gaps={
-        check: "kit finding F5 (tests/zoo/README.md): comparing a meta-device output is an "
-        "internal kit error instead of a failed check"
-        for check in (
-            "interleaved_rollouts_are_independent",
-            "forked_cache_continues_identically",
-            "chunked_decode_matches_full_decode",
-            "outputs_survive_later_steps",
-            "decoding_is_deterministic",
-            "rollout_state_machine",
-        )
-    },
 )
 input_denormalised_in_place = broken(
     InputDenormalisedInPlace,

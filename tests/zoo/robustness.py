@@ -143,25 +143,6 @@ class ForwardNeverReturns(PlainToy):
         raise RuntimeError("hung decoder released by the test session")
 
 
-#: The contract's check ids that call forward (all but the two pure mapper checks).
-_CHECKS_THAT_DECODE = (
-    "ratios_are_positive_constant_ints",
-    "decoded_sizes_match_mappers",
-    "caches_are_fresh_and_unshared",
-    "interleaved_rollouts_are_independent",
-    "forward_leaves_module_state_unchanged",
-    "forked_cache_continues_identically",
-    "chunked_decode_matches_full_decode",
-    "forward_accepts_keyword_call",
-    "output_layout_dtype_device",
-    "input_is_not_modified",
-    "outputs_survive_later_steps",
-    "decoding_is_deterministic",
-    "cache_init_accepts_context",
-    "cache_memory_is_bounded",
-    "rollout_state_machine",
-)
-
 factory_raises = BrokenCase(
     name="zoo-factory-raises",
     spec_factory=toy_spec_factory("zoo-factory-raises", PlainToy, factory=_factory_that_raises),
@@ -204,11 +185,6 @@ error_with_broken_message = broken(
     ErrorWithBrokenMessage,
     must_fail={"forward_accepts_keyword_call", "chunked_decode_matches_full_decode"},
     hints=("_UnprintableError",),
-    kit_gaps={
-        check: "kit finding F4 (tests/zoo/README.md): an exception whose __str__ raises is "
-        "reported as an internal kit error"
-        for check in _CHECKS_THAT_DECODE
-    },
 )
 forward_returns_list = broken(
     ForwardReturnsList,

@@ -11,7 +11,7 @@ import importlib
 
 import pytest
 
-from conformance import ALL_CHECKS, certify
+from conformance import ALL_CHECKS, DecoderSpec, certify
 
 from . import CORRECT, CorrectCase
 from .conftest import PROFILE, SEED
@@ -23,14 +23,16 @@ BATCH_CHECK = "batch_elements_are_independent"
 def _wan_small_case() -> object:
     """The bundled Wan decoder's small CPU config, once it exists."""
 
-    def build() -> object:
+    def build() -> DecoderSpec:
         try:
             specs = importlib.import_module("reference_decoders.wan.specs")
         except ImportError as err:
             pytest.skip(f"reference_decoders.wan.specs is not importable: {err}")
         if not hasattr(specs, "small_cpu"):
             pytest.skip("reference_decoders.wan.specs has no small_cpu spec")
-        return specs.small_cpu()
+        spec = specs.small_cpu()
+        assert isinstance(spec, DecoderSpec), f"small_cpu() returned {spec!r}"
+        return spec
 
     return pytest.param(
         CorrectCase(name="wan-small-cpu", spec_factory=build, why="The bundled Wan 2.1 decoder, small config."),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conformance import ALL_CHECKS, DecoderSpec
 
-from . import BROKEN, CORRECT
+from . import BROKEN, CORRECT, BrokenCase, CorrectCase
 
 ALL_IDS = {check.id for check in ALL_CHECKS}
 
@@ -31,14 +31,15 @@ def test_zoo_names_only_existing_checks() -> None:
 
 
 def test_every_case_is_documented_and_builds_a_named_spec() -> None:
-    names = [case.name for case in [*BROKEN, *CORRECT]]
+    every: list[BrokenCase | CorrectCase] = [*BROKEN, *CORRECT]
+    names = [case.name for case in every]
     assert len(names) == len(set(names)), "zoo case names must be unique"
-    for case in BROKEN:
-        assert case.bug, f"{case.name} has no docstring naming the real bug it imitates"
-        assert case.must_fail or case.fails_every_check, f"{case.name} names no check"
-    for case in CORRECT:
-        assert case.why, f"{case.name} does not say why it is worth certifying"
-    for case in [*BROKEN, *CORRECT]:
+    for broken_case in BROKEN:
+        assert broken_case.bug, f"{broken_case.name} has no docstring naming the real bug"
+        assert broken_case.must_fail or broken_case.fails_every_check, f"{broken_case.name} names no check"
+    for correct_case in CORRECT:
+        assert correct_case.why, f"{correct_case.name} does not say why it is worth certifying"
+    for case in every:
         spec = case()
         assert isinstance(spec, DecoderSpec)
         assert spec.name == case.name
@@ -46,5 +47,6 @@ def test_every_case_is_documented_and_builds_a_named_spec() -> None:
 
 def test_readme_lists_every_case() -> None:
     readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
-    missing = [case.name for case in [*BROKEN, *CORRECT] if f"`{case.name}`" not in readme]
+    every: list[BrokenCase | CorrectCase] = [*BROKEN, *CORRECT]
+    missing = [case.name for case in every if f"`{case.name}`" not in readme]
     assert not missing, f"tests/zoo/README.md does not list: {missing}"
