@@ -31,12 +31,14 @@ def mapper_indices(ctx: CheckContext) -> list[int]:
 
 def read_ratio(ctx: CheckContext, decoder: Any, name: str) -> int:
     """Read a compression ratio property; it must be a positive int."""
-    value = ctx.call_decoder(name, getattr, decoder, name)
-    if isinstance(value, bool) or not isinstance(value, int):
+    raw = ctx.call_decoder(name, getattr, decoder, name)
+    try:
+        value = ctx.as_int(raw, name)  # ints and int-likes (numpy ints); not bool, float, tensor
+    except CheckFailed:
         raise CheckFailed(
-            f"{name} is {value!r} of type {type(value).__name__}; expected a positive int "
+            f"{name} is {raw!r} of type {type(raw).__name__}; expected a positive int "
             "(pipelines use it to size tensors)"
-        )
+        ) from None
     if value < 1:
         raise CheckFailed(f"{name} is {value}; expected a positive int")
     return value
