@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,6 +17,9 @@ from flashdreams.infra.decoder import StreamingDecoderCache, StreamingVideoDecod
 from reference_decoders.wan.checkpoint import load_decoder_weights
 from reference_decoders.wan.config import WanVAEDecoderConfig
 from reference_decoders.wan.model import StreamState, WanVAEDecoderNetwork
+
+if TYPE_CHECKING:
+    from reference_decoders.wan.fast.network import FastWanNetwork
 
 __all__ = ["WanVAEDecoder", "WanVAEDecoderCache"]
 
@@ -70,6 +73,12 @@ class WanVAEDecoder(StreamingVideoDecoder[WanVAEDecoderCache]):
             )
         self.network = network.to(device=device, dtype=dtype)
         self.network.eval()
+        self._fast = _fast_network(config, self.network)
+
+    @property
+    def uses_fast_path(self) -> bool:
+        """Whether chunks are decoded by :mod:`reference_decoders.wan.fast` (else eagerly)."""
+        return self._fast is not None
 
     @property
     def device(self) -> torch.device:
@@ -141,16 +150,20 @@ class WanVAEDecoder(StreamingVideoDecoder[WanVAEDecoderCache]):
             cache = self.initialize_autoregressive_cache()
         index = self._check_call(input, autoregressive_index, cache)
 
-        latents = input.to(device=self.device, dtype=self.dtype).transpose(1, 2)  # [B, C, T, h, w]
-        state = StreamState(history=list(cache.conv_history), first_chunk=index == 0)
-        video = self.network(latents, state)
+        latents = input.to(device=self.device, dtype=self.dtype)
+        if self._fast is not None:
+            video, history = self._fast.decode(latents, list(cache.conv_history), index == 0)
+        else:
+            state = StreamState(history=list(cache.conv_history), first_chunk=index == 0)
+            video = self.network(latents.transpose(1, 2), state).transpose(1, 2).contiguous()
+            history = state.history
 
         # Commit only after the network succeeded, so a failed call leaves the cache usable.
-        cache.conv_history = state.history
+        cache.conv_history = history
         cache.next_index = index + 1
         cache.batch_size = input.shape[0]
         cache.latent_size = (input.shape[3], input.shape[4])
-        return video.transpose(1, 2).contiguous()
+        return video
 
     def _check_call(
         self, input: Any, autoregressive_index: Any, cache: WanVAEDecoderCache
@@ -202,6 +215,24 @@ class WanVAEDecoder(StreamingVideoDecoder[WanVAEDecoderCache]):
                 f"got {shape[0]}"
             )
         return index
+
+
+def _fast_network(
+    config: WanVAEDecoderConfig, network: WanVAEDecoderNetwork
+) -> FastWanNetwork | None:
+    """The fast executor if ``config.fast_path`` asks for it (or allows it and it can run)."""
+    if config.fast_path is False:
+        return None
+    from reference_decoders.wan.fast import fast_path_support
+
+    reason = fast_path_support(config.resolved_device(), config.resolved_dtype())
+    if reason is not None:
+        if config.fast_path:
+            raise ValueError(f"fast_path=True, but the fast path cannot run here: {reason}")
+        return None
+    from reference_decoders.wan.fast.network import FastWanNetwork
+
+    return FastWanNetwork(network, config.tile_latent_frames)
 
 
 def _check_index_value(autoregressive_index: Any) -> int:

@@ -1,0 +1,22 @@
+"""Which convolution layout the fast path runs a causal 3x3x3 conv in.
+
+A 3x3x3 causal conv over frames ``t..t+2`` is the 3x3 conv2d of the three frames stacked
+along channels. cuDNN (9.19, H100, bf16, channels-last) runs the stacked 2-D form much
+faster for 96 channels (521 vs 244 TFLOP/s at 480x832) and 384 channels (775 vs 596 at
+120x208), slower for 192 channels (561 vs 612 at 240x416) and for a single frame at
+384 channels (268 vs 402 at 60x104); see benchmarks/NOTES.md, experiment 1. Both forms
+compute the same function; this only picks the faster one.
+"""
+
+from __future__ import annotations
+
+__all__ = ["use_stacked_conv"]
+
+
+def use_stacked_conv(in_channels: int, frames: int) -> bool:
+    """True to run the conv as a time-stacked conv2d, False for conv3d."""
+    if in_channels == 192:
+        return False
+    if frames == 1 and in_channels >= 384:
+        return False
+    return True

@@ -1,0 +1,320 @@
+"""The Wan decoder network's function, executed the fast way on CUDA.
+
+:class:`FastWanNetwork` computes what
+:class:`~reference_decoders.wan.model.WanVAEDecoderNetwork` computes, with that
+network's own weights (read from it on every call, so loading new weights just works),
+up to rounding: fused kernels round once where the eager modules round after every op.
+It is a separate executor rather than a mode of the modules so that ``model.py`` stays
+the plain statement of the architecture. What it changes, and why (measurements in
+``benchmarks/NOTES.md``):
+
+- Channels-last everywhere: one batch element's activation is ``[F, H, W, C]`` dense,
+  which is the layout cuDNN's fast kernels want (no NCHW<->NHWC transposes) and makes
+  the channel norm a row reduction.
+- A causal conv's input buffer is its two history frames followed by the chunk
+  (``[T + 2, H, W, C]``), or those frames stacked three at a time along channels
+  (``[T, H, W, 3C]``), the input of the equivalent 2-D conv, which cuDNN runs up to 2x
+  faster for some widths (:mod:`.layout`). The fused norm kernel writes the chunk
+  straight into that buffer: no ``torch.cat([history, x])``.
+- Conv biases are folded into the next fused kernel (norm or residual add).
+- The upsamplers' nearest-2x + 3x3 conv runs as one 2x2 conv with four output phases on
+  the low-resolution input (:func:`.weights.subpixel_weight`), then a gather.
+- A chunk is decoded in tiles of ``tile_latent_frames`` latent frames carrying the
+  history, which gives the same frames (the network is chunk-invariant) with memory
+  bounded by the tile instead of the chunk.
+
+History tensors keep the eager cache's logical shape ``[B, C, 2, H, W]`` (in
+``channels_last_3d`` memory), so caches made by either path are interchangeable. They
+are new tensors every call, never written in place: a failed call leaves the cache as it
+was, and a history tensor a forked cache shares is never changed under it. (Writing them
+in place would save no traffic: the two frames are copied out of the conv's input
+buffer either way.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reference_decoders.wan.fast import kernels
+from reference_decoders.wan.fast.layout import use_stacked_conv
+from reference_decoders.wan.fast.weights import (
+    pointwise_weight,
+    stacked_conv_weight,
+    subpixel_weight,
+    time_conv_weight,
+)
+from reference_decoders.wan.model import HISTORY_FRAMES, WanVAEDecoderNetwork
+
+__all__ = ["FastWanNetwork"]
+
+
+def _frames_of(nchw: torch.Tensor) -> torch.Tensor:
+    """``[N, C, H, W]`` -> ``[N, H, W, C]`` dense (free when it is channels-last)."""
+    return nchw.permute(0, 2, 3, 1).contiguous()
+
+
+@dataclass
+class _Tile:
+    """History bookkeeping of one call, for one batch element.
+
+    ``read[slot]`` is what the next use of a conv reads: the cache's tensor, then this
+    call's own. ``written[slot]`` is this call's new history ``[B, C, 2, H, W]`` (shared
+    by the batch elements, each writing its own index), allocated on first write.
+    """
+
+    index: int
+    first: bool  # this tile holds the rollout's causal first frame
+    read: list[torch.Tensor | None]
+    written: list[torch.Tensor | None]
+
+    def history(self, slot: int) -> torch.Tensor | None:
+        """``[2, H, W, C]`` dense history this conv reads, or None (zeros)."""
+        past = self.read[slot]
+        if past is None:
+            return None
+        return past[self.index].permute(1, 2, 3, 0).contiguous()
+
+    def new_history(self, slot: int, like: torch.Tensor, batch: int) -> torch.Tensor:
+        """``[2, H, W, C]`` dense view to write this conv's new history into."""
+        buffer = self.written[slot]
+        if buffer is None:
+            _, h, w, c = like.shape
+            buffer = like.new_empty(batch, HISTORY_FRAMES, h, w, c).permute(0, 4, 1, 2, 3)
+            self.written[slot] = buffer
+        self.read[slot] = buffer
+        return buffer[self.index].permute(1, 2, 3, 0)
+
+
+class FastWanNetwork:
+    """Decodes chunks with a :class:`WanVAEDecoderNetwork`'s weights, fast (see module doc).
+
+    Args:
+        network: the eager network; its parameters are read, never modified.
+        tile_latent_frames: at most this many latent frames go through the network at
+            once; longer chunks are decoded tile by tile.
+        stacked: ``(in_channels, frames) -> bool``, whether a 3x3x3 conv runs as a
+            time-stacked 2-D conv; :func:`.layout.use_stacked_conv` by default.
+    """
+
+    def __init__(
+        self,
+        network: WanVAEDecoderNetwork,
+        tile_latent_frames: int = 1,
+        stacked: Callable[[int, int], bool] | None = None,
+    ) -> None:
+        if tile_latent_frames < 1:
+            raise ValueError(f"tile_latent_frames must be >= 1, got {tile_latent_frames}")
+        self.network = network
+        self.tile_latent_frames = tile_latent_frames
+        self.stacked = stacked or use_stacked_conv
+        self._packed: dict[tuple[int, str], torch.Tensor] = {}
+        self._packed_for: tuple[tuple[int, int], ...] = ()
+
+    # ----------------------------------------------------------------------- weights
+
+    def _refresh_weights(self) -> None:
+        """Forget repacked weights once any parameter was replaced or changed in place."""
+        key = tuple((p.data_ptr(), p._version) for p in self.network.parameters())
+        if key != self._packed_for:
+            self._packed.clear()
+            self._packed_for = key
+
+    def _packed_weight(self, module: nn.Module, form: str) -> torch.Tensor:
+        """``module``'s weight rearranged for one way of running it (cached)."""
+        key = (id(module), form)
+        packed = self._packed.get(key)
+        if packed is not None:
+            return packed
+        if form == "gamma":  # RMS norm scale, flat
+            packed = module.gamma.detach().reshape(-1).contiguous()
+        else:
+            w = module.weight.detach()
+            packed = {
+                "conv3d": lambda: w.contiguous(memory_format=torch.channels_last_3d),
+                "stacked": lambda: stacked_conv_weight(w),
+                "time": lambda: time_conv_weight(w),
+                "pointwise": lambda: pointwise_weight(w),
+                "subpixel": lambda: subpixel_weight(w),
+            }[form]()
+        self._packed[key] = packed
+        return packed
+
+    # ----------------------------------------------------------------------- decoding
+
+    @torch.no_grad()
+    def decode(
+        self, latents: torch.Tensor, history: list[torch.Tensor | None], first_chunk: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """Normalized latents ``[B, T, C, h, w]`` (the network's dtype and device) ->
+        pixels ``[B, T', 3, H, W]`` in [-1, 1], and the new history (one entry per slot;
+        ``history`` itself is not modified)."""
+        self._refresh_weights()
+        net = self.network
+        batch, frames = latents.shape[:2]
+        stages = [s.upsampler for s in net.up_stages if s.upsampler is not None]
+        ratio_s = 2 ** len(stages)
+        ratio_t = 2 ** sum(up.time_conv is not None for up in stages)
+        out_frames = 1 + ratio_t * (frames - 1) if first_chunk else ratio_t * frames
+        height, width = latents.shape[3] * ratio_s, latents.shape[4] * ratio_s
+        out = latents.new_empty(batch, out_frames, net.conv_out.out_channels, height, width)
+        written: list[torch.Tensor | None] = [None] * len(history)
+        for b in range(batch):
+            tile = _Tile(index=b, first=first_chunk, read=list(history), written=written)
+            produced = 0
+            for start in range(0, frames, self.tile_latent_frames):
+                chunk = latents[b, start : start + self.tile_latent_frames]
+                chunk = chunk.permute(0, 2, 3, 1).contiguous()  # [t, h, w, C]
+                produced += self._decode_tile(chunk, tile, batch, out[b, produced:])
+                tile.first = False
+            if produced != out_frames:  # pragma: no cover - would be a bug here
+                raise RuntimeError(f"decoded {produced} frames, expected {out_frames}")
+        # A conv this call never ran (a lone first frame skips the time convs) keeps its history.
+        return out, [new if new is not None else old for new, old in zip(written, history)]
+
+    def _decode_tile(self, latents: torch.Tensor, tile: _Tile, batch: int, out: torch.Tensor) -> int:
+        """Decode ``latents [t, h, w, C]`` into the first frames of ``out [T', 3, H, W]``;
+        returns how many frames it wrote."""
+        net = self.network
+        dtype = latents.dtype
+        z = latents * net.latents_std.reshape(-1).to(dtype) + net.latents_mean.reshape(-1).to(dtype)
+        x = F.linear(z, self._packed_weight(net.post_quant_conv, "pointwise"), net.post_quant_conv.bias)
+        x = self._causal_conv(x, net.conv_in, tile, batch, with_bias=True)
+        x = self._residual_block(x, net.mid.resnets[0], tile, batch)
+        x = self._attention(x, net.mid.attention)
+        x = self._residual_block(x, net.mid.resnets[1], tile, batch)
+        for stage in net.up_stages:
+            for block in stage.resnets:
+                x = self._residual_block(x, block, tile, batch)
+            if stage.upsampler is not None:
+                x = self._upsample(x, stage.upsampler, tile, batch)
+        frames = x.shape[0]
+        gamma = self._packed_weight(net.norm_out, "gamma")
+        padded = self._conv_input(x, net.conv_out, tile, batch, gamma=gamma, silu=True, stacked=False)
+        video = F.conv3d(
+            padded.permute(3, 0, 1, 2).unsqueeze(0),
+            self._packed_weight(net.conv_out, "conv3d"),
+            net.conv_out.bias,
+            padding=(0, 1, 1),
+        )  # [1, 3, t, H, W]
+        torch.clamp(video[0].transpose(0, 1), -1.0, 1.0, out=out[:frames])
+        return frames
+
+    # ----------------------------------------------------------------------- layers
+
+    def _conv_input(
+        self,
+        x: torch.Tensor,
+        conv: nn.Module,
+        tile: _Tile,
+        batch: int,
+        *,
+        stacked: bool,
+        gamma: torch.Tensor | None = None,
+        pre_bias: torch.Tensor | None = None,
+        silu: bool = False,
+    ) -> torch.Tensor:
+        """Build a causal conv's input from its history and ``x [T, H, W, C]`` (normalized
+        on the way if ``gamma``), and record its new history (the last two input frames).
+        Returns ``[T + 2, H, W, C]``, or ``[T, H, W, 3C]`` if ``stacked``."""
+        t, h, w, c = x.shape
+        slot = conv.slot
+        past = tile.history(slot)
+        if past is None:  # rollout start: the published decoder pads with zeros
+            past = x.new_zeros(HISTORY_FRAMES, h, w, c)
+        buffer = x.new_empty(t, h * w, 3 * c) if stacked else x.new_empty(t + 2, h * w, c)
+        kernels.norm_into(past.view(2, h * w, c), buffer, first=0)
+        kernels.norm_into(x.view(t, h * w, c), buffer, first=2, gamma=gamma, bias=pre_bias, silu=silu)
+        new = tile.new_history(slot, x, batch)
+        if stacked:
+            # The last stacked frame holds padded frames t-1, t, t+1: the history is the last two.
+            new.view(2, h * w, c).copy_(buffer[t - 1].view(h * w, 3, c)[:, 1:].transpose(0, 1))
+            return buffer.view(t, h, w, 3 * c)
+        new.copy_(buffer[t:].view(2, h, w, c))
+        return buffer.view(t + 2, h, w, c)
+
+    def _causal_conv(
+        self,
+        x: torch.Tensor,
+        conv: nn.Module,
+        tile: _Tile,
+        batch: int,
+        *,
+        gamma: torch.Tensor | None = None,
+        pre_bias: torch.Tensor | None = None,
+        silu: bool = False,
+        with_bias: bool = False,
+    ) -> torch.Tensor:
+        """3x3x3 causal conv ``[T, H, W, C] -> [T, H, W, Co]``; its bias only if ``with_bias``."""
+        t, c = x.shape[0], x.shape[3]
+        stacked = self.stacked(c, t)
+        buffer = self._conv_input(
+            x, conv, tile, batch, stacked=stacked, gamma=gamma, pre_bias=pre_bias, silu=silu
+        )
+        bias = conv.bias if with_bias else None
+        if stacked:
+            weight = self._packed_weight(conv, "stacked")
+            return _frames_of(F.conv2d(buffer.permute(0, 3, 1, 2), weight, bias, padding=1))
+        weight = self._packed_weight(conv, "conv3d")
+        y = F.conv3d(buffer.permute(3, 0, 1, 2).unsqueeze(0), weight, bias, padding=(0, 1, 1))
+        return y[0].permute(1, 2, 3, 0).contiguous()
+
+    def _residual_block(self, x: torch.Tensor, block: nn.Module, tile: _Tile, batch: int) -> torch.Tensor:
+        """Norm, SiLU, conv, twice, plus the shortcut; conv1's bias enters norm2's kernel,
+        conv2's (and the shortcut's) the residual add."""
+        bias = block.conv2.bias
+        if isinstance(block.shortcut, nn.Conv3d):
+            residual = F.linear(x, self._packed_weight(block.shortcut, "pointwise"))
+            bias = bias + block.shortcut.bias
+        else:
+            residual = x
+        y = self._causal_conv(x, block.conv1, tile, batch, gamma=self._packed_weight(block.norm1, "gamma"), silu=True)
+        y = self._causal_conv(
+            y,
+            block.conv2,
+            tile,
+            batch,
+            gamma=self._packed_weight(block.norm2, "gamma"),
+            pre_bias=block.conv1.bias,
+            silu=True,
+        )
+        return kernels.add_bias_residual_(y, residual, bias)
+
+    def _attention(self, x: torch.Tensor, attention: nn.Module) -> torch.Tensor:
+        """Single-head attention over each frame's pixels, plus the input."""
+        t, h, w, c = x.shape
+        normed = torch.empty_like(x)
+        gamma = self._packed_weight(attention.norm, "gamma")
+        kernels.norm_into(x.view(t, h * w, c), normed.view(t, h * w, c), first=0, gamma=gamma)
+        qkv = F.linear(normed.view(t, h * w, c), self._packed_weight(attention.to_qkv, "pointwise"), attention.to_qkv.bias)
+        q, k, v = qkv.unsqueeze(1).chunk(3, dim=-1)  # [t, 1, hw, c] each
+        attended = F.scaled_dot_product_attention(q, k, v).squeeze(1)
+        y = F.linear(attended, self._packed_weight(attention.proj, "pointwise"), attention.proj.bias)
+        return y.view(t, h, w, c).add_(x)
+
+    def _upsample(self, x: torch.Tensor, up: nn.Module, tile: _Tile, batch: int) -> torch.Tensor:
+        """Time doubling (if any), then nearest 2x + 3x3 conv as a sub-pixel conv."""
+        if up.time_conv is not None:
+            x = self._double_frames(x, up.time_conv, tile, batch)
+        padded = F.pad(x, (0, 0, 1, 1, 1, 1))  # [n, h + 2, w + 2, c], zero border
+        phases = F.conv2d(padded.permute(0, 3, 1, 2), self._packed_weight(up.conv, "subpixel"))
+        return kernels.subpixel_gather(_frames_of(phases), up.conv.bias)
+
+    def _double_frames(self, x: torch.Tensor, time_conv: nn.Module, tile: _Tile, batch: int) -> torch.Tensor:
+        """The rollout's first frame passes as it is; every other frame becomes two
+        (``time_conv`` gives 2C channels: the earlier frame's C, then the later one's)."""
+        t, h, w, c = x.shape
+        head = 1 if tile.first else 0
+        out = x.new_empty(head + 2 * (t - head), h, w, c)
+        if head:
+            out[0].copy_(x[0])
+        if t > head:
+            stacked = self._conv_input(x[head:], time_conv, tile, batch, stacked=True)
+            doubled = F.linear(stacked, self._packed_weight(time_conv, "time"), time_conv.bias)
+            pairs = doubled.view(t - head, h, w, 2, c).permute(0, 3, 1, 2, 4)
+            out[head:].view(t - head, 2, h, w, c).copy_(pairs)
+        return out
