@@ -19,7 +19,9 @@ class Evidence:
     at least one step, ``decoder_calls`` forward calls, ``latent_frames`` / ``pixel_frames``
     the frames fed and received, ``mapper_queries`` size-mapper calls, ``comparisons``
     output comparisons. ``max_abs_error`` and ``max_error_ratio`` (largest error divided by
-    the tolerance at that element) summarize every numerical comparison the check made.
+    the tolerance at that element) summarize the elementwise criterion over every numerical
+    comparison the check made; ``max_frame_rms_error`` and ``max_frame_rms_ratio`` (largest
+    RMS error of one pixel frame, and divided by the frame RMS bound) the aggregate one.
     """
 
     examples: int = 0
@@ -31,6 +33,8 @@ class Evidence:
     comparisons: int = 0
     max_abs_error: float | None = None
     max_error_ratio: float | None = None
+    max_frame_rms_error: float | None = None
+    max_frame_rms_ratio: float | None = None
     tolerance: Tolerance | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -43,6 +47,10 @@ class Evidence:
             self.max_abs_error = comparison.max_abs_error
         if self.max_error_ratio is None or comparison.ratio > self.max_error_ratio:
             self.max_error_ratio = comparison.ratio
+        if self.max_frame_rms_ratio is None or comparison.rms_ratio > self.max_frame_rms_ratio:
+            self.max_frame_rms_ratio = comparison.rms_ratio
+        if self.max_frame_rms_error is None or comparison.rms_error > self.max_frame_rms_error:
+            self.max_frame_rms_error = comparison.rms_error
 
     def note(self, key: str, value: Any) -> None:
         """Record a check-specific fact (``deepcopy_supported``, ``cache_bytes``, ...)."""
@@ -54,7 +62,8 @@ class Evidence:
         return any((self.examples, self.decoder_calls, self.mapper_queries, self.comparisons))
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: counters, the largest error, its ratio and margin, the tolerance."""
+        """JSON-ready: counters, the largest error, its ratio and margin, the same for the
+        largest frame RMS error, the tolerance."""
         out: dict[str, Any] = {
             "examples": self.examples,
             "rollouts": self.rollouts,
@@ -69,6 +78,12 @@ class Evidence:
             out["max_error_to_tolerance"] = _finite(self.max_error_ratio)
             out["tolerance_margin"] = (
                 None if self.max_error_ratio is None else _finite(1.0 - self.max_error_ratio)
+            )
+        if self.max_frame_rms_error is not None:
+            out["max_frame_rms_error"] = _finite(self.max_frame_rms_error)
+            out["max_frame_rms_to_tolerance"] = _finite(self.max_frame_rms_ratio)
+            out["frame_rms_margin"] = (
+                None if self.max_frame_rms_ratio is None else _finite(1.0 - self.max_frame_rms_ratio)
             )
         if self.tolerance is not None:
             out["tolerance"] = self.tolerance.as_dict()

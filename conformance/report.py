@@ -647,9 +647,10 @@ def _decoder_section(
     lines.append("")
     if tolerances:
         lines += [
-            "Numerical comparisons pass when |actual - expected| <= atol + rtol * |expected|, "
-            f"with {'; '.join(tolerances)}. The margin is the share of that bound the largest "
-            "error left unused.",
+            "Numerical comparisons pass when |actual - expected| <= atol + rtol * |expected| "
+            "for every element and the RMS error of every pixel frame is <= the frame RMS "
+            f"bound, with {'; '.join(tolerances)}. The margin is the share of the tighter "
+            "bound that the largest error left unused.",
             "",
         ]
 
@@ -718,10 +719,18 @@ def _error_cell(evidence: Mapping[str, Any]) -> str:
 
 
 def _margin_cell(evidence: Mapping[str, Any]) -> str:
-    """How much of the tolerance the largest error left unused; how far over it, if over."""
+    """How much of the tolerance the largest error left unused; how far over it, if over.
+
+    With a frame RMS figure too, the tighter of the two criteria (elementwise, frame RMS).
+    """
     ratio = evidence.get("max_error_to_tolerance")
     if not _is_number(ratio):
         return str(ratio) if isinstance(ratio, str) else "-"
+    rms_ratio = evidence.get("max_frame_rms_to_tolerance")
+    if _is_number(rms_ratio) and rms_ratio > ratio:
+        if rms_ratio <= 1:
+            return f"frame RMS {1 - rms_ratio:.1%}"
+        return f"exceeded ({rms_ratio:.3g}x the frame RMS bound)"
     if ratio <= 1:
         return f"{1 - ratio:.1%}"
     return f"exceeded ({ratio:.3g}x the tolerance)"
@@ -729,6 +738,8 @@ def _margin_cell(evidence: Mapping[str, Any]) -> str:
 
 def _tolerance_text(tolerance: Mapping[str, Any]) -> str:
     text = f"atol {_number(tolerance['atol'])}, rtol {_number(tolerance.get('rtol', 0.0))}"
+    if _is_number(tolerance.get("rms")):
+        text += f", frame RMS {_number(tolerance['rms'])}"
     source = tolerance.get("source")
     return f"{text} ({source})" if source else text
 

@@ -57,7 +57,12 @@ class DecoderSpec:
         output_dtype: dtype the output must have, when it differs from ``dtype``.
         device: where latents are placed and where outputs must be.
         cache_context: keyword arguments for ``initialize_autoregressive_cache``.
-        atol, rtol: override the dtype's default tolerance (see :mod:`conformance.tolerances`).
+        atol, rtol: override the dtype's default elementwise tolerance (see
+            :mod:`conformance.tolerances`).
+        rms_tol: override the dtype's default bound on the root-mean-square error of each
+            pixel frame, the aggregate criterion that catches structured (seam) errors
+            hidden under the elementwise bound; when only ``atol`` is overridden, the
+            default is scaled by the same factor.
         expected_failures: check id -> reason; such a check must fail (reported ``xfailed``),
             and one that passes fails certification as a stale expectation.
         check_timeout_s: seconds each check may run before it is reported as hanging;
@@ -80,6 +85,7 @@ class DecoderSpec:
     cache_context: Mapping[str, Any] = field(default_factory=dict, hash=False)
     atol: float | None = None
     rtol: float | None = None
+    rms_tol: float | None = None
     expected_failures: Mapping[str, str] = field(default_factory=dict, hash=False)
     check_timeout_s: float | None = None
     max_chunk_frames: int | None = None
@@ -119,7 +125,7 @@ class DecoderSpec:
             torch.device(self.device)
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"DecoderSpec.device is not a torch device: {self.device!r} ({err})") from None
-        for name in ("atol", "rtol"):
+        for name in ("atol", "rtol", "rms_tol"):
             value = getattr(self, name)
             if value is not None and not (
                 isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0

@@ -81,6 +81,7 @@ def test_evidence_records_what_was_exercised_and_the_margin() -> None:
     assert evidence["examples"] >= PROFILES["quick"].chunk_examples
     assert evidence["decoder_calls"] > evidence["full_decodes"] > 0
     assert evidence["max_abs_error"] == 0.0 and evidence["tolerance_margin"] == 1.0
+    assert evidence["max_frame_rms_error"] == 0.0 and evidence["frame_rms_margin"] == 1.0
     assert evidence["tolerance"]["source"] == "float32 default"
 
 

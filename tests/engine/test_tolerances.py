@@ -1,4 +1,4 @@
-"""Tolerance derivation and the elementwise comparison."""
+"""Tolerance derivation and the comparison: elementwise, and the RMS of every pixel frame."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from conformance.tolerances import (
     ACCUMULATION_FACTOR,
     STORAGE_FACTOR,
+    STORAGE_RMS_FACTOR,
     Tolerance,
     compare,
     default_tolerance,
@@ -33,6 +34,8 @@ def test_default_follows_the_documented_formula(dtype: torch.dtype, u: float, u_
     tolerance = default_tolerance(dtype)
     expected = STORAGE_FACTOR * u + ACCUMULATION_FACTOR * u_acc
     assert tolerance.atol == pytest.approx(expected) and tolerance.rtol == pytest.approx(expected)
+    assert tolerance.rms == pytest.approx(STORAGE_RMS_FACTOR * u + ACCUMULATION_FACTOR * u_acc)
+    assert tolerance.rms <= tolerance.atol  # an RMS never exceeds the maximum it summarizes
 
 
 def test_lower_precision_is_never_tighter() -> None:
@@ -47,7 +50,7 @@ def test_lower_precision_is_never_tighter() -> None:
 
 def test_integer_outputs_allow_one_quantization_step() -> None:
     tolerance = default_tolerance(torch.uint8)
-    assert (tolerance.atol, tolerance.rtol) == (1.0, 0.0)
+    assert (tolerance.atol, tolerance.rtol, tolerance.rms) == (1.0, 0.0, 1.0)
 
 
 def test_spec_overrides_each_bound_independently() -> None:
@@ -58,6 +61,22 @@ def test_spec_overrides_each_bound_independently() -> None:
     assert only_atol.atol == 1e-2 and only_atol.rtol == default_tolerance(torch.float32).rtol
     mixed = tolerance_for(toy_spec(dtype=torch.bfloat16, output_dtype=torch.float32))
     assert mixed.atol == default_tolerance(torch.bfloat16).atol
+    assert mixed.rms == default_tolerance(torch.bfloat16).rms
+
+
+def test_rms_bound_override_and_scaling_with_an_atol_override() -> None:
+    default = default_tolerance(torch.float32)
+    assert tolerance_for(toy_spec()).rms == default.rms
+    only_rms = tolerance_for(toy_spec(rms_tol=1e-3))
+    assert only_rms.rms == 1e-3 and (only_rms.atol, only_rms.rtol) == (default.atol, default.rtol)
+    # atol states the output scale (pixels in [0, 255], say): the RMS bound follows it...
+    scaled = tolerance_for(toy_spec(atol=255 * default.atol))
+    assert scaled.rms == pytest.approx(255 * default.rms)
+    # ... unless rms_tol says otherwise; rtol alone says nothing about the scale.
+    assert tolerance_for(toy_spec(atol=1.0, rms_tol=0.5)).rms == 0.5
+    assert tolerance_for(toy_spec(rtol=0.5)).rms == default.rms
+    with pytest.raises(ValueError, match="rms_tol"):
+        toy_spec(rms_tol=-1.0)
 
 
 def test_reassociation_noise_of_a_real_op_is_within_the_float32_default() -> None:
@@ -113,3 +132,68 @@ def test_compare_reports_shape_and_nan_problems() -> None:
     assert not nan_one.ok and nan_one.first_bad_frame == 1 and math.isinf(nan_one.max_abs_error)
     inf = torch.full((1, 1, 1, 1, 1), math.inf)
     assert compare(inf, inf.clone(), tolerance).ok
+
+
+def _with_rounding_noise(
+    exact: torch.Tensor, dtype: torch.dtype, ulps_sd: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``exact`` rounded to ``dtype``, and the same values moved by a random whole number of
+    ``dtype`` ulps per element (normal with ``ulps_sd`` standard deviation, rounded):
+    rounding noise of the kind two correct decodes differ by, independent per element."""
+    expected = exact.to(dtype)
+    ulp = torch.finfo(dtype).eps * torch.exp2(torch.floor(torch.log2(expected.float().abs().clamp_min(1e-30))))
+    steps = torch.round(torch.randn(exact.shape, generator=generator) * ulps_sd)
+    actual = (expected.float() + steps * ulp).to(dtype)
+    return expected, actual
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_elementwise_rounding_noise_passes_both_criteria(dtype: torch.dtype) -> None:
+    """Noise of the modelled size (about 1.5 ulps RMS, several ulps at most) averages out
+    over a frame: both criteria hold, the frame RMS one with room to spare."""
+    generator = torch.Generator().manual_seed(0)
+    exact = torch.rand(1, 3, 8, 64, 64, generator=generator) * 2 - 1
+    expected, actual = _with_rounding_noise(exact, dtype, ulps_sd=1.5, generator=generator)
+    comparison = compare(expected, actual, default_tolerance(dtype))
+    u = unit_roundoff(dtype)
+    assert comparison.max_abs_error >= 6 * u  # several ulps somewhere: not a vacuous test
+    assert comparison.ok, comparison.describe()
+    assert comparison.rms_ratio < 0.75 and comparison.ratio < 0.5
+    assert comparison.failed_criteria == ()
+
+
+@pytest.mark.parametrize(("dtype", "scale_error"), [(torch.float16, 0.015), (torch.bfloat16, 0.06)])
+def test_a_structured_frame_wide_error_fails_the_frame_rms_criterion(
+    dtype: torch.dtype, scale_error: float
+) -> None:
+    """One frame scaled by a few percent (history scaled at a seam), a little below the
+    elementwise bound of the dtype (1.6% in float16, 12.5% in bfloat16), on top of the
+    rounding noise: not noise, and the frame RMS criterion says so."""
+    generator = torch.Generator().manual_seed(1)
+    exact = torch.rand(1, 3, 8, 64, 64, generator=generator) * 2 - 1
+    expected, actual = _with_rounding_noise(exact, dtype, ulps_sd=1.5, generator=generator)
+    actual[:, :, 5] = (actual[:, :, 5].float() * (1 + scale_error)).to(dtype)
+    comparison = compare(expected, actual, default_tolerance(dtype))
+    assert not comparison.ok
+    assert comparison.failed_criteria == ("frame RMS",)  # the elementwise bound lets it pass
+    assert comparison.first_bad_frame == comparison.first_bad_rms_frame == comparison.rms_frame == 5
+    assert comparison.rms_ratio > 2 and comparison.rms_margin < -1 and comparison.ratio < 1
+    text = comparison.describe(frame_offset=10)
+    assert "frame RMS criterion failed from pixel frame 15" in text
+    assert "elementwise criterion holds" in text
+    assert f"{comparison.rms_error:.3g}" in text and f"{default_tolerance(dtype).rms:.3g}" in text
+
+
+def test_frame_rms_is_per_frame_and_absent_from_hand_made_tolerances() -> None:
+    expected = torch.zeros(2, 3, 4, 4, 4)
+    actual = expected.clone()
+    actual[:, :, 2] = 0.01  # every element of frame 2 off by 0.01: RMS 0.01
+    comparison = compare(expected, actual, Tolerance(atol=0.1, rtol=0.0, source="test", rms=0.005))
+    assert comparison.failed_criteria == ("frame RMS",)
+    assert comparison.rms_error == pytest.approx(0.01) and comparison.rms_ratio == pytest.approx(2.0)
+    assert comparison.rms_frame == 2 and comparison.first_bad_frame == 2
+    assert compare(expected, actual, Tolerance(atol=0.1, rtol=0.0, source="test")).ok
+    # One element alone in a big frame is an elementwise matter, not a frame RMS one.
+    single = expected.clone()
+    single[0, 0, 1, 0, 0] = 0.04  # frame RMS 0.04 / sqrt(96) = 0.0041
+    assert compare(expected, single, Tolerance(atol=0.1, rtol=0.0, source="test", rms=0.005)).ok

@@ -91,7 +91,15 @@ def test_decoder_and_check_keys_are_documented(reports: dict[str, dict]) -> None
 def test_common_evidence_keys_are_present_in_every_check(reports: dict[str, dict]) -> None:
     documented = documented_keys()
     common, numerical = documented["Evidence object"][:9], documented["Evidence object"][9:]
-    assert numerical == ["max_abs_error", "max_error_to_tolerance", "tolerance_margin", "tolerance"]
+    assert numerical == [
+        "max_abs_error",
+        "max_error_to_tolerance",
+        "tolerance_margin",
+        "tolerance",
+        "max_frame_rms_error",
+        "max_frame_rms_to_tolerance",
+        "frame_rms_margin",
+    ]
     for decoder in reports["double"]["decoders"]:
         for check in decoder["checks"]:
             evidence = check["evidence"]

@@ -167,6 +167,54 @@ class RingBufferWrapsLate(PlainToy):
         return output
 
 
+class HistoryRoundedToFloat8(PlainToy):
+    """A bfloat16 decoder that stores its carried history in float8 (e4m3) to quarter the cache.
+
+    Real bug: cache quantisation as a memory optimisation (float8 KV/feature caches),
+    applied to the state carried across seams. Every seam injects a rounding error of
+    about 2**-4 relative into the history; the elementwise bf16 tolerance (0.125) lets it
+    through (kit finding F6). Its worst-frame RMS error, 3.6 to 4.8 bf16 ulps-of-one
+    (u = 2**-8) over seeds, straddles the frame RMS bound (4.06 u): the rounding model
+    allows that much noise to a correct 32-layer bf16 decoder, so this one is caught on
+    some seeds only and stays a recorded kit gap. Meant for
+    ``chunked_decode_matches_full_decode``.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        if cache is not None:
+            for name in ("latent_history", "pixel_history"):
+                history = getattr(cache, name)
+                if history is not None:
+                    setattr(cache, name, history.to(torch.float8_e4m3fn).to(history.dtype))
+        return output
+
+
+class HistoryDecaysAtSeams(PlainToy):
+    """A bfloat16 decoder whose carried history is scaled by 0.8 at every seam.
+
+    Real bug: a state "decay" or a stale normalisation factor applied to the cache
+    between calls (an EMA coefficient on the carried features, a scale meant for the
+    latents applied to the history too). The frames that read the history are off by a
+    few percent: about the elementwise bf16 tolerance (kit finding F6: caught at 1.24x),
+    but 13 to 26 bf16 ulps-of-one in frame RMS, several times the frame RMS bound.
+    Caught by ``chunked_decode_matches_full_decode``.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        if cache is not None:
+            for name in ("latent_history", "pixel_history"):
+                history = getattr(cache, name)
+                if history is not None:
+                    setattr(cache, name, history * 0.8)
+        return output
+
+
 CHUNK_HINTS = ("chunk", "seam")
 
 history_dropped_at_seams = broken(
@@ -185,6 +233,24 @@ history_one_frame_short = broken(
 history_stored_in_bfloat16 = broken(
     HistoryStoredInBfloat16, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
 )
+history_rounded_to_float8 = broken(
+    HistoryRoundedToFloat8,
+    must_fail={"chunked_decode_matches_full_decode"},
+    hints=CHUNK_HINTS,
+    config={"dtype": torch.bfloat16},
+    kit_gaps={
+        "chunked_decode_matches_full_decode": (
+            "kit finding F6: float8 history in a shallow bf16 decoder has a frame RMS error "
+            "(3.6-4.8 u) at the frame RMS bound (4.06 u), caught on some seeds only"
+        )
+    },
+)
+history_decays_at_seams = broken(
+    HistoryDecaysAtSeams,
+    must_fail={"chunked_decode_matches_full_decode"},
+    hints=CHUNK_HINTS,
+    config={"dtype": torch.bfloat16},
+)
 
 normalised_over_time = broken(
     NormalisedOverTime, must_fail={"chunked_decode_matches_full_decode"}, hints=CHUNK_HINTS
@@ -201,6 +267,8 @@ CASES = [
     causal_frame_per_chunk,
     history_one_frame_short,
     history_stored_in_bfloat16,
+    history_rounded_to_float8,
+    history_decays_at_seams,
     normalised_over_time,
     looks_ahead_within_chunk,
     ring_buffer_wraps_late,
