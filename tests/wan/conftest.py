@@ -95,3 +95,20 @@ def _one_intra_op_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_tf32() -> Iterator[None]:
+    """Keep float32 convolutions and matmuls in true float32 (no TF32) for this test.
+
+    Set and restored by hand: ``monkeypatch.setattr`` cannot patch these flags on newer
+    pytest, which reads the original without ``__getattr__`` (the flags live behind
+    it), finds nothing, and then fails deleting the attribute on undo.
+    """
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

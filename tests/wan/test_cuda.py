@@ -36,9 +36,8 @@ def test_defaults_to_bfloat16_on_cuda() -> None:
     assert output.shape == (1, 9, 3, 32, 32)
 
 
-def test_small_float32_on_cuda_matches_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+@pytest.mark.usefixtures("no_tf32")
+def test_small_float32_on_cuda_matches_cpu() -> None:
     cpu = WanVAEDecoderConfig(device="cpu", **SMALL).setup()
     gpu = WanVAEDecoderConfig(device="cuda", dtype=torch.float32, **SMALL).setup()
     latents = _latents(2, 6, 16, 4, 6, seed=1)

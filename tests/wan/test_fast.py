@@ -13,6 +13,8 @@ scale and bias away from 1 and 0, so a bias folded into the wrong kernel shows.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -40,9 +42,8 @@ ON_GPU = DEVICE == "cuda"
 
 
 @pytest.fixture(autouse=True)
-def _no_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+def _no_tf32(no_tf32: None) -> None:
+    """Every test here compares against float32 references: no TF32 anywhere."""
 
 
 def _randomize_(decoder: WanVAEDecoder, seed: int) -> None:
@@ -56,11 +57,17 @@ def _randomize_(decoder: WanVAEDecoder, seed: int) -> None:
                 param.copy_(0.1 * noise)
 
 
-def _pair(architecture: dict, dtype: torch.dtype, **fast_options: object) -> tuple[WanVAEDecoder, WanVAEDecoder]:
+def _pair(
+    architecture: dict[str, Any], dtype: torch.dtype, **fast_options: Any
+) -> tuple[WanVAEDecoder, WanVAEDecoder]:
     """(eager fp32 on the CPU, fast decoder on DEVICE in ``dtype``) with the same weights."""
-    eager = WanVAEDecoderConfig(device="cpu", dtype=torch.float32, fast_path=False, **architecture).setup()
+    eager = WanVAEDecoderConfig(
+        device="cpu", dtype=torch.float32, fast_path=False, **architecture
+    ).setup()
     _randomize_(eager, seed=11)
-    fast = WanVAEDecoderConfig(device=DEVICE, dtype=dtype, fast_path=True, **architecture, **fast_options).setup()  # type: ignore[arg-type]
+    fast = WanVAEDecoderConfig(
+        device=DEVICE, dtype=dtype, fast_path=True, **architecture, **fast_options
+    ).setup()
     fast.network.load_state_dict(eager.network.state_dict())
     assert fast.uses_fast_path and not eager.uses_fast_path
     return eager, fast
@@ -70,7 +77,9 @@ def _latents(*shape: int, seed: int) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-def _assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str) -> None:
+def _assert_close(
+    actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str
+) -> None:
     tol = tolerances.default_tolerance(dtype)
     actual, expected = actual.detach().cpu().double(), expected.double()
     assert actual.shape == expected.shape, (what, actual.shape, expected.shape)
@@ -106,7 +115,9 @@ def test_fast_float32_matches_eager_under_chunk_plans(
 def test_eager_and_fast_caches_are_interchangeable() -> None:
     """History tensors keep the eager layout's logical shape: a rollout can switch paths."""
     eager, fast = _pair(SMALL, torch.float32)
-    eager_on_device = WanVAEDecoderConfig(device=DEVICE, dtype=torch.float32, fast_path=False, **SMALL).setup()
+    eager_on_device = WanVAEDecoderConfig(
+        device=DEVICE, dtype=torch.float32, fast_path=False, **SMALL
+    ).setup()
     eager_on_device.network.load_state_dict(eager.network.state_dict())
     latents = _latents(1, 3, 16, 2, 3, seed=2).to(DEVICE)
     expected = decode_in_chunks(eager, latents.cpu(), [3])
@@ -114,7 +125,8 @@ def test_eager_and_fast_caches_are_interchangeable() -> None:
     first = eager_on_device(input=latents[:, :1], autoregressive_index=0, cache=cache)
     second = fast(input=latents[:, 1:2], autoregressive_index=1, cache=cache)
     third = eager_on_device(input=latents[:, 2:], autoregressive_index=2, cache=cache)
-    _assert_close(torch.cat([first, second, third], dim=1), expected, torch.float32, "eager/fast/eager")
+    together = torch.cat([first, second, third], dim=1)
+    _assert_close(together, expected, torch.float32, "eager/fast/eager")
 
 
 @needs_fast
@@ -125,8 +137,9 @@ def test_weights_changed_after_setup_are_used() -> None:
     fast(input=latents.to(DEVICE))  # packs the weights
     with torch.no_grad():
         for decoder in (eager, fast):
-            decoder.network.up_stages[1].upsampler.conv.weight.mul_(-0.5)
-            decoder.network.mid.resnets[0].norm2.gamma.add_(0.3)
+            params = dict(decoder.network.named_parameters())
+            params["up_stages.1.upsampler.conv.weight"].mul_(-0.5)
+            params["mid.resnets.0.norm2.gamma"].add_(0.3)
     _assert_close(fast(input=latents.to(DEVICE)), eager(input=latents), torch.float32, "after edit")
 
 
@@ -143,13 +156,14 @@ def test_returned_frames_and_cache_inputs_are_not_modified_later() -> None:
     fast(input=latents[:, 2:], autoregressive_index=1, cache=cache)
     assert torch.equal(first, first_copy)
     assert torch.equal(latents, kept)
-    assert all(torch.equal(h, c) for h, c in zip([h for h in history if h is not None], history_copies))
+    kept_history = [h for h in history if h is not None]
+    assert all(torch.equal(h, c) for h, c in zip(kept_history, history_copies))
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not ON_GPU, reason="needs CUDA with Triton")
 @pytest.mark.parametrize("architecture", [SMALL, {}], ids=["small", "full"])
-def test_fast_bf16_is_within_the_kit_tolerance_of_fp32_eager(architecture: dict) -> None:
+def test_fast_bf16_is_within_the_kit_tolerance_of_fp32_eager(architecture: dict[str, Any]) -> None:
     """bf16 on the GPU against the float32 eager reference, at the kit's latent size."""
     eager, fast = _pair(architecture, torch.bfloat16)
     latents = _latents(1, 6, 16, 8, 8, seed=5)
@@ -180,7 +194,8 @@ def test_fast_path_auto_is_off_where_it_cannot_run(monkeypatch: pytest.MonkeyPat
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fast_path_is_the_default_on_cuda() -> None:
     decoder = WanVAEDecoderConfig(**SMALL).setup()
-    assert decoder.uses_fast_path == (fast_path_support(torch.device("cuda"), torch.bfloat16) is None)
+    supported = fast_path_support(torch.device("cuda"), torch.bfloat16) is None
+    assert decoder.uses_fast_path == supported
 
 
 def test_tile_size_is_validated() -> None:
