@@ -700,8 +700,9 @@ def render_table(report: dict[str, Any]) -> str:
     rows = [header]
     base = _median(report["diffusers"]["eager"], "full", "median_s")
     flops = report["flops"]
-    for name, result in [*report["ours"].items(), *report["diffusers"].items()]:
-        label = name if name in report["ours"] else f"diffusers {name}"
+    labelled = [(f"ours {n}", r) for n, r in report["ours"].items()]
+    labelled += [(f"diffusers {n}", r) for n, r in report["diffusers"].items()]
+    for label, result in labelled:
         full = result.get("full", {})
         t = _median(full, "median_s")
         rows.append(

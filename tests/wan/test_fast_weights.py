@@ -85,5 +85,5 @@ def test_subpixel_conv_equals_nearest_upsample_then_conv(size: tuple[int, int]) 
 def test_subpixel_weight_rounds_once_in_low_precision() -> None:
     """Collapsed taps are summed in float64 and rounded once, not summed in bf16."""
     weight = _randn(4, 6, 3, 3, seed=8).to(torch.bfloat16)
-    exact = subpixel_weight(weight.to(torch.float64))
-    assert (subpixel_weight(weight).to(torch.float64) - exact.to(torch.bfloat16).to(torch.float64)).abs().max() == 0
+    rounded_once = subpixel_weight(weight.to(torch.float64)).to(torch.bfloat16)
+    assert torch.equal(subpixel_weight(weight), rounded_once)

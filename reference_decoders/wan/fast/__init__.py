@@ -41,4 +41,6 @@ def fast_path_support(device: torch.device, dtype: torch.dtype) -> str | None:
         return None
     if device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
         return None
-    return f"it needs a CUDA device (got {device.type}; TRITON_INTERPRET=1 allows the CPU for tests)"
+    return (
+        f"it needs a CUDA device (got {device.type}; TRITON_INTERPRET=1 allows the CPU for tests)"
+    )

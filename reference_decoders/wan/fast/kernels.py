@@ -26,8 +26,8 @@ only, and this module is imported only when the fast path is in use.
 from __future__ import annotations
 
 import torch
-import triton
-import triton.language as tl
+import triton  # type: ignore[import-not-found, unused-ignore]
+import triton.language as tl  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["add_bias_residual_", "norm_into", "subpixel_gather"]
 
@@ -52,7 +52,8 @@ def _norm_rows_kernel(
     c = tl.arange(0, CP)
     rmask = r < rows
     cmask = c < C
-    x = tl.load(x_ptr + r[:, None] * C + c[None, :], mask=rmask[:, None] & cmask[None, :], other=0.0)
+    mask = rmask[:, None] & cmask[None, :]
+    x = tl.load(x_ptr + r[:, None] * C + c[None, :], mask=mask, other=0.0)
     x = x.to(tl.float32)
     if HAS_BIAS:
         x += tl.load(bias_ptr + c, mask=cmask, other=0.0).to(tl.float32)[None, :]
@@ -178,7 +179,9 @@ def subpixel_gather(phases: torch.Tensor, bias: torch.Tensor | None) -> torch.Te
     """
     n, h1, w1, c4 = phases.shape
     if c4 % 4 or not phases.is_contiguous():
-        raise ValueError(f"subpixel_gather: need contiguous [N, H+1, W+1, 4C], got {tuple(phases.shape)}")
+        raise ValueError(
+            f"subpixel_gather: need contiguous [N, H+1, W+1, 4C], got {tuple(phases.shape)}"
+        )
     h, w, c = h1 - 1, w1 - 1, c4 // 4
     out = phases.new_empty(n, 2 * h, 2 * w, c)
     rows = out.numel() // c

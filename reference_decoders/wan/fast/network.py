@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,16 @@ from reference_decoders.wan.fast.weights import (
     subpixel_weight,
     time_conv_weight,
 )
-from reference_decoders.wan.model import HISTORY_FRAMES, WanVAEDecoderNetwork
+from reference_decoders.wan.model import (
+    HISTORY_FRAMES,
+    CausalConv3d,
+    ResidualBlock,
+    RMSNorm,
+    SpatialAttention,
+    Upsampler,
+    UpStage,
+    WanVAEDecoderNetwork,
+)
 
 __all__ = ["FastWanNetwork"]
 
@@ -115,6 +125,9 @@ class FastWanNetwork:
         self._packed: dict[tuple[int, str], torch.Tensor] = {}
         self._packed_for: tuple[tuple[int, int], ...] = ()
 
+    def _stages(self) -> list[UpStage]:
+        return cast(list[UpStage], list(self.network.up_stages))
+
     # ----------------------------------------------------------------------- weights
 
     def _refresh_weights(self) -> None:
@@ -130,17 +143,22 @@ class FastWanNetwork:
         packed = self._packed.get(key)
         if packed is not None:
             return packed
-        if form == "gamma":  # RMS norm scale, flat
+        if isinstance(module, RMSNorm):  # the norm's scale, flat
             packed = module.gamma.detach().reshape(-1).contiguous()
         else:
-            w = module.weight.detach()
-            packed = {
-                "conv3d": lambda: w.contiguous(memory_format=torch.channels_last_3d),
-                "stacked": lambda: stacked_conv_weight(w),
-                "time": lambda: time_conv_weight(w),
-                "pointwise": lambda: pointwise_weight(w),
-                "subpixel": lambda: subpixel_weight(w),
-            }[form]()
+            w = cast(torch.Tensor, module.weight).detach()
+            if form == "conv3d":
+                packed = w.contiguous(memory_format=torch.channels_last_3d)
+            elif form == "stacked":
+                packed = stacked_conv_weight(w)
+            elif form == "time":
+                packed = time_conv_weight(w)
+            elif form == "pointwise":
+                packed = pointwise_weight(w)
+            elif form == "subpixel":
+                packed = subpixel_weight(w)
+            else:  # pragma: no cover - a typo in this module
+                raise ValueError(f"unknown weight form {form!r}")
         self._packed[key] = packed
         return packed
 
@@ -156,7 +174,7 @@ class FastWanNetwork:
         self._refresh_weights()
         net = self.network
         batch, frames = latents.shape[:2]
-        stages = [s.upsampler for s in net.up_stages if s.upsampler is not None]
+        stages = [s.upsampler for s in self._stages() if s.upsampler is not None]
         ratio_s = 2 ** len(stages)
         ratio_t = 2 ** sum(up.time_conv is not None for up in stages)
         out_frames = 1 + ratio_t * (frames - 1) if first_chunk else ratio_t * frames
@@ -176,25 +194,31 @@ class FastWanNetwork:
         # A conv this call never ran (a lone first frame skips the time convs) keeps its history.
         return out, [new if new is not None else old for new, old in zip(written, history)]
 
-    def _decode_tile(self, latents: torch.Tensor, tile: _Tile, batch: int, out: torch.Tensor) -> int:
+    def _decode_tile(
+        self, latents: torch.Tensor, tile: _Tile, batch: int, out: torch.Tensor
+    ) -> int:
         """Decode ``latents [t, h, w, C]`` into the first frames of ``out [T', 3, H, W]``;
         returns how many frames it wrote."""
         net = self.network
         dtype = latents.dtype
         z = latents * net.latents_std.reshape(-1).to(dtype) + net.latents_mean.reshape(-1).to(dtype)
-        x = F.linear(z, self._packed_weight(net.post_quant_conv, "pointwise"), net.post_quant_conv.bias)
+        post_quant = self._packed_weight(net.post_quant_conv, "pointwise")
+        x = F.linear(z, post_quant, net.post_quant_conv.bias)
         x = self._causal_conv(x, net.conv_in, tile, batch, with_bias=True)
-        x = self._residual_block(x, net.mid.resnets[0], tile, batch)
+        mid_blocks = cast(list[ResidualBlock], list(net.mid.resnets))
+        x = self._residual_block(x, mid_blocks[0], tile, batch)
         x = self._attention(x, net.mid.attention)
-        x = self._residual_block(x, net.mid.resnets[1], tile, batch)
-        for stage in net.up_stages:
-            for block in stage.resnets:
+        x = self._residual_block(x, mid_blocks[1], tile, batch)
+        for stage in self._stages():
+            for block in cast(list[ResidualBlock], list(stage.resnets)):
                 x = self._residual_block(x, block, tile, batch)
             if stage.upsampler is not None:
                 x = self._upsample(x, stage.upsampler, tile, batch)
         frames = x.shape[0]
         gamma = self._packed_weight(net.norm_out, "gamma")
-        padded = self._conv_input(x, net.conv_out, tile, batch, gamma=gamma, silu=True, stacked=False)
+        padded = self._conv_input(
+            x, net.conv_out, tile, batch, gamma=gamma, silu=True, stacked=False
+        )
         video = F.conv3d(
             padded.permute(3, 0, 1, 2).unsqueeze(0),
             self._packed_weight(net.conv_out, "conv3d"),
@@ -209,7 +233,7 @@ class FastWanNetwork:
     def _conv_input(
         self,
         x: torch.Tensor,
-        conv: nn.Module,
+        conv: CausalConv3d,
         tile: _Tile,
         batch: int,
         *,
@@ -228,7 +252,9 @@ class FastWanNetwork:
             past = x.new_zeros(HISTORY_FRAMES, h, w, c)
         buffer = x.new_empty(t, h * w, 3 * c) if stacked else x.new_empty(t + 2, h * w, c)
         kernels.norm_into(past.view(2, h * w, c), buffer, first=0)
-        kernels.norm_into(x.view(t, h * w, c), buffer, first=2, gamma=gamma, bias=pre_bias, silu=silu)
+        kernels.norm_into(
+            x.view(t, h * w, c), buffer, first=2, gamma=gamma, bias=pre_bias, silu=silu
+        )
         new = tile.new_history(slot, x, batch)
         if stacked:
             # The last stacked frame holds padded frames t-1, t, t+1: the history is the last two.
@@ -240,7 +266,7 @@ class FastWanNetwork:
     def _causal_conv(
         self,
         x: torch.Tensor,
-        conv: nn.Module,
+        conv: CausalConv3d,
         tile: _Tile,
         batch: int,
         *,
@@ -263,16 +289,20 @@ class FastWanNetwork:
         y = F.conv3d(buffer.permute(3, 0, 1, 2).unsqueeze(0), weight, bias, padding=(0, 1, 1))
         return y[0].permute(1, 2, 3, 0).contiguous()
 
-    def _residual_block(self, x: torch.Tensor, block: nn.Module, tile: _Tile, batch: int) -> torch.Tensor:
+    def _residual_block(
+        self, x: torch.Tensor, block: ResidualBlock, tile: _Tile, batch: int
+    ) -> torch.Tensor:
         """Norm, SiLU, conv, twice, plus the shortcut; conv1's bias enters norm2's kernel,
         conv2's (and the shortcut's) the residual add."""
         bias = block.conv2.bias
         if isinstance(block.shortcut, nn.Conv3d):
             residual = F.linear(x, self._packed_weight(block.shortcut, "pointwise"))
-            bias = bias + block.shortcut.bias
+            if block.shortcut.bias is not None:
+                bias = block.shortcut.bias if bias is None else bias + block.shortcut.bias
         else:
             residual = x
-        y = self._causal_conv(x, block.conv1, tile, batch, gamma=self._packed_weight(block.norm1, "gamma"), silu=True)
+        gamma1 = self._packed_weight(block.norm1, "gamma")
+        y = self._causal_conv(x, block.conv1, tile, batch, gamma=gamma1, silu=True)
         y = self._causal_conv(
             y,
             block.conv2,
@@ -284,19 +314,21 @@ class FastWanNetwork:
         )
         return kernels.add_bias_residual_(y, residual, bias)
 
-    def _attention(self, x: torch.Tensor, attention: nn.Module) -> torch.Tensor:
+    def _attention(self, x: torch.Tensor, attention: SpatialAttention) -> torch.Tensor:
         """Single-head attention over each frame's pixels, plus the input."""
         t, h, w, c = x.shape
         normed = torch.empty_like(x)
         gamma = self._packed_weight(attention.norm, "gamma")
         kernels.norm_into(x.view(t, h * w, c), normed.view(t, h * w, c), first=0, gamma=gamma)
-        qkv = F.linear(normed.view(t, h * w, c), self._packed_weight(attention.to_qkv, "pointwise"), attention.to_qkv.bias)
+        qkv_weight = self._packed_weight(attention.to_qkv, "pointwise")
+        qkv = F.linear(normed.view(t, h * w, c), qkv_weight, attention.to_qkv.bias)
         q, k, v = qkv.unsqueeze(1).chunk(3, dim=-1)  # [t, 1, hw, c] each
         attended = F.scaled_dot_product_attention(q, k, v).squeeze(1)
-        y = F.linear(attended, self._packed_weight(attention.proj, "pointwise"), attention.proj.bias)
+        proj_weight = self._packed_weight(attention.proj, "pointwise")
+        y = F.linear(attended, proj_weight, attention.proj.bias)
         return y.view(t, h, w, c).add_(x)
 
-    def _upsample(self, x: torch.Tensor, up: nn.Module, tile: _Tile, batch: int) -> torch.Tensor:
+    def _upsample(self, x: torch.Tensor, up: Upsampler, tile: _Tile, batch: int) -> torch.Tensor:
         """Time doubling (if any), then nearest 2x + 3x3 conv as a sub-pixel conv."""
         if up.time_conv is not None:
             x = self._double_frames(x, up.time_conv, tile, batch)
@@ -304,7 +336,9 @@ class FastWanNetwork:
         phases = F.conv2d(padded.permute(0, 3, 1, 2), self._packed_weight(up.conv, "subpixel"))
         return kernels.subpixel_gather(_frames_of(phases), up.conv.bias)
 
-    def _double_frames(self, x: torch.Tensor, time_conv: nn.Module, tile: _Tile, batch: int) -> torch.Tensor:
+    def _double_frames(
+        self, x: torch.Tensor, time_conv: CausalConv3d, tile: _Tile, batch: int
+    ) -> torch.Tensor:
         """The rollout's first frame passes as it is; every other frame becomes two
         (``time_conv`` gives 2C channels: the earlier frame's C, then the later one's)."""
         t, h, w, c = x.shape
