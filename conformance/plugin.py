@@ -551,7 +551,10 @@ def result_properties(
         ("conformance_seed", seed),
         ("conformance_profile", profile),
     ]
-    for key in ("examples", "decoder_calls", "max_abs_error", "tolerance_margin"):
+    for key in (
+        "examples", "decoder_calls", "max_abs_error", "tolerance_margin", "max_frame_rms_error",
+        "frame_rms_margin",
+    ):
         if key in evidence and evidence[key] is not None:
             properties.append((f"conformance_{key}", evidence[key]))
     properties.append(("conformance_duration_s", round(float(result.duration_s), 6)))
