@@ -8,7 +8,6 @@ command line (``python -m conformance certify``).
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,10 +18,9 @@ if TYPE_CHECKING:
     from conformance.runner import certify, run_check
     from conformance.spec import DecoderSpec, TargetError, load_target
 
-try:
-    __version__ = _metadata.version("flashdreams-conformance")
-except _metadata.PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+unknown"
+#: The kit's version; reports record it, and ``pyproject.toml`` reads it from here, so a
+#: source checkout that is not installed (a GPU machine, a vendored copy) reports it too.
+__version__ = "0.1.0"
 
 #: The decoder ``python -m conformance certify`` certifies when given no target: the
 #: bundled Wan 2.1 VAE decoder (full size in bfloat16 on CUDA when a GPU is present,
