@@ -18,7 +18,8 @@ class Evidence:
     ``examples`` counts property examples or scenarios, ``rollouts`` caches driven through
     at least one step, ``decoder_calls`` forward calls, ``latent_frames`` / ``pixel_frames``
     the frames fed and received, ``mapper_queries`` size-mapper calls, ``comparisons``
-    output comparisons. ``max_abs_error`` and ``max_error_ratio`` (largest error divided by
+    output comparisons and ``compared_frames`` the pixel frames those comparisons covered
+    (a comparison of two empty outputs compares nothing). ``max_abs_error`` and ``max_error_ratio`` (largest error divided by
     the tolerance at that element) summarize the elementwise criterion over every numerical
     comparison the check made; ``max_frame_rms_error`` and ``max_frame_rms_ratio`` (largest
     RMS error of one pixel frame, and divided by the frame RMS bound) the aggregate one.
@@ -31,6 +32,7 @@ class Evidence:
     pixel_frames: int = 0
     mapper_queries: int = 0
     comparisons: int = 0
+    compared_frames: int = 0
     max_abs_error: float | None = None
     max_error_ratio: float | None = None
     max_frame_rms_error: float | None = None
@@ -38,11 +40,17 @@ class Evidence:
     tolerance: Tolerance | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def record_comparison(self, comparison: Comparison) -> None:
+    def record_comparison(self, comparison: Comparison, *, frames: int = 0) -> None:
+        """Count a comparison of ``frames`` pixel frames and keep its largest errors.
+
+        A comparison of no frames (two empty outputs) is counted but leaves the largest
+        errors alone: "max error 0" would claim agreement that was never measured.
+        """
         self.comparisons += 1
         self.tolerance = comparison.tolerance
-        if comparison.shape_problem:
+        if comparison.shape_problem or frames == 0:
             return
+        self.compared_frames += frames
         if self.max_abs_error is None or comparison.max_abs_error > self.max_abs_error:
             self.max_abs_error = comparison.max_abs_error
         if self.max_error_ratio is None or comparison.ratio > self.max_error_ratio:
@@ -61,6 +69,38 @@ class Evidence:
         """Whether the check did anything at all: an example, a decoder call or a mapper query."""
         return any((self.examples, self.decoder_calls, self.mapper_queries, self.comparisons))
 
+    def unexercised(self, required: tuple[str, ...]) -> list[str]:
+        """The counters in ``required`` that are still zero (all of them must be positive for
+        a pass to mean something); with nothing required, any activity at all will do."""
+        if not required:
+            return [] if self.exercised else ["anything"]
+        return [name for name in required if not getattr(self, name)]
+
+    def why_unexercised(self, missing: list[str]) -> str:
+        """Why a check exercised nothing, from what it did do, in words a decoder author acts on."""
+        calls = f"{self.decoder_calls} decoder call{'' if self.decoder_calls == 1 else 's'}"
+        reasons = []
+        for name in missing:
+            if name in ("compared_frames", "pixel_frames") and self.decoder_calls and not self.pixel_frames:
+                reasons.append(
+                    f"the decoder returned no pixel frames in any of its {calls} "
+                    f"({self.latent_frames} latent frames in), so there was no output to check"
+                )
+            elif name == "compared_frames" and self.decoder_calls:
+                reasons.append(
+                    f"none of its {self.comparisons} comparisons covered a pixel frame "
+                    f"({calls}, {self.pixel_frames} pixel frames returned)"
+                )
+            elif name in ("compared_frames", "pixel_frames", "decoder_calls"):
+                reasons.append("it made no decoder call")
+            elif name == "anything":
+                reasons.append("it exercised nothing (no example, decoder call, mapper query or comparison)")
+            elif name == "mapper_queries":
+                reasons.append("it queried no size mapper or compression ratio")
+            else:
+                reasons.append(f"its {name} count is 0")
+        return "; ".join(dict.fromkeys(reasons))
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: counters, the largest error, its ratio and margin, the same for the
         largest frame RMS error, the tolerance."""
@@ -72,6 +112,7 @@ class Evidence:
             "pixel_frames": self.pixel_frames,
             "mapper_queries": self.mapper_queries,
             "comparisons": self.comparisons,
+            "compared_frames": self.compared_frames,
         }
         if self.max_abs_error is not None:
             out["max_abs_error"] = _finite(self.max_abs_error)

@@ -163,6 +163,9 @@ class CheckContext:
         #: The first failure seen inside a Hypothesis search, kept so that a search whose
         #: shrinking outlives the check's timeout still reports the bug, not just the timeout.
         self.first_failure: str | None = None
+        #: Whether that first failure was the decoder's own error (it raised, or returned
+        #: something unusable) rather than a broken promise; see the runner's expectations.
+        self.first_failure_is_decoder_error = False
 
     # ----------------------------------------------------------------- bookkeeping
 
@@ -192,6 +195,7 @@ class CheckContext:
         """Remember the first failure of a search (see :attr:`first_failure`)."""
         if self.first_failure is None:
             self.first_failure = str(err)
+            self.first_failure_is_decoder_error = isinstance(err, DecoderError)
 
     # ----------------------------------------------------------------- decoder calls
 
@@ -411,7 +415,9 @@ class CheckContext:
     def compare(self, expected: torch.Tensor, actual: torch.Tensor) -> Comparison:
         """Compare two canonical outputs under the check's tolerance, recording the result."""
         comparison = compare(expected, actual, self.tolerance)
-        self.evidence.record_comparison(comparison)
+        empty = expected.numel() == 0 or actual.numel() == 0
+        frames = 0 if empty or expected.dim() != 5 else int(expected.shape[2])
+        self.evidence.record_comparison(comparison, frames=frames)
         return comparison
 
     # ----------------------------------------------------------------- Hypothesis

@@ -4,15 +4,27 @@ Every check runs and is reported. A check runs in its own daemon thread so that 
 decoder that never returns costs one check its timeout, not the whole run; its exceptions
 are sorted into statuses:
 
-- returned normally -> ``passed`` (unless it exercised nothing: then ``failed``);
+- returned normally -> ``passed``, unless it did not exercise what its promise is about
+  (:attr:`~conformance.checks.Check.exercises`: no pixel frame compared, no decoder call
+  made, ...): then ``failed``, saying why, because a pass that tested nothing is vacuous;
 - :class:`~conformance.outcomes.CheckFailed` (including decoder errors) or a timeout ->
   ``failed``;
 - :class:`~conformance.outcomes.CheckSkipped` -> ``skipped``;
 - anything else -> ``error``: a bug in the kit, reported with its traceback.
 
-Then declared expected failures apply: a failure of a check listed in
-``DecoderSpec.expected_failures`` becomes ``xfailed``; a pass becomes ``failed`` (the
-expectation is stale and must be removed); errors stay errors.
+Then declared expected failures apply, strictly. For a check listed in
+``DecoderSpec.expected_failures``:
+
+- a *broken promise* (the check found a wrong result: a mismatch, a shared storage, a
+  size the mappers did not promise) becomes ``xfailed``;
+- a different failure never hides behind the declaration: a decoder error (a call into
+  the decoder raised, or returned something unusable), a check that did not finish in
+  time, and a vacuous pass stay ``failed``, with a message saying that the declaration
+  does not cover them. A known bug is a wrong answer; a crash or a hang is never
+  "expected" (a decoder that cannot take some input declares that in the spec:
+  ``max_chunk_frames``, ``batch_size=1``, ``check_timeout_s``);
+- a pass becomes ``failed``: the expectation is stale and must be removed;
+- skips stay skips, errors stay errors.
 
 Seeds: each check gets its own seed derived from the run seed and its id, so
 ``--check ID --seed N`` replays exactly what that check did inside the full run.
@@ -36,7 +48,7 @@ import torch
 
 from conformance.checks import CHECK_IDS, Check, get_check
 from conformance.harness import CheckContext
-from conformance.outcomes import CheckCancelled, CheckFailed, CheckSkipped
+from conformance.outcomes import CheckCancelled, CheckFailed, CheckSkipped, DecoderError
 from conformance.profiles import DEFAULT_PROFILE, Profile, get_profile
 from conformance.results import Certification, CheckResult, Status
 from conformance.spec import DecoderSpec
@@ -117,7 +129,7 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
         target=target,
     )
     timeout = spec.check_timeout_s or profile.check_timeout_s
-    outcome: dict[str, Any] = {}
+    outcome: dict[str, Any] = {"kind": None}
     cuda_index = _cuda_device_index(spec)
 
     def work() -> None:
@@ -127,11 +139,13 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
                 check.function(ctx)
             outcome.update(status="passed", message="")
         except CheckCancelled:
-            outcome.update(status="failed", message="cancelled after the timeout")
+            outcome.update(status="failed", message="cancelled after the timeout", kind=TIMEOUT)
         except CheckSkipped as err:
             outcome.update(status="skipped", message=str(err))
+        except DecoderError as err:
+            outcome.update(status="failed", message=str(err), kind=DECODER_ERROR)
         except CheckFailed as err:
-            outcome.update(status="failed", message=str(err))
+            outcome.update(status="failed", message=str(err), kind=BROKEN_PROMISE)
         except BaseException as err:  # noqa: BLE001 - a kit bug must be reported, not raised
             outcome.update(
                 status="error",
@@ -157,6 +171,8 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
                 f"{found}\n(Found by the search; shrinking it to a minimal example did not finish "
                 f"within the check's {timeout:g} s timeout.)"
             ),
+            # The bug was found; only its shrinking ran out of time.
+            "kind": DECODER_ERROR if ctx.first_failure_is_decoder_error else BROKEN_PROMISE,
         } if found else {
             "status": "failed",
             "message": (
@@ -165,15 +181,21 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
                 + ". A decoder that hangs or is far slower than expected fails; raise "
                 "DecoderSpec.check_timeout_s if it is merely slow."
             ),
+            "kind": TIMEOUT,
         }
     status: Status = outcome["status"]
     message: str = outcome["message"]
-    if status == "passed" and not ctx.evidence.exercised:
-        status, message = "failed", (
-            f"{check.id} exercised nothing (no examples, decoder calls, mapper queries or "
-            "comparisons), so its pass would be vacuous"
-        )
-    status, message = _apply_expectation(spec, check.id, status, message)
+    kind: str | None = outcome["kind"]
+    if status == "passed":
+        missing = ctx.evidence.unexercised(check.exercises)
+        if missing:
+            status, kind = "failed", VACUOUS
+            message = (
+                f"{check.id} returned without exercising its promise: "
+                f"{ctx.evidence.why_unexercised(missing)}. A pass that tested nothing would be "
+                "vacuous, so the check fails"
+            )
+    status, message = _apply_expectation(spec, check.id, status, message, kind)
     if status in ("failed", "xfailed"):
         message = f"{message}\nReplay: {ctx.replay_command}"
     evidence = ctx.evidence.as_dict()
@@ -195,10 +217,37 @@ def _cuda_device_index(spec: DecoderSpec) -> int | None:
     return None
 
 
-def _apply_expectation(spec: DecoderSpec, check_id: str, status: Status, message: str) -> tuple[Status, str]:
+#: How a check failed, for expected failures (see the module docstring): only a broken
+#: promise can be an expected failure.
+BROKEN_PROMISE = "broken promise"
+DECODER_ERROR = "decoder error"
+TIMEOUT = "timeout"
+VACUOUS = "vacuous pass"
+
+_NOT_COVERED = {
+    DECODER_ERROR: "the decoder raised, or returned something the contract does not allow, "
+    "while an expected failure only covers a wrong result (a crash is never expected; if the "
+    "decoder cannot take some input, declare that in the spec, e.g. max_chunk_frames or "
+    "batch_size=1)",
+    TIMEOUT: "the check did not finish in time, while an expected failure only covers a wrong "
+    "result (a hang is never expected; raise DecoderSpec.check_timeout_s if the decoder is "
+    "merely slow)",
+    VACUOUS: "the check exercised nothing, so it cannot tell whether the declared bug is still "
+    "there",
+}
+
+
+def _apply_expectation(
+    spec: DecoderSpec, check_id: str, status: Status, message: str, kind: str | None
+) -> tuple[Status, str]:
     reason = spec.expected_failures.get(check_id)
     if reason is None:
         return status, message
+    if status == "failed" and kind in _NOT_COVERED:
+        return "failed", (
+            f"{check_id} is declared as an expected failure ({reason}), but it failed in "
+            f"another way that the declaration does not cover: {_NOT_COVERED[kind]}.\n{message}"
+        )
     if status == "failed":
         return "xfailed", f"expected failure ({reason}): {message}"
     if status == "passed":

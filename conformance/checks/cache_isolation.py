@@ -43,7 +43,7 @@ def _overlap_message(a: StorageSpan, b: StorageSpan, moment: str, what: str) -> 
     )
 
 
-@promise("cache_isolation")
+@promise("cache_isolation", exercises=("examples", "decoder_calls"))
 def caches_are_fresh_and_unshared(ctx: CheckContext) -> None:
     """Every ``initialize_autoregressive_cache`` call returns a new cache whose tensors no
     other cache, the module, or the caller's inputs share, at creation and after steps.
@@ -121,7 +121,7 @@ def _rollout_plans(ctx: CheckContext, count: int) -> list[tuple[int, ...]]:
     return [rollout_plan(ctx, ctx.profile.rollout_steps, first=1 + i % 3) for i in range(count)]
 
 
-@promise("cache_isolation")
+@promise("cache_isolation", exercises=("compared_frames",))
 def interleaved_rollouts_are_independent(ctx: CheckContext) -> None:
     """Rollouts stepped in turn get exactly what each gets alone, and a rollout run after
     others gets what it got first.
@@ -189,7 +189,7 @@ def _snapshot_differences(
     return changed, new
 
 
-@promise("cache_isolation")
+@promise("cache_isolation", exercises=("decoder_calls",))
 def forward_leaves_module_state_unchanged(ctx: CheckContext) -> None:
     """Forward leaves every parameter and buffer of the module bitwise unchanged.
 
@@ -225,7 +225,7 @@ def forward_leaves_module_state_unchanged(ctx: CheckContext) -> None:
         ctx.evidence.rollouts += 1
 
 
-@promise("cache_isolation")
+@promise("cache_isolation", exercises=("compared_frames",))
 def forked_cache_continues_identically(ctx: CheckContext) -> None:
     """A deep copy of a cache taken mid-rollout continues exactly like the original would.
 

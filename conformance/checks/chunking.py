@@ -13,7 +13,7 @@ from conformance.strategies import ChunkCase, chunk_cases, required_chunk_plans
 __all__ = ["chunked_decode_matches_full_decode"]
 
 
-@promise("chunking")
+@promise("chunking", exercises=("compared_frames",))
 def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     """For any latent sequence and any chunk plan, decoding chunk k at AR index k with one
     cache and concatenating the outputs along time equals decoding the whole sequence in

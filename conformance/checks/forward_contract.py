@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-@promise("forward_contract")
+@promise("forward_contract", exercises=("decoder_calls",))
 def forward_accepts_keyword_call(ctx: CheckContext) -> None:
     """``decoder(input=x, autoregressive_index=i, cache=c)`` works with those keywords and
     returns a 5-dimensional tensor.
@@ -67,7 +67,7 @@ def _device_matches(actual: torch.device, declared: torch.device) -> bool:
     return actual.type == declared.type and (declared.index is None or actual.index == declared.index)
 
 
-@promise("forward_contract")
+@promise("forward_contract", exercises=("decoder_calls",))
 def output_layout_dtype_device(ctx: CheckContext) -> None:
     """Every output has the declared layout (batch, channels, frames, height, width in the
     declared order), dtype and device.
@@ -118,7 +118,7 @@ def output_layout_dtype_device(ctx: CheckContext) -> None:
         ctx.evidence.examples += 1
 
 
-@promise("forward_contract")
+@promise("forward_contract", exercises=("decoder_calls",))
 def input_is_not_modified(ctx: CheckContext) -> None:
     """Forward leaves its input tensor bitwise unchanged.
 
@@ -164,7 +164,7 @@ def _changed_frames(raw: torch.Tensor, saved: torch.Tensor, ctx: CheckContext) -
     return f"pixel frames {frames[:10]} of it changed"
 
 
-@promise("forward_contract")
+@promise("forward_contract", exercises=("pixel_frames",))
 def outputs_survive_later_steps(ctx: CheckContext) -> None:
     """An output returned by one call is not changed by later calls (same rollout or not).
 
@@ -205,7 +205,7 @@ def outputs_survive_later_steps(ctx: CheckContext) -> None:
     ctx.evidence.rollouts += 1
 
 
-@promise("forward_contract")
+@promise("forward_contract", exercises=("compared_frames",))
 def decoding_is_deterministic(ctx: CheckContext) -> None:
     """The same latents and chunk plan give the same outputs every time (within tolerance).
 
@@ -235,7 +235,7 @@ def decoding_is_deterministic(ctx: CheckContext) -> None:
         ctx.evidence.examples += 1
 
 
-@promise("forward_contract")
+@promise("forward_contract", exercises=("compared_frames",))
 def batch_elements_are_independent(ctx: CheckContext) -> None:
     """With several batch elements, each element's output depends only on its own latents.
 
@@ -284,7 +284,7 @@ def batch_elements_are_independent(ctx: CheckContext) -> None:
         ctx.evidence.examples += 1
 
 
-@promise("forward_contract")
+@promise("forward_contract", exercises=("decoder_calls",))
 def cache_init_accepts_context(ctx: CheckContext) -> None:
     """``initialize_autoregressive_cache`` accepts ``**context`` keywords, as the base
     signature does, including ones it does not use.

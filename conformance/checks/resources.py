@@ -39,7 +39,7 @@ def _grows(sizes: list[int]) -> tuple[bool, int, int]:
     return late > early, early, late
 
 
-@promise("resources")
+@promise("resources", exercises=("decoder_calls",))
 def cache_memory_is_bounded(ctx: CheckContext) -> None:
     """The bytes of all tensors reachable from a cache stop growing as the rollout goes on.
 

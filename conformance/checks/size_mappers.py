@@ -44,7 +44,7 @@ def read_ratio(ctx: CheckContext, decoder: Any, name: str) -> int:
     return value
 
 
-@promise("size_mappers")
+@promise("size_mappers", exercises=("mapper_queries",))
 def ratios_are_positive_constant_ints(ctx: CheckContext) -> None:
     """Both compression ratios are positive ints and do not change.
 
@@ -94,7 +94,7 @@ def ratios_are_positive_constant_ints(ctx: CheckContext) -> None:
     ctx.evidence.note("temporal_compression_ratio", first[2])
 
 
-@promise("size_mappers")
+@promise("size_mappers", exercises=("mapper_queries",))
 def temporal_mappers_round_trip(ctx: CheckContext) -> None:
     """``get_input_temporal_size`` inverts ``get_output_temporal_size``, and rejects the rest.
 
@@ -148,7 +148,7 @@ def temporal_mappers_round_trip(ctx: CheckContext) -> None:
     ctx.evidence.note("max_latent_frames", ctx.profile.mapper_frames)
 
 
-@promise("size_mappers")
+@promise("size_mappers", exercises=("mapper_queries",))
 def temporal_mappers_monotone_and_steady(ctx: CheckContext) -> None:
     """Outputs grow strictly with the input, every step after the first maps like steady
     state (``n * temporal_compression_ratio``), and step 0 never yields more.
@@ -220,7 +220,7 @@ def size_probe_plans(ctx: CheckContext) -> list[tuple[int, ...]]:
     return out
 
 
-@promise("size_mappers")
+@promise("size_mappers", exercises=("decoder_calls",))
 def decoded_sizes_match_mappers(ctx: CheckContext) -> None:
     """Decoding ``n`` latent frames at AR ``i`` yields exactly ``get_output_temporal_size(i, n)``
     frames, and the latent size times ``spatial_compression_ratio`` in height and width.

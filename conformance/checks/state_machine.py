@@ -170,7 +170,7 @@ def run_scripted_program(ctx: CheckContext, driver: RolloutDriver) -> None:
     driver.step(d, 1)
 
 
-@promise("state_machine")
+@promise("state_machine", exercises=("compared_frames",))
 def rollout_state_machine(ctx: CheckContext) -> None:
     """Any program of concurrent rollouts (start, step with any chunk length, fork, finish)
     gives every rollout, at every step, exactly the frames of the one-call decode of the

@@ -18,6 +18,11 @@ Check ids are stable: they name the tests (`pytest -k <id>`), the rows of the re
 and the keys of `DecoderSpec.expected_failures`. `python -m conformance certify
 --list-checks` prints the same list.
 
+Every check also states what it must exercise for a pass to count (pixel frames
+compared, decoder calls, mapper queries); one that returns without exercising it fails
+as a vacuous pass, saying why (see "No vacuous passes" in the
+[guide](../certify-your-decoder.md)).
+
 This index is generated from `conformance.ALL_CHECKS` by `python docs/checks/make_index.py`.
 """
 
