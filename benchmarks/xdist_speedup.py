@@ -155,14 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         for workers in (0, args.workers):
             print(shlex.join(pytest_command(workers, args, Path("junit.xml"))))
         return 0
-    serial = measure(0, args)
-    print(f"-n 0: {serial['wall_s']:.1f} s ({serial['pytest_summary']})", flush=True)
-    parallel = measure(args.workers, args)
-    print(f"-n {args.workers}: {parallel['wall_s']:.1f} s ({parallel['pytest_summary']})", flush=True)
-
     import torch
 
-    report = {
+    report: dict[str, Any] = {
         "what": f"certify {args.specs} copies of {args.base} with pytest -n 0 vs -n {args.workers}",
         "base": args.base,
         "specs": args.specs,
@@ -174,11 +169,23 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "runs": [serial, parallel],
-        "speedup": round(serial["wall_s"] / parallel["wall_s"], 2) if parallel["wall_s"] else None,
+        "runs": [],
+        "speedup": None,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    def save() -> None:  # after each run, so a run cut short still leaves the first timing
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    serial = measure(0, args)
+    report["runs"].append(serial)
+    save()
+    print(f"-n 0: {serial['wall_s']:.1f} s ({serial['pytest_summary']})", flush=True)
+    parallel = measure(args.workers, args)
+    report["runs"].append(parallel)
+    report["speedup"] = round(serial["wall_s"] / parallel["wall_s"], 2) if parallel["wall_s"] else None
+    save()
+    print(f"-n {args.workers}: {parallel['wall_s']:.1f} s ({parallel['pytest_summary']})", flush=True)
     print(
         f"speed-up {report['speedup']}x: {args.specs} specs of {args.base}, profile {args.profile}, "
         f"{len(gpus)} GPU(s) {sorted(set(gpus))}; -n 0 {serial['wall_s']:.1f} s, "

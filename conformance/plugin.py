@@ -552,8 +552,8 @@ def result_properties(
         ("conformance_profile", profile),
     ]
     for key in (
-        "examples", "decoder_calls", "max_abs_error", "tolerance_margin", "max_frame_rms_error",
-        "frame_rms_margin",
+        "examples", "decoder_calls", "compared_frames", "max_abs_error", "tolerance_margin",
+        "max_frame_rms_error", "frame_rms_margin",
     ):
         if key in evidence and evidence[key] is not None:
             properties.append((f"conformance_{key}", evidence[key]))

@@ -35,6 +35,13 @@ def spec():
 '''
 
 
+def plugin_installed() -> bool:
+    """Whether pytest loads the kit's plugin by itself (its ``pytest11`` entry point)."""
+    from importlib import metadata
+
+    return any(entry.value == "conformance.plugin" for entry in metadata.entry_points(group="pytest11"))
+
+
 def junit_cases(path: Path) -> dict[str, dict[str, object]]:
     """``{name: {"properties": {...}, "outcome": ...}}`` for every test case."""
     cases = {}
@@ -159,9 +166,12 @@ def test_each_xdist_worker_takes_its_own_gpu(
     log = tmp_path / "devices.log"
     monkeypatch.setenv("GPU_PROBE_LOG", str(log))
 
+    # On a machine where the kit is not pip-installed, load the plugin by name.
+    plugin = [] if plugin_installed() else ["-p", "conformance.plugin"]
+
     result = pytester.runpytest(
         "--conformance-decoder=gpu_probe:spec", "--conformance-profile=quick", "-n", "2",
-        "-p", "no:cacheprovider", "-p", "no:benchmark", f"--junitxml={tmp_path / 'junit.xml'}",
+        "-p", "no:cacheprovider", f"--junitxml={tmp_path / 'junit.xml'}", *plugin,
     )
 
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
