@@ -81,22 +81,6 @@ def float64_diffusers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(module.WanUpsample, "forward", torch.nn.Upsample.forward)
 
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread() -> Iterator[None]:
-    """Run these tests on one torch thread, restoring the setting afterwards.
-
-    Their convolutions are small; on a shared CI box, two spinning OpenMP threads
-    competing with other jobs made this directory 6x slower (278 s against 46 s
-    measured on a loaded 2-core machine), while a quiet machine gains little from two.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def no_tf32() -> Iterator[None]:
     """Keep float32 convolutions and matmuls in true float32 (no TF32) for this test.

@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-import torch
 
 from .robustness import release_hung_decoders
 
@@ -22,21 +21,6 @@ def _release_hung_decoders() -> Iterator[None]:
     """Let the threads of hung decoders finish once the session is over."""
     yield
     release_hung_decoders()
-
-
-@pytest.fixture(scope="package", autouse=True)
-def _one_intra_op_thread() -> Iterator[None]:
-    """Run the zoo's decoders on one intra-op thread, restoring the setting afterwards.
-
-    They decode 4x4 latents, where splitting an op across threads costs more than the
-    op itself; on a busy 2-core CI machine the synchronisation made the suite several
-    times slower. Results do not depend on it (the kit compares with tolerances derived
-    for any kernel choice), only the wall time does.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def mentions_any(message: str, words: tuple[str, ...]) -> bool:
