@@ -81,6 +81,8 @@ def pytest_command(workers: int, args: argparse.Namespace, junit: Path) -> list[
         f"--conformance-profile={args.profile}", f"--conformance-seed={args.seed}",
         f"--junitxml={junit}", "-n", str(workers),
     ]
+    if workers and args.dist:
+        command += ["--dist", args.dist]
     if args.check:
         command += ["-k", " or ".join(args.check)]
     if not plugin_installed():
@@ -143,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default=DEFAULT_BASE, help=f"target of the spec to copy (default {DEFAULT_BASE})")
     parser.add_argument("--specs", type=int, default=max(1, len(gpus)), help="copies to certify (default: GPUs)")
     parser.add_argument("--workers", type=int, default=max(1, len(gpus)), help="xdist workers (default: GPUs)")
+    parser.add_argument(
+        "--dist",
+        default="loadgroup",
+        help="pytest-xdist distribution mode for the parallel run (default loadgroup: each "
+        "decoder's checks stay on one worker, so a worker builds only its own decoders; "
+        "'load' spreads single checks)",
+    )
     parser.add_argument("--profile", default="default", choices=["quick", "default", "thorough"])
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--check", action="append", default=[], help="only this check id (repeatable)")
@@ -158,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     report: dict[str, Any] = {
-        "what": f"certify {args.specs} copies of {args.base} with pytest -n 0 vs -n {args.workers}",
+        "what": f"certify {args.specs} copies of {args.base} with pytest -n 0 vs -n {args.workers} --dist {args.dist}",
         "base": args.base,
         "specs": args.specs,
         "workers": args.workers,

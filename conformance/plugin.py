@@ -143,6 +143,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}: a conformance check of a streaming video decoder (conformance kit)"
     )
+    config.addinivalue_line(
+        "markers", "xdist_group(name): pytest-xdist --dist loadgroup keeps a group on one worker"
+    )
     config.stash[_SEED] = _draw_session_seed(config)
     config.pluginmanager.register(_ReplayLog(config), "conformance-replay-log")
     if config.getoption("conformance_installed", False) and not hasattr(config, "workerinput"):
@@ -381,6 +384,10 @@ class DecoderCollector(pytest.Collector):
                 self, name=check.id, spec=self.spec, check_id=check.id, target=self.target
             )
             item.add_marker(MARKER)
+            # Under ``pytest -n N --dist loadgroup`` every check of one decoder goes to the
+            # same worker, so each worker builds (and JIT-compiles) only its own decoders;
+            # other distribution modes ignore the mark.
+            item.add_marker(pytest.mark.xdist_group(self.spec.name))
             item.extra_keyword_matches.add(check.category)
             yield item
 

@@ -182,3 +182,39 @@ def test_each_xdist_worker_takes_its_own_gpu(
         case["properties"]["conformance_device"] for case in junit_cases(tmp_path / "junit.xml").values()
     }
     assert devices == {"cuda:0", "cuda:1"}
+
+
+TWO_TOYS = '''
+from reference_decoders.toy import toy_spec
+
+
+def specs():
+    return [toy_spec(name="toy-a"), toy_spec(name="toy-b")]
+'''
+
+
+def test_loadgroup_keeps_each_decoders_checks_on_one_worker(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``--dist loadgroup`` a worker builds only the decoders whose checks it runs:
+    the plugin groups every check of one decoder (``xdist_group``), which is what makes
+    several GPUs pay off for expensive decoders (each worker compiles its own only)."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(two_toys=TWO_TOYS)
+    pytester.makeini(f"[pytest]\npythonpath = {pytester.path}\n")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    chosen = ["ratios_are_positive_constant_ints", "forward_accepts_keyword_call", "cache_init_accepts_context"]
+    plugin = [] if plugin_installed() else ["-p", "conformance.plugin"]
+
+    result = pytester.runpytest(
+        "--conformance-decoder=two_toys:specs", "--conformance-profile=quick", "-n", "2",
+        "--dist", "loadgroup", "-v", "-k", " or ".join(chosen), "-p", "no:cacheprovider", *plugin,
+    )
+
+    result.assert_outcomes(passed=2 * len(chosen))
+    ran_on: dict[str, set[str]] = {}
+    for worker, nodeid in re.findall(r"\[(gw\d)\] \[ *\d+%\] PASSED (\S+)", result.stdout.str()):
+        decoder = nodeid.split("::")[1]
+        ran_on.setdefault(decoder, set()).add(worker)
+    assert set(ran_on) == {"toy-a", "toy-b"}, result.stdout.str()
+    assert all(len(workers) == 1 for workers in ran_on.values()), ran_on
