@@ -204,9 +204,10 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     all_certified = all(cert.certified for cert in certifications) and not unloadable
     if unloadable:
         print(f"Could not load {len(unloadable)} registered decoder(s); they were not certified:", file=out)
-        for entry in unloadable:
-            print(f"  {entry.name} = {entry.target}" + (f" (from {entry.distribution})" if entry.distribution else ""), file=out)
-            print("\n".join("      " + line for line in entry.error.splitlines()), file=out)
+        for failed in unloadable:
+            origin = f" (from {failed.distribution})" if failed.distribution else ""
+            print(f"  {failed.name} = {failed.target}{origin}", file=out)
+            print("\n".join("      " + line for line in failed.error.splitlines()), file=out)
     if len(certifications) + len(unloadable) > 1:
         verdicts = ", ".join(
             [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Generic
+from typing import Any, Generic, cast
 
 from typing_extensions import TypeVar
 
@@ -64,7 +64,10 @@ class InstantiateConfig(PrintableConfig, Generic[TargetT]):
 
     def setup(self, **kwargs: Any) -> TargetT:
         """Build the target object from this config (extra ``kwargs`` go to its constructor)."""
-        return self._target(self, **kwargs)
+        # Every target takes its config first; ``type[TargetT]`` cannot say so to a type
+        # checker, so the call goes through ``Any`` and the result is typed by ``TargetT``.
+        build: Any = self._target
+        return cast(TargetT, build(self, **kwargs))
 
 
 def _patch(node: Any, changes: Mapping[str, Any], path: str) -> Any:

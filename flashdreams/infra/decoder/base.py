@@ -139,5 +139,8 @@ class StreamingVideoDecoder(StreamingDecoder[StreamingDecoderCacheT]):
 class DecoderConfig(InstantiateConfig["StreamingDecoder[Any]"]):
     """Base of every decoder config; ``setup()`` builds the decoder from it."""
 
-    _target: type[StreamingDecoder[Any]] = field(default_factory=lambda: StreamingDecoder)
+    # The abstract base is only the category default; concrete configs name their decoder.
+    _target: type[StreamingDecoder[Any]] = field(
+        default_factory=lambda: StreamingDecoder  # type: ignore[type-abstract]
+    )
 
