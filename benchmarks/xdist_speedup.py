@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=max(1, len(gpus)), help="xdist workers (default: GPUs)")
     parser.add_argument(
         "--dist",
-        default="loadgroup",
-        help="pytest-xdist distribution mode for the parallel run (default loadgroup: each "
+        default="loadscope",
+        help="pytest-xdist distribution mode for the parallel run (default loadscope: each "
         "decoder's checks stay on one worker, so a worker builds only its own decoders; "
         "'load' spreads single checks)",
     )

@@ -143,9 +143,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}: a conformance check of a streaming video decoder (conformance kit)"
     )
-    config.addinivalue_line(
-        "markers", "xdist_group(name): pytest-xdist --dist loadgroup keeps a group on one worker"
-    )
     config.stash[_SEED] = _draw_session_seed(config)
     config.pluginmanager.register(_ReplayLog(config), "conformance-replay-log")
     if config.getoption("conformance_installed", False) and not hasattr(config, "workerinput"):
@@ -369,7 +366,12 @@ class UnloadableItem(pytest.Item):
 
 
 class DecoderCollector(pytest.Collector):
-    """One decoder spec: one :class:`ConformanceItem` per check, in the kit's order."""
+    """One decoder spec: one :class:`ConformanceItem` per check, in the kit's order.
+
+    Item ids are ``<target>::<decoder>::<check>``, so pytest-xdist's ``--dist loadscope``
+    (which groups by everything before the last ``::``) keeps all checks of one decoder
+    on one worker: each worker builds and warms up only its own decoders.
+    """
 
     def __init__(self, *, spec: DecoderSpec, target: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -384,10 +386,6 @@ class DecoderCollector(pytest.Collector):
                 self, name=check.id, spec=self.spec, check_id=check.id, target=self.target
             )
             item.add_marker(MARKER)
-            # Under ``pytest -n N --dist loadgroup`` every check of one decoder goes to the
-            # same worker, so each worker builds (and JIT-compiles) only its own decoders;
-            # other distribution modes ignore the mark.
-            item.add_marker(pytest.mark.xdist_group(self.spec.name))
             item.extra_keyword_matches.add(check.category)
             yield item
 

@@ -52,7 +52,7 @@ def test_both_runs_do_the_same_checks_with_the_same_seed(speedup, capsys: pytest
     serial, parallel = capsys.readouterr().out.strip().splitlines()
     assert " -n 0" in serial
     # The same command but for the workers (and how xdist distributes the checks to them).
-    assert serial.replace("-n 0", "-n 8 --dist loadgroup") == parallel
+    assert serial.replace("-n 0", "-n 8 --dist loadscope") == parallel
     for flag in ("--conformance-decoder=xdist_speedup:specs", "--conformance-profile=quick",
                  "--conformance-seed=", "-k chunked_decode_matches_full_decode"):
         assert flag in serial

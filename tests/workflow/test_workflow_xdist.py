@@ -193,12 +193,13 @@ def specs():
 '''
 
 
-def test_loadgroup_keeps_each_decoders_checks_on_one_worker(
+def test_loadscope_keeps_each_decoders_checks_on_one_worker(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With ``--dist loadgroup`` a worker builds only the decoders whose checks it runs:
-    the plugin groups every check of one decoder (``xdist_group``), which is what makes
-    several GPUs pay off for expensive decoders (each worker compiles its own only)."""
+    """With ``--dist loadscope`` a worker builds only the decoders whose checks it runs:
+    the plugin's ids put each decoder in its own scope (``<target>::<decoder>::<check>``),
+    which is what makes several GPUs pay off for expensive decoders (each worker
+    compiles its own only)."""
     pytest.importorskip("xdist")
     pytester.makepyfile(two_toys=TWO_TOYS)
     pytester.makeini(f"[pytest]\npythonpath = {pytester.path}\n")
@@ -208,7 +209,7 @@ def test_loadgroup_keeps_each_decoders_checks_on_one_worker(
 
     result = pytester.runpytest(
         "--conformance-decoder=two_toys:specs", "--conformance-profile=quick", "-n", "2",
-        "--dist", "loadgroup", "-v", "-k", " or ".join(chosen), "-p", "no:cacheprovider", *plugin,
+        "--dist", "loadscope", "-v", "-k", " or ".join(chosen), "-p", "no:cacheprovider", *plugin,
     )
 
     result.assert_outcomes(passed=2 * len(chosen))
