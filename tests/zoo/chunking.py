@@ -68,15 +68,11 @@ class HistoryOneFrameShort(PlainToy):
         return output
 
 
-class HistoryStoredInBfloat16(PlainToy):
-    """History is stored in bfloat16 to halve the cache, in an fp32 decoder.
+class _HistoryCorruptedBetweenCalls(PlainToy):
+    """Base of the bugs that damage the carried history after every call (``corrupt``)."""
 
-    Real bug: a memory optimisation that quantises the carried activations; every
-    seam then injects a rounding error of about 2**-9 relative, orders of magnitude
-    above what fp32 reassociation explains. Caught by
-    ``chunked_decode_matches_full_decode`` (the tolerance is derived from the declared
-    fp32 dtype, so a bf16-sized error must not pass).
-    """
+    def corrupt(self, history: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(
         self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
@@ -86,8 +82,22 @@ class HistoryStoredInBfloat16(PlainToy):
             for name in ("latent_history", "pixel_history"):
                 history = getattr(cache, name)
                 if history is not None:
-                    setattr(cache, name, history.to(torch.bfloat16).to(history.dtype))
+                    setattr(cache, name, self.corrupt(history))
         return output
+
+
+class HistoryStoredInBfloat16(_HistoryCorruptedBetweenCalls):
+    """History is stored in bfloat16 to halve the cache, in an fp32 decoder.
+
+    Real bug: a memory optimisation that quantises the carried activations; every
+    seam then injects a rounding error of about 2**-9 relative, orders of magnitude
+    above what fp32 reassociation explains. Caught by
+    ``chunked_decode_matches_full_decode`` (the tolerance is derived from the declared
+    fp32 dtype, so a bf16-sized error must not pass).
+    """
+
+    def corrupt(self, history: torch.Tensor) -> torch.Tensor:
+        return history.to(torch.bfloat16).to(history.dtype)
 
 
 class NormalisedOverTime(PlainToy):
@@ -167,7 +177,7 @@ class RingBufferWrapsLate(PlainToy):
         return output
 
 
-class HistoryRoundedToFloat8(PlainToy):
+class HistoryRoundedToFloat8(_HistoryCorruptedBetweenCalls):
     """A bfloat16 decoder that stores its carried history in float8 (e4m3) to quarter the cache.
 
     Real bug: cache quantisation as a memory optimisation (float8 KV/feature caches),
@@ -180,19 +190,11 @@ class HistoryRoundedToFloat8(PlainToy):
     ``chunked_decode_matches_full_decode``.
     """
 
-    def forward(
-        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
-    ) -> torch.Tensor:
-        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
-        if cache is not None:
-            for name in ("latent_history", "pixel_history"):
-                history = getattr(cache, name)
-                if history is not None:
-                    setattr(cache, name, history.to(torch.float8_e4m3fn).to(history.dtype))
-        return output
+    def corrupt(self, history: torch.Tensor) -> torch.Tensor:
+        return history.to(torch.float8_e4m3fn).to(history.dtype)
 
 
-class HistoryDecaysAtSeams(PlainToy):
+class HistoryDecaysAtSeams(_HistoryCorruptedBetweenCalls):
     """A bfloat16 decoder whose carried history is scaled by 0.8 at every seam.
 
     Real bug: a state "decay" or a stale normalisation factor applied to the cache
@@ -203,16 +205,8 @@ class HistoryDecaysAtSeams(PlainToy):
     Caught by ``chunked_decode_matches_full_decode``.
     """
 
-    def forward(
-        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
-    ) -> torch.Tensor:
-        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
-        if cache is not None:
-            for name in ("latent_history", "pixel_history"):
-                history = getattr(cache, name)
-                if history is not None:
-                    setattr(cache, name, history * 0.8)
-        return output
+    def corrupt(self, history: torch.Tensor) -> torch.Tensor:
+        return history * 0.8
 
 
 CHUNK_HINTS = ("chunk", "seam")
