@@ -23,7 +23,7 @@ from reference_decoders.wan.config import WanVAEDecoderConfig
 if TYPE_CHECKING:
     from conformance import DecoderSpec
 
-__all__ = ["default", "full_cuda", "small_cpu", "small_cpu_config"]
+__all__ = ["default", "full_cuda", "small_cpu", "small_cpu_config", "spec_for"]
 
 
 def small_cpu_config() -> WanVAEDecoderConfig:
@@ -32,40 +32,37 @@ def small_cpu_config() -> WanVAEDecoderConfig:
     return WanVAEDecoderConfig(base_dim=8, num_res_blocks=1, device="cpu", dtype=torch.float32)
 
 
-def small_cpu() -> DecoderSpec:
-    """Small-knob Wan decoder, float32 on the CPU, 4x4 latents."""
+def spec_for(config: WanVAEDecoderConfig, *, name: str, latent_size: tuple[int, int]) -> DecoderSpec:
+    """The kit's description of a Wan decoder built from ``config``.
+
+    The layout is the streaming pipelines' ``[B, T, C, H, W]`` in and out; dtype and
+    device are the ones the config resolves to, so a spec cannot disagree with the
+    decoder it builds.
+    """
     from conformance import DecoderSpec
 
-    config = small_cpu_config()
     return DecoderSpec(
-        name="wan2.1-vae-small-cpu",
+        name=name,
         factory=config.setup,
         latent_channels=config.latent_channels,
-        latent_size=(4, 4),
+        latent_size=latent_size,
         layout="BTCHW",
         output_layout="BTCHW",
         output_channels=config.out_channels,
-        dtype=torch.float32,
-        device="cpu",
+        dtype=config.resolved_dtype(),
+        device=str(config.resolved_device()),
     )
+
+
+def small_cpu() -> DecoderSpec:
+    """Small-knob Wan decoder, float32 on the CPU, 4x4 latents."""
+    return spec_for(small_cpu_config(), name="wan2.1-vae-small-cpu", latent_size=(4, 4))
 
 
 def full_cuda() -> DecoderSpec:
     """The published Wan 2.1 decoder, bfloat16 on CUDA, 8x8 latents (64x64 pixels)."""
-    from conformance import DecoderSpec
-
     config = WanVAEDecoderConfig(device="cuda", dtype=torch.bfloat16)
-    return DecoderSpec(
-        name="wan2.1-vae-full-cuda-bf16",
-        factory=config.setup,
-        latent_channels=config.latent_channels,
-        latent_size=(8, 8),
-        layout="BTCHW",
-        output_layout="BTCHW",
-        output_channels=config.out_channels,
-        dtype=torch.bfloat16,
-        device="cuda",
-    )
+    return spec_for(config, name="wan2.1-vae-full-cuda-bf16", latent_size=(8, 8))
 
 
 def default() -> DecoderSpec:
