@@ -45,7 +45,6 @@ import ast
 import contextlib
 import copy
 import json
-import math
 import os
 import platform
 import statistics
@@ -66,6 +65,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from reference_decoders.wan import WanVAEDecoder, WanVAEDecoderConfig  # noqa: E402
 from reference_decoders.wan.model import StreamState, WanVAEDecoderNetwork  # noqa: E402
+from reference_decoders.wan.random_weights import randomize_decoder_weights_  # noqa: E402
 
 GIB = 2**30
 
@@ -165,28 +165,6 @@ class OursVariant:
 # --------------------------------------------------------------------------------------
 # Models with the same weights
 # --------------------------------------------------------------------------------------
-
-
-def randomize_decoder_weights_(vae: torch.nn.Module, seed: int) -> None:
-    """Seeded random decoder-side weights: conv weights variance-preserving
-    (std 1/sqrt(fan_in)), biases ~ 0.1 N(0,1), norm scales ~ 1 + 0.2 N(0,1).
-
-    Timing on default-initialized weights would also work, but these keep activations
-    of order one through the whole network so the bf16 agreement figure means something.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    new = {}
-    for key, value in vae.state_dict().items():
-        if not key.startswith(("decoder.", "post_quant_conv.")):
-            continue
-        noise = torch.randn(value.shape, generator=generator, dtype=torch.float32)
-        if key.endswith(".gamma"):
-            new[key] = 1.0 + 0.2 * noise
-        elif key.endswith(".bias"):
-            new[key] = 0.1 * noise
-        else:
-            new[key] = noise / math.sqrt(value[0].numel())
-    vae.load_state_dict(new, strict=False)
 
 
 def build_diffusers_vae(workload: Workload) -> torch.nn.Module:

@@ -12,7 +12,9 @@ import torch
 
 from reference_decoders.wan import WanVAEDecoder, WanVAEDecoderConfig
 
-from .helpers import SMALL, SMALL_PUBLISHED_BLOCKS, randomize_decoder_, to_official_layout
+from reference_decoders.wan.random_weights import randomize_decoder_weights_
+
+from .helpers import SMALL, SMALL_PUBLISHED_BLOCKS, to_official_layout
 
 
 @dataclass
@@ -40,7 +42,7 @@ def _make_case(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # diffusers' own init of the (ignored) encoder weights
         vae = diffusers.AutoencoderKLWan(**architecture).eval()
-    randomize_decoder_(vae, seed)
+    randomize_decoder_weights_(vae, seed)
     state = {key: value.detach().clone().contiguous() for key, value in vae.state_dict().items()}
 
     folder = tmp_path_factory.mktemp(name)

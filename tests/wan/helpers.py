@@ -17,6 +17,7 @@ import torch
 
 from reference_decoders.wan import WanVAEDecoder
 
+
 #: Small but complete: both temporal upsamplers, the spatial-only one, attention,
 #: width-changing shortcuts. Two residual blocks per up stage (the kit's CI config).
 SMALL: dict[str, Any] = dict(base_dim=8, num_res_blocks=1)
@@ -64,28 +65,6 @@ def random_plans(total: int, count: int, seed: int) -> list[list[int]]:
             left -= length
         plans.append(plan)
     return plans
-
-
-def randomize_decoder_(vae: Any, seed: int) -> None:
-    """Seeded random decoder-side weights, in place, scaled so activations stay O(1).
-
-    Unlike a trained or default-initialized model, every RMS-norm scale differs from 1 and
-    every bias from 0, so a scale or bias loaded into the wrong place changes the output.
-    Encoder weights keep diffusers' init: the decoder must ignore them anyway.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, value in vae.state_dict().items():
-        if not key.startswith(("decoder.", "post_quant_conv.")):
-            continue
-        noise = torch.randn(value.shape, generator=generator, dtype=torch.float64)
-        if key.endswith(".gamma"):
-            state[key] = 1.0 + 0.2 * noise
-        elif key.endswith(".bias"):
-            state[key] = 0.1 * noise
-        else:  # conv weight [out, in, *kernel]: variance-preserving scale
-            state[key] = noise / value[0].numel() ** 0.5
-    vae.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=False)
 
 
 def diffusers_frame_by_frame(vae: Any, latents: torch.Tensor) -> torch.Tensor:
