@@ -199,7 +199,7 @@ class CheckContext:
 
     # ----------------------------------------------------------------- decoder calls
 
-    def call_decoder(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def call_decoder(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Call into the decoder; any exception becomes a ``DecoderError`` naming ``what``."""
         if self._cancelled.is_set():
             raise CheckCancelled(f"check cancelled before {what}")

@@ -116,6 +116,7 @@ def certify(
         seed=run_seed,
         profile=chosen.name,
         environment=environment(spec),
+        subset=check_ids is not None and set(check_ids) != set(CHECK_IDS),
     )
 
 
@@ -201,7 +202,7 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
     evidence = ctx.evidence.as_dict()
     evidence["seed"] = ctx.seed
     evidence["run_seed"] = run_seed
-    return CheckResult(check.id, status, message, duration, evidence)
+    return CheckResult(check.id, status, message, duration, evidence, kind=kind)
 
 
 def _cuda_device_index(spec: DecoderSpec) -> int | None:
