@@ -200,15 +200,26 @@ class CheckContext:
     # ----------------------------------------------------------------- decoder calls
 
     def call_decoder(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Call into the decoder; any exception becomes a ``DecoderError`` naming ``what``."""
+        """Call into the decoder; anything it raises becomes a ``DecoderError`` naming ``what``.
+
+        *Anything*: the kit's own outcome types too (a decoder raising ``CheckFailed`` or
+        ``CheckSkipped`` must not pass for a broken promise that an expected-failure
+        declaration absorbs, or for a skip), ``SystemExit``, ``KeyboardInterrupt`` raised by
+        the decoder itself, and pytest's outcome exceptions (``pytest.skip`` in a factory).
+        A real Ctrl-C is let through unless the call runs in a supervised worker process,
+        which ignores SIGINT (its supervisor owns the terminal), so that any
+        ``KeyboardInterrupt`` seen there was raised by the decoder.
+        """
         if self._cancelled.is_set():
             raise CheckCancelled(f"check cancelled before {what}")
         self._current_call = (what, time.monotonic())
         try:
             return fn(*args, **kwargs)
-        except (CheckFailed, CheckCancelled):
-            raise
-        except (Exception, SystemExit) as err:
+        except BaseException as err:
+            if isinstance(err, CheckCancelled) and self._cancelled.is_set():
+                raise
+            if isinstance(err, KeyboardInterrupt) and not _sigint_ignored():
+                raise
             raise DecoderError(f"{what} raised {describe_exception(err)}") from err
         finally:
             self._current_call = None
@@ -257,9 +268,13 @@ class CheckContext:
             raise CheckCancelled(f"check cancelled before {what}")
         try:
             value = fn(autoregressive_index, size)
+        except (CheckFailed, CheckCancelled) as err:  # the kit's own types: never a rejection
+            raise DecoderError(f"{what} raised {describe_exception(err)}") from err
         except MAPPER_REJECTIONS as err:
             return MapperAnswer(None, err)
-        except Exception as err:
+        except BaseException as err:
+            if isinstance(err, KeyboardInterrupt) and not _sigint_ignored():
+                raise
             raise DecoderError(
                 f"{what} raised {describe_exception(err)}; a size mapper may only reject a "
                 "size with ValueError or AssertionError"
@@ -430,6 +445,17 @@ class CheckContext:
         lines: list[str] = []
         with with_reporter(lambda value: lines.append(str(value))):
             yield lines
+
+
+def _sigint_ignored() -> bool:
+    """True when this process ignores SIGINT (a supervised worker): a ``KeyboardInterrupt``
+    can then only have been raised by the code under test."""
+    import signal
+
+    try:
+        return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    except (ValueError, AttributeError):  # pragma: no cover - exotic platforms
+        return False
 
 
 def _name(fn: Any) -> str:

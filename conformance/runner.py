@@ -53,7 +53,15 @@ from conformance.profiles import DEFAULT_PROFILE, Profile, get_profile
 from conformance.results import Certification, CheckResult, Status
 from conformance.spec import DecoderSpec
 
-__all__ = ["certify", "check_seed", "environment", "new_seed", "run_check", "validate_expected_failures"]
+__all__ = [
+    "certify",
+    "check_seed",
+    "environment",
+    "execute",
+    "new_seed",
+    "run_check",
+    "validate_expected_failures",
+]
 
 
 def new_seed() -> int:
@@ -120,8 +128,12 @@ def certify(
     )
 
 
-def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, target: str | None) -> CheckResult:
-    ctx = CheckContext(
+def new_context(
+    spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, target: str | None
+) -> CheckContext:
+    """The context one run of ``check`` drives the decoder through (its seed derived from
+    the run seed, so a check run alone replays what it did inside a full run)."""
+    return CheckContext(
         spec,
         profile,
         check_id=check.id,
@@ -129,64 +141,45 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
         run_seed=run_seed,
         target=target,
     )
-    timeout = spec.check_timeout_s or profile.check_timeout_s
-    outcome: dict[str, Any] = {"kind": None}
-    cuda_index = _cuda_device_index(spec)
 
-    def work() -> None:
-        try:
-            device = torch.cuda.device(cuda_index) if cuda_index is not None else contextlib.nullcontext()
-            with device, torch.no_grad():
-                check.function(ctx)
-            outcome.update(status="passed", message="")
-        except CheckCancelled:
-            outcome.update(status="failed", message="cancelled after the timeout", kind=TIMEOUT)
-        except CheckSkipped as err:
-            outcome.update(status="skipped", message=str(err))
-        except DecoderError as err:
-            outcome.update(status="failed", message=str(err), kind=DECODER_ERROR)
-        except CheckFailed as err:
-            outcome.update(status="failed", message=str(err), kind=BROKEN_PROMISE)
-        except BaseException as err:  # noqa: BLE001 - a kit bug must be reported, not raised
-            outcome.update(
-                status="error",
-                message=(
-                    f"internal error in the conformance kit while running {check.id} "
-                    f"({type(err).__name__}: {err}); please report it with this traceback:\n"
-                    + "".join(traceback.format_exception(err))
-                ),
-            )
 
-    started = time.perf_counter()
-    worker = threading.Thread(target=work, name=f"conformance-{check.id}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    duration = time.perf_counter() - started
-    if worker.is_alive():
-        ctx.cancel()
-        call = ctx.current_call()
-        found = ctx.first_failure
-        outcome = {
-            "status": "failed",
-            "message": (
-                f"{found}\n(Found by the search; shrinking it to a minimal example did not finish "
-                f"within the check's {timeout:g} s timeout.)"
-            ),
-            # The bug was found; only its shrinking ran out of time.
-            "kind": DECODER_ERROR if ctx.first_failure_is_decoder_error else BROKEN_PROMISE,
-        } if found else {
-            "status": "failed",
-            "message": (
-                f"{check.id} did not return within {timeout:g} s; "
-                + (f"the decoder call in progress: {call}" if call else "no decoder call was in progress")
-                + ". A decoder that hangs or is far slower than expected fails; raise "
-                "DecoderSpec.check_timeout_s if it is merely slow."
-            ),
-            "kind": TIMEOUT,
-        }
-    status: Status = outcome["status"]
-    message: str = outcome["message"]
-    kind: str | None = outcome["kind"]
+def outcome_of(check: Check, ctx: CheckContext) -> tuple[Status, str, str | None]:
+    """Run ``check`` in the calling thread; ``(status, message, kind)`` of how it ended.
+
+    No timeout here: in a supervised worker the supervisor owns the clock from outside the
+    process; in-process, :func:`_run` runs this in a thread it can abandon.
+    """
+    cuda_index = _cuda_device_index(ctx.spec)
+    try:
+        device = torch.cuda.device(cuda_index) if cuda_index is not None else contextlib.nullcontext()
+        with device, torch.no_grad():
+            check.function(ctx)
+        return "passed", "", None
+    except CheckCancelled:
+        return "failed", "cancelled after the timeout", TIMEOUT
+    except CheckSkipped as err:
+        return "skipped", str(err), None
+    except DecoderError as err:
+        return "failed", str(err), DECODER_ERROR
+    except CheckFailed as err:
+        return "failed", str(err), BROKEN_PROMISE
+    except BaseException as err:  # noqa: BLE001 - a kit bug must be reported, not raised
+        return "error", (
+            f"internal error in the conformance kit while running {check.id} "
+            f"({type(err).__name__}: {err}); please report it with this traceback:\n"
+            + "".join(traceback.format_exception(err))
+        ), None
+
+
+def finish(
+    check: Check,
+    ctx: CheckContext,
+    status: Status,
+    message: str,
+    kind: str | None,
+    duration: float,
+) -> CheckResult:
+    """Turn a raw outcome into the reported result: vacuity, expectations, replay, evidence."""
     if status == "passed":
         missing = ctx.evidence.unexercised(check.exercises)
         if missing:
@@ -196,13 +189,80 @@ def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, targe
                 f"{ctx.evidence.why_unexercised(missing)}. A pass that tested nothing would be "
                 "vacuous, so the check fails"
             )
-    status, message = _apply_expectation(spec, check.id, status, message, kind)
+    status, message = _apply_expectation(ctx.spec, check.id, status, message, kind)
     if status in ("failed", "xfailed"):
         message = f"{message}\nReplay: {ctx.replay_command}"
     evidence = ctx.evidence.as_dict()
     evidence["seed"] = ctx.seed
-    evidence["run_seed"] = run_seed
+    evidence["run_seed"] = ctx.run_seed
     return CheckResult(check.id, status, message, duration, evidence, kind=kind)
+
+
+def execute(
+    spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, target: str | None
+) -> CheckResult:
+    """Run one check synchronously in the calling thread (what a supervised worker does)."""
+    ctx = new_context(spec, check, profile, run_seed, target)
+    started = time.perf_counter()
+    status, message, kind = outcome_of(check, ctx)
+    return finish(check, ctx, status, message, kind, time.perf_counter() - started)
+
+
+def _run(spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, target: str | None) -> CheckResult:
+    """Run one check in-process, in a daemon thread abandoned after the check's timeout.
+
+    The in-process mode of the library API (``certify(spec)``): it cannot stop native code
+    that never returns, or a decoder that kills its process; the CLI's supervised workers
+    (:mod:`conformance.workers`) can.
+    """
+    ctx = new_context(spec, check, profile, run_seed, target)
+    timeout = spec.check_timeout_s or profile.check_timeout_s
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        status, message, kind = outcome_of(check, ctx)
+        outcome.update(status=status, message=message, kind=kind)
+
+    started = time.perf_counter()
+    worker = threading.Thread(target=work, name=f"conformance-{check.id}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    duration = time.perf_counter() - started
+    if worker.is_alive():
+        ctx.cancel()
+        outcome = timeout_outcome(check.id, timeout, ctx.current_call(), ctx.first_failure,
+                                  ctx.first_failure_is_decoder_error)
+    return finish(check, ctx, outcome["status"], outcome["message"], outcome["kind"], duration)
+
+
+def timeout_outcome(
+    check_id: str,
+    timeout: float,
+    call: str | None,
+    first_failure: str | None,
+    first_failure_is_decoder_error: bool,
+) -> dict[str, Any]:
+    """How a check that ran out of time ends: the bug it had already found, else a timeout."""
+    if first_failure:
+        return {
+            "status": "failed",
+            "message": (
+                f"{first_failure}\n(Found by the search; shrinking it to a minimal example did not "
+                f"finish within the check's {timeout:g} s timeout.)"
+            ),
+            # The bug was found; only its shrinking ran out of time.
+            "kind": DECODER_ERROR if first_failure_is_decoder_error else BROKEN_PROMISE,
+        }
+    return {
+        "status": "failed",
+        "message": (
+            f"{check_id} did not return within {timeout:g} s; "
+            + (f"the decoder call in progress: {call}" if call else "no decoder call was in progress")
+            + ". A decoder that hangs or is far slower than expected fails; raise "
+            "DecoderSpec.check_timeout_s if it is merely slow."
+        ),
+        "kind": TIMEOUT,
+    }
 
 
 def _cuda_device_index(spec: DecoderSpec) -> int | None:
@@ -224,6 +284,10 @@ BROKEN_PROMISE = "broken promise"
 DECODER_ERROR = "decoder error"
 TIMEOUT = "timeout"
 VACUOUS = "vacuous pass"
+#: The worker process running the check died (a signal, ``os._exit``, an abort).
+CRASH = "crash"
+#: The check ran out of time while the decoder kept completing calls: no verdict.
+INCONCLUSIVE = "inconclusive"
 
 _NOT_COVERED = {
     DECODER_ERROR: "the decoder raised, or returned something the contract does not allow, "
@@ -235,6 +299,8 @@ _NOT_COVERED = {
     "merely slow)",
     VACUOUS: "the check exercised nothing, so it cannot tell whether the declared bug is still "
     "there",
+    CRASH: "the decoder's process died while the check ran, while an expected failure only "
+    "covers a wrong result (a crash is never expected)",
 }
 
 

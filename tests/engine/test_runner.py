@@ -147,7 +147,16 @@ def test_xfailed_alone_does_not_block_certification() -> None:
         DropsHistoryAtSeams, "xfail-only", expected_failures={"chunked_decode_matches_full_decode": "known"}
     )
     certification = certify(spec, profile="quick", seed=0, check_ids=["chunked_decode_matches_full_decode"])
-    assert certification.certified and certification.counts()["xfailed"] == 1
+    assert certification.counts()["xfailed"] == 1
+    assert all(result.ok for result in certification.results)
+    # ... but a run of some checks only never certifies.
+    assert certification.subset and not certification.certified
+
+
+def test_a_subset_run_never_certifies() -> None:
+    certification = certify(toy_spec(), profile="quick", seed=0, check_ids=["forward_accepts_keyword_call"])
+    assert certification.results[0].status == "passed"
+    assert certification.subset and not certification.complete and not certification.certified
 
 
 def test_unknown_expected_failure_ids_are_rejected_up_front() -> None:
