@@ -21,32 +21,91 @@ turns it off. Several targets give one report with every decoder in it.
 ``flashdreams.conformance.decoders`` (see :mod:`conformance.discovery`). A registered
 decoder that cannot be loaded is reported as unloadable and the others still run.
 
-Exit status: 0 every decoder is certified; 1 at least one is not; 2 a target given on
-the command line could not be loaded, a spec is invalid, or the arguments are wrong
-(nothing is run then), or, with ``--installed``, nothing is registered or a registered
-decoder could not be loaded (the loadable ones are still certified and reported).
+Report paths are checked before anything runs: a path that cannot be written (a folder,
+``/proc/...``, a read-only or missing folder) is a usage error. Missing folders are
+created only with ``--create-dirs``. Before the first check, each report file is
+replaced with a placeholder saying the run has not finished, so a killed run never
+leaves an older report claiming certification in its place.
+
+Exit status (also in ``--help``; see :data:`EXIT_CODES`):
+
+- 0: every decoder is certified (a complete run: no ``--check`` subset, not interrupted).
+- 1: not certified: a check failed, or the run was a ``--check`` subset.
+- 2: usage error, unloadable target or invalid spec, or a precondition failed before any
+  check ran (unwritable report path, device not available, repeated or contradictory
+  options); with ``--installed``, nothing registered or a registered decoder unloadable.
+- 3: internal error of the kit (a check ended with status ``error``).
+- 4: inconclusive: a check ran out of time without evidence of a fault (a slow or
+  loaded machine); nothing failed, nothing is certified.
+- 130: interrupted (Ctrl-C); the partial report says so and certifies nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
+import os
 import random
+import re
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from conformance.discovery import LoadedDecoders, Unloadable
     from conformance.results import Certification
     from conformance.spec import DecoderSpec
 
-__all__ = ["EXIT_CERTIFIED", "EXIT_NOT_CERTIFIED", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "EXIT_CERTIFIED",
+    "EXIT_CODES",
+    "EXIT_INCONCLUSIVE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_CERTIFIED",
+    "EXIT_USAGE",
+    "argument_problems",
+    "build_parser",
+    "main",
+    "plain_text",
+    "precondition_problems",
+    "silence_startup_warnings",
+]
 
 EXIT_CERTIFIED = 0
 EXIT_NOT_CERTIFIED = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_INCONCLUSIVE = 4
+EXIT_INTERRUPTED = 130
+
+#: Every exit status of ``certify`` and what it means (printed by ``--help``).
+EXIT_CODES: dict[int, str] = {
+    EXIT_CERTIFIED: "certified: every decoder passed a complete run",
+    EXIT_NOT_CERTIFIED: "not certified: a check failed, or only a --check subset ran",
+    EXIT_USAGE: "usage error, unloadable target or invalid spec, or a precondition failed "
+    "before any check ran (report path not writable, device not available)",
+    EXIT_INTERNAL: "internal error of the conformance kit (please report it)",
+    EXIT_INCONCLUSIVE: "inconclusive: a check ran out of time without evidence of a fault "
+    "(slow or loaded machine); nothing certified",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); the partial report certifies nothing",
+}
+
+
+def silence_startup_warnings() -> None:
+    """Keep third-party start-up noise out of the kit's output.
+
+    torch built against NumPy warns "Failed to initialize NumPy" when NumPy is missing or
+    of another ABI; the kit never uses NumPy, so the warning says nothing to its users.
+    Installed before torch is imported (this module imports it lazily).
+    """
+    warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy", category=UserWarning)
+
+
+silence_startup_warnings()
 
 _FALLBACK_DEFAULT_TARGET = "reference_decoders.toy:toy_spec"
 
@@ -58,20 +117,89 @@ def default_target() -> str:
     return str(getattr(conformance, "DEFAULT_TARGET", _FALLBACK_DEFAULT_TARGET))
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage dump) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Once(argparse.Action):
+    """Store an option's value, refusing the option a second time (the last would win silently)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        seen = getattr(namespace, "_given", set())
+        if self.dest in seen:
+            parser.error(f"{option_string} given twice; give it once")
+        namespace._given = seen | {self.dest}
+        setattr(namespace, self.dest, values)
+
+
+class _OnceFlag(_Once):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("default", False)
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        super().__call__(parser, namespace, True, option_string)
+
+
+def _did_you_mean(value: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(value, known, n=3, cutoff=0.5)
+    if len(value) >= 4:
+        close += [k for k in known if value in k and k not in close][: 3 - len(close)]
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _profile_name(value: str) -> str:
+    from conformance.profiles import PROFILES
+
+    if value in PROFILES:
+        return value
+    raise argparse.ArgumentTypeError(
+        f"unknown profile {value!r}{_did_you_mean(value, list(PROFILES))} "
+        f"(choose one of: {', '.join(PROFILES)})"
+    )
+
+
+def _exit_codes_text() -> str:
+    import textwrap
+
+    lines = ["exit status:"]
+    for code, meaning in EXIT_CODES.items():
+        lines += textwrap.wrap(meaning, width=78, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7)
+    return "\n".join(lines)
+
+
+def _kit_version() -> str:
+    from conformance.reports.record import kit_version
+
+    return kit_version()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from conformance.profiles import PROFILES
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m conformance",
         description="Conformance kit for streaming video decoders (StreamingVideoDecoder).",
+        epilog=_exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_kit_version()} (flashdreams-conformance)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     certify = commands.add_parser(
         "certify",
         help="run every conformance check on decoders and report",
         description="Run the conformance checks on each TARGET, print a summary, write a "
-        "JSON report. Exit 0 certified, 1 not certified, 2 unloadable target or bad arguments.",
+        "JSON report (and on request a Markdown certificate).",
+        epilog=_exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     certify.add_argument(
         "targets",
@@ -82,33 +210,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     certify.add_argument(
         "--report",
+        action=_Once,
         metavar="PATH",
         default=None,
-        help="where to write the JSON report (default: ./conformance-report.json)",
+        help="where to write the JSON report (default: ./conformance-report.json); its "
+        "folder must exist (or pass --create-dirs)",
     )
     certify.add_argument(
-        "--no-report", action="store_true", help="do not write a JSON report"
+        "--no-report", action=_OnceFlag, help="do not write a JSON report"
     )
     certify.add_argument(
         "--markdown",
+        action=_Once,
         metavar="PATH",
         default=None,
         help="also write a Markdown certificate (for a pull request) to PATH",
     )
     certify.add_argument(
+        "--create-dirs",
+        action=_OnceFlag,
+        help="create missing folders of --report and --markdown paths (never done otherwise)",
+    )
+    certify.add_argument(
         "--installed",
-        action="store_true",
+        action=_OnceFlag,
         help="also certify every decoder that installed packages register under the "
         "entry-point group flashdreams.conformance.decoders",
     )
     certify.add_argument(
         "--profile",
-        choices=list(PROFILES),
+        action=_Once,
+        type=_profile_name,
+        metavar="PROFILE",
         default="default",
-        help="Hypothesis profile: how many examples each check tries (default: default)",
+        help=f"Hypothesis profile: how many examples each check tries, one of {', '.join(PROFILES)} "
+        "(default: default)",
     )
     certify.add_argument(
         "--seed",
+        action=_Once,
         type=int,
         default=None,
         metavar="N",
@@ -121,33 +261,107 @@ def build_parser() -> argparse.ArgumentParser:
         dest="checks",
         default=None,
         metavar="ID",
-        help="run only this check (repeatable); see --list-checks",
+        help="run only this check (repeatable); see --list-checks. A run of some checks "
+        "reports them but never certifies",
     )
     certify.add_argument(
         "--list-checks",
-        action="store_true",
+        action=_OnceFlag,
         help="list the check ids with the promise each guards, and exit",
     )
     certify.set_defaults(handler=_certify_command)
     return parser
 
 
+def argument_problems(args: argparse.Namespace) -> list[str]:
+    """What is wrong with parsed ``certify`` arguments that argparse cannot see: unknown
+    check ids (with the closest known ones), a check given twice, contradictory options.
+    Each problem is one line; the caller prints them and exits 2 before anything runs."""
+    problems: list[str] = []
+    if args.no_report and args.report:
+        problems.append("--report and --no-report contradict each other; give one of them")
+    if args.no_report and args.create_dirs and not args.markdown:
+        problems.append("--create-dirs has nothing to create with --no-report and no --markdown")
+    if args.checks:
+        from conformance.checks import CHECK_IDS
+
+        seen: set[str] = set()
+        for check_id in args.checks:
+            if check_id in seen:
+                problems.append(f"--check {check_id} given twice; give each check once")
+                continue
+            seen.add(check_id)
+            if check_id not in CHECK_IDS:
+                problems.append(
+                    f"unknown --check {check_id!r}{_did_you_mean(check_id, list(CHECK_IDS))} "
+                    "(python -m conformance certify --list-checks lists them)"
+                )
+    return problems
+
+
+def precondition_problems(spec_fields: Mapping[str, Any], env: Mapping[str, Any]) -> list[str]:
+    """Why a decoder cannot be certified where its checks would run, before any check runs.
+
+    ``spec_fields`` is the spec as plain values (``conformance.reports.record.spec_fields``,
+    or what a worker reports in its hello message); ``env`` is the environment the checks
+    run in (``conformance.runner.environment``: ``cuda_available``, optionally
+    ``cuda_device_count`` and ``mps_available``). Returns one message per problem (the run
+    loop prints them and exits 2): today, a device the machine does not have.
+    """
+    problems: list[str] = []
+    name = spec_fields.get("name", "?")
+    device = str(spec_fields.get("device") or "cpu")
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not env.get("cuda_available", False):
+            problems.append(
+                f"decoder {name!r} is declared on device {device!r} but CUDA is not available here "
+                f"(torch {env.get('torch', '?')}, cuda {env.get('cuda') or 'not built in'}); run on a "
+                "machine with a GPU, or certify a spec on device 'cpu'"
+            )
+        elif index.isdigit() and isinstance(env.get("cuda_device_count"), int) and int(index) >= env["cuda_device_count"]:
+            problems.append(
+                f"decoder {name!r} is declared on device {device!r} but this machine has "
+                f"{env['cuda_device_count']} CUDA device(s) (cuda:0 to cuda:{env['cuda_device_count'] - 1})"
+            )
+    elif kind == "mps" and "mps_available" in env and not env["mps_available"]:
+        problems.append(f"decoder {name!r} is declared on device 'mps' but MPS is not available here")
+    elif kind == "meta":
+        problems.append(
+            f"decoder {name!r} is declared on device 'meta', which holds no data: the checks "
+            "compare real outputs; declare a real device"
+        )
+    return problems
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m conformance``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.handler(args))
+    if args.command == "certify" and not args.list_checks:
+        from conformance.reports.outputs import check_outputs
+
+        problems = argument_problems(args)
+        if problems:
+            return _usage_error("\n".join(problems))
+        problem = check_outputs(args)  # before loading anything: a bad path fails in a second
+        if problem:
+            return _usage_error(problem)
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly instead of a traceback, and keep
+        # Python from failing again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CERTIFIED if args.command == "certify" and args.list_checks else EXIT_NOT_CERTIFIED
 
 
 def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from conformance.checks import get_check
-    from conformance.report import (
-        DEFAULT_REPORT_PATH,
-        format_certification,
-        replay_command,
-        write_json_report,
-        write_markdown_report,
-    )
+    from conformance.reports import claim_outputs, write_reports
+    from conformance.reports.record import spec_fields
+    from conformance.reports.text import closing_lines, format_run
+    from conformance.results import DecoderRun
     from conformance.spec import TargetError
 
     out = out or sys.stdout
@@ -155,13 +369,7 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         _print_checks(out)
         return EXIT_CERTIFIED
 
-    if args.checks:
-        try:
-            check_ids: list[str] | None = [get_check(check_id).id for check_id in args.checks]
-        except KeyError as error:
-            return _usage_error(f"unknown --check: {error.args[0] if error.args else error}")
-    else:
-        check_ids = None
+    check_ids: list[str] | None = list(args.checks) if args.checks else None
 
     targets = list(dict.fromkeys(args.targets))
     if not targets and not args.installed:
@@ -185,9 +393,16 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
                 targets.append(entry.target)
                 loaded += [(entry.target, spec) for spec in specs]
 
+    env = _device_environment()
+    problems = [problem for _, spec in loaded for problem in precondition_problems(spec_fields(spec), env)]
+    if problems:
+        return _usage_error("\n".join(problems))
+    problem = claim_outputs(args, targets=targets)
+    if problem:
+        return _usage_error(problem)
+
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    certifications: list[Certification] = []
-    configs: list[str | None] = []
+    runs: list[DecoderRun] = []
     for index, (target, spec) in enumerate(loaded):
         if index:
             print(file=out)
@@ -196,62 +411,36 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         certification = _certify(
             replace(spec, factory=recorder), target, profile=args.profile, seed=seed, check_ids=check_ids
         )
-        certifications.append(certification)
-        configs.append(recorder.text)
-        print(format_certification(certification, target=target), file=out, flush=True)
+        run = DecoderRun(certification, target=target, spec=spec_fields(spec), decoder_config=recorder.text)
+        runs.append(run)
+        print(format_run(run), file=out, flush=True)
 
     print(file=out)
-    all_certified = all(cert.certified for cert in certifications) and not unloadable
-    if unloadable:
-        print(f"Could not load {len(unloadable)} registered decoder(s); they were not certified:", file=out)
-        for failed in unloadable:
-            origin = f" (from {failed.distribution})" if failed.distribution else ""
-            print(f"  {failed.name} = {failed.target}{origin}", file=out)
-            print("\n".join("      " + line for line in failed.error.splitlines()), file=out)
-    if len(certifications) + len(unloadable) > 1:
-        verdicts = ", ".join(
-            [
-                f"{cert.decoder} {'certified' if cert.certified else 'NOT certified'}"
-                for cert in certifications
-            ]
-            + [f"{entry.name} unloadable" for entry in unloadable]
-        )
-        print(f"Verdict: {'CERTIFIED' if all_certified else 'NOT CERTIFIED'} ({verdicts})", file=out)
-    if certifications:
-        print(f"Seed {seed}, profile {args.profile}. Replay this run with:", file=out)
-        rerun = replay_command(targets, seed=seed, profile=args.profile, check_ids=check_ids or ())
-        print(f"  {rerun}", file=out)
-    failing = [
-        (target, result.check_id)
-        for (target, _), cert in zip(loaded, certifications)
-        for result in cert.results
-        if result.status in ("failed", "error")
-    ]
-    if failing:
-        print("Replay one failing check with:", file=out)
-        for target, check_id in failing:
-            print(
-                f"  {replay_command(target, seed=seed, profile=args.profile, check_id=check_id)}",
-                file=out,
-            )
-
-    report_targets: list[str | None] = [target for target, _ in loaded]
-    specs_run: list[DecoderSpec | None] = [spec for _, spec in loaded]
-    if not args.no_report:
-        path = write_json_report(
-            args.report or DEFAULT_REPORT_PATH, certifications, targets=report_targets,
-            specs=specs_run, decoder_configs=configs, unloadable=unloadable,
-        )
-        print(f"Report: {path}", file=out)
-    if args.markdown:
-        path = write_markdown_report(
-            args.markdown, certifications, targets=report_targets, specs=specs_run,
-            decoder_configs=configs, unloadable=unloadable,
-        )
-        print(f"Certificate: {path}", file=out)
+    for line in closing_lines(
+        runs, seed=seed, profile=args.profile, targets=targets, check_ids=check_ids or (), unloadable=unloadable
+    ):
+        print(line, file=out)
+    write_problems = write_reports(runs, args, unloadable=unloadable, out=out)
     if unloadable:
         return EXIT_USAGE
-    return EXIT_CERTIFIED if all_certified else EXIT_NOT_CERTIFIED
+    if any(run.certification.kit_error for run in runs):
+        return EXIT_INTERNAL
+    certified = bool(runs) and all(run.certification.certified for run in runs)
+    return EXIT_CERTIFIED if certified and not write_problems else EXIT_NOT_CERTIFIED
+
+
+def _device_environment() -> dict[str, Any]:
+    """The devices this process can use, for :func:`precondition_problems` (in-process runs)."""
+    import torch
+
+    env: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda}
+    env["cuda_available"] = torch.cuda.is_available()
+    if env["cuda_available"]:
+        env["cuda_device_count"] = torch.cuda.device_count()
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None:
+        env["mps_available"] = bool(mps.is_available())
+    return env
 
 
 def _load_installed(out: TextIO) -> LoadedDecoders | None:
@@ -318,7 +507,7 @@ def _certify(
 
 
 def _print_checks(out: TextIO) -> None:
-    """Each check id under its category, with the first sentence of the promise it guards."""
+    """Each check id under its category, with the first sentence of its promise as plain text."""
     from conformance.checks import ALL_CHECKS
 
     width = max(len(check.id) for check in ALL_CHECKS)
@@ -327,7 +516,19 @@ def _print_checks(out: TextIO) -> None:
         if check.category != category:
             category = check.category
             print(f"{category}:", file=out)
-        print(f"  {check.id:<{width}}  {_promise(check.doc)}", file=out)
+        print(f"  {check.id:<{width}}  {plain_text(_promise(check.doc))}", file=out)
+    out.flush()
+
+
+def plain_text(text: str) -> str:
+    """reStructuredText inline markup as plain text: roles (``:func:`x```), literals
+    (````x````), emphasis and interpreted text lose their markup."""
+    text = re.sub(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(0).count("~") else m.group(1), text)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    text = re.sub(r"`([^`]+)`_?", r"\1", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"\1", text)
+    text = re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"\1", text)
+    return text
 
 
 def _promise(doc: str) -> str:
