@@ -13,17 +13,33 @@ Encoder-side keys (``encoder.*`` and the quant conv) are ignored. Every other ke
 be exactly the set the configured network expects, with the expected shapes; anything
 else is reported in one :class:`CheckpointMismatchError` naming the keys.
 
-Pickles are read with ``torch.load(weights_only=True)``, which only rebuilds tensors and
-plain containers and refuses anything that would import or call arbitrary code.
+Reading is safe on untrusted files:
+
+- No code from the file runs: pickles are read with ``torch.load(weights_only=True)``,
+  which only rebuilds tensors and plain containers and refuses anything that would
+  import or call arbitrary code; safetensors is parsed here, as data.
+- Memory is bounded before anything is decompressed or allocated: the sizes the file
+  declares (a zip archive's directory, a safetensors header) are checked against the
+  file and against what the configured network can use (:func:`weights_budget`). A
+  bare pre-zip pickle, whose sizes are only known while unpickling, is refused.
+- Only regular files are opened (a FIFO or device is refused without a blocking open),
+  and every unusable path (missing, dangling link, link loop, no permission,
+  directory) is a :class:`CheckpointError` naming the path and what was expected.
 """
 
 from __future__ import annotations
 
+import errno
+import json
+import math
 import os
 import pickle
-from collections.abc import Mapping
+import stat
+import sys
+import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import torch
 from torch import nn
@@ -37,6 +53,7 @@ __all__ = [
     "detect_layout",
     "load_decoder_weights",
     "read_state_dict",
+    "weights_budget",
 ]
 
 Layout = Literal["official", "diffusers"]
@@ -195,29 +212,46 @@ def detect_layout(keys: list[str], path: str = "checkpoint") -> Layout:
     )
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    path: str | os.PathLike[str], max_bytes: int | None = None
+) -> dict[str, torch.Tensor]:
     """Read a flat ``name -> tensor`` mapping on the CPU, without running any file code.
 
     The format is taken from the file's first bytes, not its name: a zip archive
-    (``torch.save``) or a bare pickle is read with ``weights_only=True``; anything
-    else must be safetensors.
+    (``torch.save``) is read with ``weights_only=True``; anything else must be
+    safetensors. Before any tensor is read, the sizes the file declares (the zip
+    directory's uncompressed sizes, the safetensors header's offsets) are checked
+    against the file and against ``max_bytes``, so memory use is bounded by what the
+    caller can use, whatever the file claims or compresses to. ``None`` allows what
+    the file's own size allows: a compressed archive then may not expand beyond it.
+
+    Raises :class:`CheckpointError` for every unusable path or file (missing, not a
+    regular file, unreadable, malformed, over budget), naming the path and what was
+    expected.
     """
     path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(
-            f"{path} is a directory; pass the checkpoint file itself "
-            "(e.g. Wan2.1_VAE.pth or vae/diffusion_pytorch_model.safetensors)"
-        )
-    with path.open("rb") as handle:
+    with _open_regular_file(path) as handle:
+        file_bytes = os.fstat(handle.fileno()).st_size
+        budget = file_bytes if max_bytes is None else max_bytes
         head = handle.read(9)
         handle.seek(0)
-        if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        if head.startswith(b"PK\x03\x04"):
+            _check_zip_directory(handle, path, file_bytes, budget)
+            handle.seek(0)
             loaded = _read_pickle(handle, path)
+        elif head[:1] == b"\x80":
+            raise CheckpointError(
+                f"{path} is a bare pickle (the torch.save format before PyTorch 1.6); its tensor "
+                "sizes are only known while unpickling, so its memory use cannot be bounded "
+                "before reading. Re-save it with a current torch.save (a zip archive) or as "
+                "safetensors."
+            )
         elif len(head) == 9 and head[8:9] == b"{":
-            loaded = _read_safetensors(path)
+            loaded = _read_safetensors(handle, path, file_bytes, budget)
         else:
             raise CheckpointError(
-                f"{path} is neither a PyTorch checkpoint (zip or pickle) nor safetensors"
+                f"{path} is neither a PyTorch checkpoint (a torch.save zip archive) nor "
+                "safetensors"
             )
 
     if not isinstance(loaded, Mapping):
@@ -233,9 +267,124 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return {str(key): value for key, value in loaded.items()}
 
 
+_EXPECTED_FILE = "a checkpoint file (e.g. Wan2.1_VAE.pth or vae/diffusion_pytorch_model.safetensors)"
+
+# What a path that is not a regular file is, by stat type.
+_NOT_REGULAR: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, "a directory; pass the checkpoint file itself"),
+    (stat.S_ISFIFO, "a named pipe (FIFO), which could block forever; pass a regular file"),
+    (stat.S_ISCHR, "a character device; pass a regular file"),
+    (stat.S_ISBLK, "a block device; pass a regular file"),
+    (stat.S_ISSOCK, "a socket; pass a regular file"),
+)
+
+
+def _open_regular_file(path: Path) -> BinaryIO:
+    """``path`` opened for reading, if it is a regular file; else a CheckpointError.
+
+    The type is checked with ``stat`` before opening, so a FIFO or device is never
+    opened, and again on the open descriptor (non-blocking open), so a path swapped
+    for a FIFO in between cannot block either.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise CheckpointError(_unusable_path(path, error)) from error
+    _require_regular(path, mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        raise CheckpointError(_unusable_path(path, error)) from error
+    try:
+        _require_regular(path, os.fstat(descriptor).st_mode)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return os.fdopen(descriptor, "rb")
+
+
+def _require_regular(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    what = next((text for test, text in _NOT_REGULAR if test(mode)), "not a regular file")
+    raise CheckpointError(f"{path} is {what}; expected {_EXPECTED_FILE}")
+
+
+def _unusable_path(path: Path, error: OSError) -> str:
+    reasons = {
+        errno.ENOENT: "does not exist",
+        errno.ELOOP: "is a symbolic link loop (too many levels of symbolic links)",
+        errno.EACCES: "cannot be read: permission denied",
+        errno.EPERM: "cannot be read: operation not permitted",
+        errno.ENOTDIR: "is not reachable: a component of the path is not a directory",
+        errno.ENAMETOOLONG: "is too long a file name",
+    }
+    reason = reasons.get(error.errno or 0, f"cannot be opened ({error.strerror or error})")
+    if error.errno == errno.ENOENT and path.is_symlink():
+        reason = f"is a dangling symbolic link (to {os.readlink(path)!r})"
+    return f"{path} {reason}; expected {_EXPECTED_FILE}"
+
+
+#: Headroom over the tensors' own bytes for the pickle, the archive's small records and
+#: safetensors metadata.
+METADATA_ALLOWANCE = 16 * 2**20
+
+# Zip compression methods torch's archive reader (miniz) can extract.
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+
+
+def _check_zip_directory(handle: BinaryIO, path: Path, file_bytes: int, budget: int) -> None:
+    """Refuse a torch.save archive whose directory declares more than ``budget`` bytes.
+
+    Only the central directory is read (no member is decompressed). torch's reader
+    allocates each record at its declared uncompressed size and fails if the data does
+    not fit, so the declared sizes bound what reading can allocate. ``torch.save``
+    stores records uncompressed; a stored record cannot be larger than the file, and a
+    deflated one (a zip bomb expands ~1000x) is held to the same budget.
+    """
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise CheckpointError(f"could not read {path} as a PyTorch checkpoint: {error}") from error
+    declared = 0
+    for member in members:
+        method = _ZIP_METHODS.get(member.compress_type)
+        if method is None:
+            raise CheckpointError(
+                f"could not read {path} as a PyTorch checkpoint: record {member.filename!r} "
+                f"uses zip compression method {member.compress_type}; torch.save archives "
+                "are stored (or deflated)"
+            )
+        if method == "stored" and member.file_size != member.compress_size:
+            raise CheckpointError(
+                f"could not read {path} as a PyTorch checkpoint: stored record "
+                f"{member.filename!r} declares {member.file_size} bytes but occupies "
+                f"{member.compress_size}"
+            )
+        if member.header_offset + member.compress_size > file_bytes:
+            raise CheckpointError(
+                f"could not read {path} as a PyTorch checkpoint: record {member.filename!r} "
+                f"extends past the end of the {file_bytes}-byte file (truncated?)"
+            )
+        declared += member.file_size
+    if declared > budget + METADATA_ALLOWANCE:
+        raise CheckpointError(
+            f"refused to read {path}: its zip directory declares {declared} bytes once "
+            f"decompressed ({len(members)} records, {file_bytes} bytes on disk), more than "
+            f"the {budget + METADATA_ALLOWANCE} bytes allowed ({_budget_words(budget)})"
+        )
+
+
+def _budget_words(budget: int) -> str:
+    return f"a budget of {budget} bytes for tensors plus {METADATA_ALLOWANCE} for metadata"
+
+
 def _read_pickle(handle: BinaryIO, path: Path) -> object:
     # Read from the open file, not the path: torch.load hands a path ending in
-    # ".safetensors" to safetensors whatever its content.
+    # ".safetensors" to safetensors whatever its content, and the path was checked.
     try:
         return torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -258,18 +407,130 @@ def _unpickler_reason(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+#: Largest safetensors header read (JSON text); real ones are a few hundred kilobytes.
+MAX_SAFETENSORS_HEADER = 8 * 2**20
+
+_SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+}
+
+
+def _read_safetensors(
+    handle: BinaryIO, path: Path, file_bytes: int, budget: int
+) -> dict[str, torch.Tensor]:
+    """Read a safetensors file from ``handle``, checking its header before any tensor.
+
+    The format: an 8-byte little-endian header length, a JSON header mapping each name
+    to its dtype, shape and byte range in the data section, then the data. Every range
+    must lie in the file and match its dtype and shape, and their total must fit the
+    budget; then each tensor is read into its own buffer (nothing is memory-mapped).
+    """
+    def refuse(reason: str) -> CheckpointError:
+        return CheckpointError(f"could not read {path} as safetensors: {reason}")
+
+    header_bytes = int.from_bytes(handle.read(8), "little")
+    data_start = 8 + header_bytes
+    if header_bytes > MAX_SAFETENSORS_HEADER or data_start > file_bytes:
+        raise refuse(
+            f"the header claims {header_bytes} bytes; the file has {file_bytes} and headers are "
+            f"at most {MAX_SAFETENSORS_HEADER}"
+        )
     try:
-        from safetensors.torch import load_file
-    except ImportError as error:  # not a runtime dependency of the kit
+        header = json.loads(handle.read(header_bytes), object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise refuse(f"the header is not valid JSON ({error})") from error
+    if not isinstance(header, dict):
+        raise refuse(f"the header is a JSON {type(header).__name__}, expected an object")
+    header.pop("__metadata__", None)
+
+    entries: list[tuple[str, torch.dtype, list[int], int, int]] = []
+    declared = 0
+    for name, entry in header.items():
+        dtype, shape, begin, end = _safetensors_entry(name, entry, refuse)
+        numel = math.prod(shape)
+        if not 0 <= begin <= end <= file_bytes - data_start:
+            raise refuse(
+                f"tensor {name!r} claims bytes {begin}..{end} of a {file_bytes - data_start}-byte "
+                "data section (truncated file?)"
+            )
+        if end - begin != numel * dtype.itemsize:
+            raise refuse(
+                f"tensor {name!r} is {dtype} {shape} ({numel * dtype.itemsize} bytes) but claims "
+                f"{end - begin} bytes"
+            )
+        declared += end - begin
+        entries.append((name, dtype, shape, begin, end))
+    if declared > budget:
         raise CheckpointError(
-            f"{path} is a safetensors file, and reading it needs the 'safetensors' package "
-            "(pip install safetensors)"
-        ) from error
-    try:
-        return load_file(str(path), device="cpu")
-    except Exception as error:  # safetensors raises its own error type for bad headers
-        raise CheckpointError(f"could not read {path} as safetensors: {error}") from error
+            f"refused to read {path}: its header declares {declared} bytes of tensors, more "
+            f"than the {budget} bytes allowed"
+        )
+    if sys.byteorder != "little":
+        raise refuse("safetensors data is little-endian and this machine is not")
+
+    state = {}
+    for name, dtype, shape, begin, end in entries:
+        buffer = bytearray(end - begin)
+        handle.seek(data_start + begin)
+        if handle.readinto(buffer) != len(buffer):
+            raise refuse(f"the file ended inside tensor {name!r}")
+        flat = torch.frombuffer(buffer, dtype=dtype) if buffer else torch.empty(0, dtype=dtype)
+        state[name] = flat.reshape(shape)
+    return state
+
+
+def _safetensors_entry(
+    name: str, entry: object, refuse: Callable[[str], CheckpointError]
+) -> tuple[torch.dtype, list[int], int, int]:
+    """dtype, shape and byte range of one header entry, or an error saying what is wrong."""
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise refuse(f"header entry {name!r} is not {{dtype, shape, data_offsets}}: {entry!r:.200}")
+    dtype = _SAFETENSORS_DTYPES.get(entry["dtype"]) if isinstance(entry["dtype"], str) else None
+    if dtype is None:
+        raise refuse(
+            f"tensor {name!r} has dtype {entry['dtype']!r:.40}; known: {sorted(_SAFETENSORS_DTYPES)}"
+        )
+    shape, offsets = entry["shape"], entry["data_offsets"]
+    if not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
+        raise refuse(f"tensor {name!r} has shape {shape!r:.80}; expected a list of sizes >= 0")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
+        raise refuse(f"tensor {name!r} has data_offsets {offsets!r:.80}; expected [begin, end]")
+    return dtype, shape, offsets[0], offsets[1]
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        raise ValueError(f"duplicate keys {repeated[:5]}")
+    return dict(pairs)
+
+
+def weights_budget(network: nn.Module) -> int:
+    """Bytes of tensors a checkpoint for ``network`` may declare: twice its parameters
+    in float32.
+
+    A published Wan VAE file holds the decoder plus an encoder that is smaller than
+    it (about 0.73x the decoder's parameters for Wan 2.1, 0.27x for Wan 2.2), in float32
+    (a decoder-only float64 file also fits). Anything more cannot be weights the
+    decoder uses, and is refused before it is read.
+    """
+    return 2 * 4 * sum(value.numel() for value in network.state_dict().values())
 
 
 def load_decoder_weights(
@@ -280,7 +541,7 @@ def load_decoder_weights(
     Returns the detected layout. Raises :class:`CheckpointMismatchError` naming every
     missing, unexpected and mis-shaped decoder key, before touching the network.
     """
-    state = read_state_dict(path)
+    state = read_state_dict(path, max_bytes=weights_budget(network))
     layout = detect_layout(list(state), str(path))
     ours = network.state_dict()
     wanted = {checkpoint_key(name, layout, num_res_blocks): name for name in ours}

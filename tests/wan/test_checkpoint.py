@@ -6,8 +6,15 @@ through ``WanVAEDecoderConfig(checkpoint_path=...).setup()``.
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import pickle
+import struct
+import subprocess
 import sys
+import threading
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -185,12 +192,14 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path: Path, containe
     path = tmp_path / "Wan2.1_VAE.pth"
     if container == "torch.save":
         torch.save(state, path)
+        with pytest.raises(UnsafeCheckpointError, match="refused to load") as caught:
+            _small_config(path).setup()
+        assert "weights_only" in str(caught.value)
     else:
+        # A bare pickle is refused before unpickling: its sizes cannot be checked first.
         path.write_bytes(pickle.dumps(state, protocol=2))
-
-    with pytest.raises(UnsafeCheckpointError, match="refused to load") as caught:
-        _small_config(path).setup()
-    assert "weights_only" in str(caught.value)
+        with pytest.raises(CheckpointError, match="bare pickle"):
+            _small_config(path).setup()
     assert not marker.exists()
 
     # The payload is live: an unrestricted load would have run it.
@@ -233,19 +242,20 @@ def test_malformed_files_are_refused_with_clear_errors(
     with pytest.raises(CheckpointError, match="not a flat state dict"):
         _small_config(nested).setup()
 
-    with pytest.raises(CheckpointError, match="is a directory"):
-        _small_config(tmp_path).setup()
-    with pytest.raises(FileNotFoundError):
-        _small_config(tmp_path / "missing.pth").setup()
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"conv2.weight": torch.zeros(1)}, legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match="bare pickle .* Re-save it"):
+        _small_config(legacy).setup()
 
 
-def test_safetensors_missing_gives_an_install_hint(
+def test_safetensors_is_read_without_the_safetensors_package(
     small_case: ParityCase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    expected = _small_config(small_case.diffusers_path).setup().state_dict()
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.torch", None)
-    with pytest.raises(CheckpointError, match="pip install safetensors"):
-        _small_config(small_case.diffusers_path).setup()
+    loaded = _small_config(small_case.diffusers_path).setup().state_dict()
+    assert all(torch.equal(loaded[name], value) for name, value in expected.items())
 
 
 def test_checkpoint_weights_are_cast_to_the_configured_dtype(small_case: ParityCase) -> None:
@@ -265,3 +275,204 @@ def test_official_rename_helper_round_trips_known_names() -> None:
     renamed = to_official_layout(dict(vae.state_dict()), num_res_blocks=2)
     for key, shape in PUBLISHED_OFFICIAL_KEYS.items():
         assert tuple(renamed[key].shape) == shape, key
+
+
+# --- Unusable paths and hostile files: every one is a CheckpointError, in bounded memory.
+
+
+def test_unusable_paths_are_checkpoint_errors_naming_the_path(tmp_path: Path) -> None:
+    loop_a, loop_b = tmp_path / "loop_a.pth", tmp_path / "loop_b.pth"
+    loop_a.symlink_to(loop_b)
+    loop_b.symlink_to(loop_a)
+    dangling = tmp_path / "dangling.pth"
+    dangling.symlink_to(tmp_path / "nowhere.pth")
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_bytes(b"x")
+    cases = {
+        tmp_path / "missing.pth": "does not exist",
+        loop_a: "symbolic link loop",
+        dangling: "dangling symbolic link",
+        tmp_path: "is a directory",
+        not_a_dir / "weights.pth": "not a directory",
+    }
+    if Path("/dev/null").exists():
+        cases[Path("/dev/null")] = "character device"
+    for path, reason in cases.items():
+        with pytest.raises(CheckpointError) as caught:
+            _small_config(path).setup()
+        message = str(caught.value)
+        assert str(path) in message and reason in message, message
+        assert "expected a checkpoint file" in message
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file_is_a_checkpoint_error(small_case: ParityCase, tmp_path: Path) -> None:
+    locked = tmp_path / "locked.pth"
+    locked.write_bytes(small_case.official_path.read_bytes())
+    locked.chmod(0)
+    with pytest.raises(CheckpointError, match="permission denied"):
+        _small_config(locked).setup()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "Wan2.1_VAE.pth"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            _small_config(fifo).setup()
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome.append(error)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():  # blocked in open() or read(): a writer releases it
+        os.close(os.open(fifo, os.O_WRONLY))
+        worker.join(timeout=30)
+        pytest.fail("loading a named pipe blocked")
+    assert len(outcome) == 1 and isinstance(outcome[0], CheckpointError), outcome
+    assert "named pipe" in str(outcome[0]) and str(fifo) in str(outcome[0])
+
+
+#: Expansion of the zip bomb: 64 MiB of zeros deflate to ~66 kB.
+BOMB_BYTES = 64 * 2**20
+
+
+def _zip_bomb(path: Path, lie_about_size: bool = False) -> Path:
+    """A torch.save archive of one 64 MiB zero tensor, re-zipped with deflate.
+
+    With ``lie_about_size`` the tensor record's declared uncompressed size (local and
+    central headers) says 1 kB: a bomb that passes a directory check, for the
+    reader's own bound on declared sizes to stop.
+    """
+    raw = io.BytesIO()
+    torch.save({"decoder.conv1.weight": torch.zeros(BOMB_BYTES, dtype=torch.uint8)}, raw)
+    raw.seek(0)
+    with zipfile.ZipFile(raw) as source, zipfile.ZipFile(
+        path, "w", zipfile.ZIP_DEFLATED, compresslevel=9
+    ) as bomb:
+        for member in source.infolist():
+            bomb.writestr(member.filename, source.read(member))
+    if lie_about_size:
+        data = bytearray(path.read_bytes())
+        with zipfile.ZipFile(path) as bomb:
+            member = next(m for m in bomb.infolist() if m.filename.endswith("/data/0"))
+        struct.pack_into("<I", data, member.header_offset + 22, 1024)  # local header
+        name = member.filename.encode()
+        central = data.index(b"PK\x01\x02")
+        while data[central + 46 : central + 46 + len(name)] != name:
+            central = data.index(b"PK\x01\x02", central + 4)
+        struct.pack_into("<I", data, central + 24, 1024)  # central directory entry
+        path.write_bytes(bytes(data))
+    return path
+
+
+_MEASURE_LOAD = """
+import json, sys, torch
+from reference_decoders.wan import CheckpointError, WanVAEDecoderConfig
+def peak():
+    # This process's peak resident memory. Not ru_maxrss: Linux carries that across
+    # exec from the parent, so it would start at pytest's own peak.
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+WanVAEDecoderConfig(base_dim=8, num_res_blocks=1, device="cpu").setup()  # warm up
+result = {}
+for path in sys.argv[1:]:
+    before = peak()
+    try:
+        WanVAEDecoderConfig(checkpoint_path=path, base_dim=8, num_res_blocks=1, device="cpu").setup()
+        error = None
+    except CheckpointError as caught:
+        error = str(caught)
+    result[path] = {"error": error, "growth": peak() - before}
+before = peak()
+try:
+    torch.load(sys.argv[1], weights_only=True)  # the control: what an unchecked load costs
+except Exception as error:
+    result["unchecked_error"] = repr(error)
+result["unchecked_growth"] = peak() - before
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (VmHWM)")
+def test_zip_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    bomb = _zip_bomb(tmp_path / "bomb.pth")
+    liar = _zip_bomb(tmp_path / "liar.pth", lie_about_size=True)
+    assert bomb.stat().st_size < BOMB_BYTES // 500
+
+    # A fresh process, so its peak resident memory is not an earlier test's.
+    completed = subprocess.run(
+        [sys.executable, "-c", _MEASURE_LOAD, str(bomb), str(liar)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    for path, expected in ((bomb, "zip directory declares"), (liar, "could not read")):
+        outcome = result[str(path)]
+        assert outcome["error"] is not None and expected in outcome["error"], outcome
+        assert str(path) in outcome["error"]
+        assert outcome["growth"] < BOMB_BYTES / 8, outcome
+    # The measurement can see the expansion: the unchecked load (run last, so its peak
+    # masks nothing) grows by the bomb's size.
+    assert result["unchecked_growth"] > 0.9 * BOMB_BYTES, result
+
+
+def test_archive_over_the_network_budget_is_refused_before_reading(
+    small_case: ParityCase, tmp_path: Path
+) -> None:
+    # Stored (not compressed) but far more than the small decoder can use: an
+    # architecture mix-up, refused from the directory rather than read whole.
+    padded = read_state_dict(small_case.official_path)
+    padded["encoder.padding"] = torch.zeros(5 * 2**20)  # 20 MiB
+    path = _save_official(padded, tmp_path / "padded.pth")
+    assert read_state_dict(path)  # fine without a budget: nothing expands
+    with pytest.raises(CheckpointError, match="zip directory declares .* more than"):
+        _small_config(path).setup()
+
+
+def _safetensors_file(path: Path, header: object, data: bytes = b"", length: int | None = None) -> Path:
+    text = json.dumps(header).encode()
+    size = len(text) if length is None else length
+    path.write_bytes(size.to_bytes(8, "little") + text + data)
+    return path
+
+
+def test_safetensors_header_is_checked_before_any_tensor_is_read(
+    small_case: ParityCase, tmp_path: Path
+) -> None:
+    f32 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+    cases = {
+        "claims 1099511627776 bytes": ({"w": f32}, bytes(8), 2**40),
+        "claims bytes 0..4000000000000": (
+            {"w": {"dtype": "F32", "shape": [10**12], "data_offsets": [0, 4 * 10**12]}},
+            bytes(8),
+            None,
+        ),
+        "claims 12 bytes": ({"w": {**f32, "data_offsets": [0, 12]}}, bytes(12), None),
+        "duplicate keys": (None, bytes(8), None),
+        "dtype 'F128'": ({"w": {**f32, "dtype": "F128"}}, bytes(8), None),
+        "expected a list of sizes": ({"w": {**f32, "shape": [-2]}}, bytes(8), None),
+        "is not {dtype, shape, data_offsets}": ({"w": [1, 2]}, bytes(8), None),
+        "not valid JSON": ("{", b"", None),
+    }
+    for index, (reason, (header, data, length)) in enumerate(cases.items()):
+        path = tmp_path / f"case{index}.safetensors"
+        if header is None:  # JSON with a repeated name, written by hand
+            text = b'{"w": %s, "w": %s}' % (json.dumps(f32).encode(), json.dumps(f32).encode())
+            path.write_bytes(len(text).to_bytes(8, "little") + text + data)
+        elif isinstance(header, str):
+            path.write_bytes(len(header).to_bytes(8, "little") + header.encode())
+        else:
+            _safetensors_file(path, header, data, length)
+        with pytest.raises(CheckpointError) as caught:
+            read_state_dict(path)
+        assert reason in str(caught.value) and str(path) in str(caught.value), str(caught.value)
+
+    with pytest.raises(CheckpointError, match="header declares .* more than the 1000 bytes"):
+        read_state_dict(small_case.diffusers_path, max_bytes=1000)
