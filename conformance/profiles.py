@@ -45,8 +45,22 @@ class Profile:
     memory_rollout_steps: int
     #: Size mappers are checked for every AR index below this, plus a few far ones...
     mapper_indices: int
-    #: ...and every latent frame count from 1 to this.
+    #: ...and every latent frame count from 1 to this (densely), plus a sparse set of
+    #: counts up to ``mapper_far_frames`` (powers of two and their neighbours, so that
+    #: mappers wrong only for large ``n`` -- a lookup table, a 16-bit overflow -- are seen).
     mapper_frames: int
+    #: Largest latent frame count the sparse mapper queries reach.
+    mapper_far_frames: int
+    #: Largest AR index the sparse mapper queries reach (powers of ten and two, their
+    #: neighbours): a long live stream reaches AR 10^4 within hours.
+    mapper_far_index: int
+    #: Longest single call (latent frames) the size and chunk checks make, and the length
+    #: of the later chunks in their long plans; capped by ``DecoderSpec.max_chunk_frames``.
+    long_call_frames: int
+    #: Seconds ``outputs_survive_later_steps`` keeps the first output before its last
+    #: re-verification: work still in flight (a background thread, an unsynchronized
+    #: stream) that writes into a returned output is caught if it lands within this time.
+    output_hold_s: float
     #: Seconds a check may run before it is reported as hanging (DecoderSpec.check_timeout_s
     #: overrides).
     check_timeout_s: float
@@ -66,6 +80,10 @@ PROFILES: dict[str, Profile] = {
         memory_rollout_steps=16,
         mapper_indices=4,
         mapper_frames=12,
+        mapper_far_frames=4096,
+        mapper_far_index=10001,
+        long_call_frames=12,
+        output_hold_s=1.0,
         check_timeout_s=60.0,
     ),
     "default": Profile(
@@ -81,6 +99,10 @@ PROFILES: dict[str, Profile] = {
         memory_rollout_steps=24,
         mapper_indices=6,
         mapper_frames=24,
+        mapper_far_frames=4096,
+        mapper_far_index=10001,
+        long_call_frames=20,
+        output_hold_s=3.0,
         check_timeout_s=120.0,
     ),
     "thorough": Profile(
@@ -96,6 +118,10 @@ PROFILES: dict[str, Profile] = {
         memory_rollout_steps=48,
         mapper_indices=10,
         mapper_frames=64,
+        mapper_far_frames=16384,
+        mapper_far_index=1000000,
+        long_call_frames=32,
+        output_hold_s=6.0,
         check_timeout_s=600.0,
     ),
 }

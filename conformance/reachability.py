@@ -21,7 +21,10 @@ Walking rules:
 
 from __future__ import annotations
 
+import gc
+import sys
 import types
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +33,17 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["StorageSpan", "reachable_tensors", "storage_bytes", "storage_span", "overlapping_spans"]
+__all__ = [
+    "LiveTensors",
+    "StorageSpan",
+    "describe_holder",
+    "live_tensors",
+    "overlapping_spans",
+    "reachable_tensors",
+    "storage_bytes",
+    "storage_keys",
+    "storage_span",
+]
 
 _LEAF_TYPES = (
     str,
@@ -168,3 +181,126 @@ def overlapping_spans(
                 pairs.append(pair)
         open_spans.append(event)
     return pairs
+
+
+def storage_keys(root: Any, *, exclude: nn.Module | None = None) -> dict[tuple[str, int], int]:
+    """``(device, storage start) -> bytes`` for every distinct storage reachable from ``root``."""
+    unique: dict[tuple[str, int], int] = {}
+    for span in spans_of(reachable_tensors(root, exclude=exclude)):
+        key = (span.device, span.start)
+        unique[key] = max(unique.get(key, 0), span.nbytes)
+    return unique
+
+
+@dataclass
+class LiveTensors:
+    """Every storage behind a tensor object this process holds, found through the garbage
+    collector (which tracks every Python tensor object, wherever it is referenced from: a
+    module global, a closure, an attribute of the decoder, a list in the cache).
+
+    ``storages`` maps ``(device, storage start)`` to bytes, each storage once however many
+    views share it; ``tensors`` keeps one tensor per storage, for :func:`describe_holder`.
+    Tensors only native code holds (no Python object) are invisible here; on CUDA the
+    allocator's count covers them.
+    """
+
+    storages: dict[tuple[str, int], int]
+    tensors: dict[tuple[str, int], torch.Tensor]
+
+    def bytes_except(self, excluded: set[tuple[str, int]] | dict[tuple[str, int], int]) -> int:
+        return sum(n for key, n in self.storages.items() if key not in excluded)
+
+
+def live_tensors() -> LiveTensors:
+    """A census of all live tensors (after a full garbage collection, so tensors kept only
+    by unreachable cycles do not count). Costs tens of milliseconds per call."""
+    gc.collect()
+    storages: dict[tuple[str, int], int] = {}
+    tensors: dict[tuple[str, int], torch.Tensor] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lazy module attributes may warn when touched
+        for obj in gc.get_objects():
+            if not issubclass(type(obj), torch.Tensor):
+                continue
+            span = storage_span(obj)
+            if span is None:
+                continue
+            key = (span.device, span.start)
+            if span.nbytes >= storages.get(key, 0):
+                storages[key] = span.nbytes
+                tensors[key] = obj
+    return LiveTensors(storages, tensors)
+
+
+def describe_holder(target: Any, *, ignore: tuple[Any, ...] = (), max_lookups: int = 40) -> str | None:
+    """Where ``target`` is held from, as far as the garbage collector can tell: a module
+    global (``module.NAME``), a closure variable of a function, an attribute or item of
+    an object found on the way. ``None`` when nothing readable is found within
+    ``max_lookups`` referrer scans (each scans every object in the process)."""
+    module_dicts: dict[int, str] = {}
+    for name, module in list(sys.modules.items()):
+        if module is not None and isinstance(getattr(module, "__dict__", None), dict):
+            module_dicts.setdefault(id(vars(module)), name)
+    # No comprehension below may mention the objects being chased: a comprehension is a
+    # nested function, and the cell it reads them through would be found as a "closure".
+    ignored = set(map(id, ignore))
+    frontier: list[tuple[Any, list[str]]] = [(target, [])]
+    seen = {id(target)}
+    lookups = 0
+    while frontier and lookups < max_lookups:
+        obj, path = frontier.pop(0)
+        lookups += 1
+        referrers = gc.get_referrers(obj)
+        ignored.add(id(referrers))
+        for ref in referrers:
+            if id(ref) in seen or id(ref) in ignored or isinstance(ref, types.FrameType):
+                continue
+            if ref is frontier:
+                continue
+            seen.add(id(ref))
+            if id(ref) in module_dicts:
+                return " -> ".join([f"module global {module_dicts[id(ref)]}.{_key_of(ref, obj)}", *reversed(path)])
+            if isinstance(ref, types.CellType):
+                return " -> ".join([f"a closure variable of {_closure_owner(ref)}", *reversed(path)])
+            step = _step_name(ref, obj)
+            if step is not None:
+                frontier.append((ref, [*path, step]))
+    return None
+
+
+def _key_of(mapping: dict[Any, Any], item: Any) -> str:
+    for key, value in mapping.items():
+        if value is item:
+            return str(key)
+    return "?"
+
+
+def _closure_owner(cell: Any) -> str:
+    """``name()`` of the function whose closure holds ``cell``, else ``a function``."""
+    for holder in gc.get_referrers(cell):
+        if not isinstance(holder, tuple):
+            continue
+        for fn in gc.get_referrers(holder):
+            if isinstance(fn, types.FunctionType) and fn.__closure__ is holder:
+                return f"{fn.__module__}.{fn.__qualname__}()"
+    return "a function"
+
+
+def _step_name(container: Any, item: Any) -> str | None:
+    """How ``container`` holds ``item`` (``[3]``, ``['key']``, ``.attr``), or None if it is
+    not a container worth following."""
+    if isinstance(container, dict):
+        for key, value in container.items():
+            if value is item:
+                return f"[{key!r}]"
+        return "(a dict key)"
+    if isinstance(container, (list, tuple, deque)):
+        for i, value in enumerate(container):
+            if value is item:
+                return f"[{i}]"
+        return None
+    if isinstance(container, (set, frozenset)):
+        return "{item}"
+    if hasattr(container, "__dict__") and not isinstance(container, type):
+        return f"({type(container).__qualname__} object)"
+    return None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import time
+from collections.abc import Callable
 
 import torch
 
@@ -166,43 +168,81 @@ def _changed_frames(raw: torch.Tensor, saved: torch.Tensor, ctx: CheckContext) -
 
 @promise("forward_contract", exercises=("pixel_frames",))
 def outputs_survive_later_steps(ctx: CheckContext) -> None:
-    """An output returned by one call is not changed by later calls (same rollout or not).
+    """An output stays exactly as returned for as long as the caller holds it: later calls
+    (same rollout or not) and work still in flight after the call returned do not change it.
 
     Why: returning a persistent output buffer (a static CUDA-graph output, a preallocated
     tensor reused every call) is fast and wrong: the frames a pipeline has not yet
-    encoded or displayed are overwritten by the next chunk.
+    encoded or displayed are overwritten by the next chunk. So is returning before the
+    work that fills the output is done (a background thread or an unsynchronized side
+    stream still writing into it): the pipeline reads frames that change under it.
 
     What: decodes a rollout keeping every returned tensor exactly as returned plus a
-    bitwise copy; after each later call (and after a call in a second rollout) every
-    earlier output must still equal its copy, bitwise.
+    private bitwise copy taken when the call returned; after each later call (and after a
+    call in a second rollout) every earlier output must still equal its copy, bitwise.
+    Then it holds the outputs until the profile's ``output_hold_s`` (3 s in the default
+    profile) has passed since the first one was returned, synchronizing the device and
+    re-verifying every output several times while it waits and once at the end.
     """
     decoder = ctx.decoder()
     plan = rollout_plan(ctx, max(3, ctx.profile.rollout_steps))
     latents = ctx.latents(LatentSequence.of(0, sum(plan)))
     cache = ctx.new_cache(decoder)
-    kept: list[tuple[Step, torch.Tensor]] = []
+    kept: list[tuple[Step, torch.Tensor, float]] = []
 
     def verify(after: str) -> None:
-        for step, saved in kept:
+        for step, saved, returned_at in kept:
             if not bitwise_equal(step.raw_output, saved):
+                age = time.monotonic() - returned_at
                 raise CheckFailed(
                     f"the output returned at AR {step.autoregressive_index} (chunk plan "
-                    f"{plan_text(plan)}) changed {after}: {_changed_frames(step.raw_output, saved, ctx)}. "
-                    "The decoder reuses an output buffer; return a new tensor each call"
+                    f"{plan_text(plan)}) changed {after}, {age:.2f} s after it was returned: "
+                    f"{_changed_frames(step.raw_output, saved, ctx)}. The decoder reuses an "
+                    "output buffer or is still writing into it after returning; return a new, "
+                    "finished tensor each call"
                 )
         ctx.evidence.examples += 1
 
     begin = 0
     for k, n in enumerate(plan):
         step = ctx.forward(decoder, latents[:, :, begin : begin + n], k, cache)
+        kept.append((step, step.raw_output.detach().clone(), time.monotonic()))
         begin += n
-        verify(f"when forward was called at AR {k}")
-        kept.append((step, step.raw_output.detach().clone()))
+        verify(f"when forward was called at AR {k}" if k else "right after the call returned")
     ctx.evidence.rollouts += 1
     other = ctx.latents(LatentSequence.of(1, 1))
     ctx.forward(decoder, other, 0, ctx.new_cache(decoder))
     verify("when a second rollout made its first call")
     ctx.evidence.rollouts += 1
+    _hold_and_reverify(ctx, verify, first_returned=kept[0][2])
+
+
+def _hold_and_reverify(ctx: CheckContext, verify: Callable[[str], None], first_returned: float) -> None:
+    """Hold the outputs until ``profile.output_hold_s`` after the first was returned,
+    re-verifying them at growing intervals (so a late write fails early) and at the end."""
+    hold = ctx.profile.output_hold_s
+    deadline = first_returned + hold
+    pause = 0.1
+    while True:
+        _synchronize(ctx)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(pause, left))
+        pause *= 2
+        if ctx.cancelled:
+            return
+        verify(f"while the caller still held it (checked up to {hold:g} s after the first return)")
+    _synchronize(ctx)
+    verify(f"while the caller still held it ({hold:g} s after the first output was returned)")
+    ctx.evidence.note("outputs_held_s", hold)
+
+
+def _synchronize(ctx: CheckContext) -> None:
+    """Wait for queued device work, so that what an unsynchronized stream writes shows."""
+    device = ctx.spec.torch_device
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.synchronize(device)
 
 
 @promise("forward_contract", exercises=("compared_frames",))

@@ -13,7 +13,7 @@ kit on one of them (from the repository root).
 
 from __future__ import annotations
 
-from . import cache_isolation, chunking, correct, forward_contract, resources, robustness, size_mappers
+from . import cache_isolation, chunking, correct, coverage, forward_contract, resources, robustness, size_mappers
 from ._base import BrokenCase, CorrectCase
 
 __all__ = ["BROKEN", "CORRECT", "BrokenCase", "CorrectCase", "broken_specs", "correct_specs"]
@@ -25,6 +25,7 @@ BROKEN: list[BrokenCase] = [
     *forward_contract.CASES,
     *resources.CASES,
     *robustness.CASES,
+    *coverage.CASES,
 ]
 
 CORRECT: list[CorrectCase] = list(correct.CASES)

@@ -64,6 +64,10 @@ class BrokenCase:
     hints: tuple[str, ...] = ()
     fails_every_check: bool = False
     kit_gaps: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: Profile the proof tests run this case with (``None``: the zoo's ``PROFILE``). Set to
+    #: ``"default"`` for bugs the default profile must catch but the quick one cannot
+    #: afford to look for (a write 2 s after return, a mapper wrong only at AR 10^4).
+    profile: str | None = None
 
     def __call__(self) -> DecoderSpec:
         return self.spec_factory()
@@ -162,6 +166,7 @@ def broken(
     hints: tuple[str, ...] = (),
     kit_gaps: Mapping[str, str] | None = None,
     config: dict[str, Any] | None = None,
+    profile: str | None = None,
     **spec_fields: Any,
 ) -> BrokenCase:
     """Register a toy-derived broken decoder; its docstring's first paragraph is the bug."""
@@ -173,6 +178,7 @@ def broken(
         bug=_summary(decoder_cls),
         hints=hints,
         kit_gaps=dict(kit_gaps or {}),
+        profile=profile,
     )
 
 

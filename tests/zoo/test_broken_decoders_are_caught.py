@@ -35,7 +35,7 @@ def _explain(case: BrokenCase, check_id: str, status: str, message: str) -> str:
 
 @pytest.mark.parametrize(("case", "check_id"), _targeted_pairs())
 def test_check_catches_the_bug_it_is_meant_for(case: BrokenCase, check_id: str) -> None:
-    result = run_check(case(), check_id, profile=PROFILE, seed=SEED)
+    result = run_check(case(), check_id, profile=case.profile or PROFILE, seed=SEED)
     if result.status != "failed" and check_id in case.kit_gaps:
         pytest.xfail(f"{case.kit_gaps[check_id]} [{check_id} reported {result.status}]")
     assert result.status == "failed", _explain(case, check_id, result.status, result.message)
@@ -55,7 +55,7 @@ def test_check_catches_the_bug_it_is_meant_for(case: BrokenCase, check_id: str) 
 def test_full_run_reports_every_check_and_never_a_kit_error(case: BrokenCase) -> None:
     """Whatever the decoder does, every check runs and none ends in ``error``, which the
     contract reserves for bugs inside the kit; the targeted checks fail here too."""
-    certification = certify(case(), profile=PROFILE, seed=SEED)
+    certification = certify(case(), profile=case.profile or PROFILE, seed=SEED)
     assert [result.check_id for result in certification.results] == ALL_IDS
     wrong = {
         result.check_id: f"{result.check_id}: {result.status}: {result.message[:400]}"
