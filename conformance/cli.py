@@ -44,20 +44,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import functools
 import os
 import random
 import re
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
-
-if TYPE_CHECKING:
-    from conformance.discovery import LoadedDecoders, Unloadable
-    from conformance.results import Certification
-    from conformance.spec import DecoderSpec
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn, TextIO
 
 __all__ = [
     "EXIT_CERTIFIED",
@@ -75,12 +68,14 @@ __all__ = [
     "silence_startup_warnings",
 ]
 
-EXIT_CERTIFIED = 0
-EXIT_NOT_CERTIFIED = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
-EXIT_INCONCLUSIVE = 4
-EXIT_INTERRUPTED = 130
+from conformance.engine import (  # noqa: E402 - one home for the exit codes
+    EXIT_CERTIFIED,
+    EXIT_INCONCLUSIVE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_CERTIFIED,
+    EXIT_USAGE,
+)
 
 #: Every exit status of ``certify`` and what it means (printed by ``--help``).
 EXIT_CODES: dict[int, str] = {
@@ -144,6 +139,16 @@ class _OnceFlag(_Once):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
         super().__call__(parser, namespace, True, option_string)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {number}")
+    return number
 
 
 def _did_you_mean(value: str, known: Sequence[str]) -> str:
@@ -265,6 +270,28 @@ def build_parser() -> argparse.ArgumentParser:
         "reports them but never certifies",
     )
     certify.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="torch intra-op threads in each worker process (default: 1 for decoders on the "
+        "CPU, which keeps small CPU decoders fast on loaded machines; torch's default for GPU "
+        "decoders)",
+    )
+    certify.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the checks in this process instead of supervised worker processes (for "
+        "debugging a decoder under pdb; a decoder that exits, crashes or hangs its process "
+        "then takes the run down with it)",
+    )
+    chatter = certify.add_mutually_exclusive_group()
+    chatter.add_argument("-q", "--quiet", action="store_true", help="print only the verdicts")
+    chatter.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="also say when targets load and when a worker process is replaced",
+    )
+    certify.add_argument(
         "--list-checks",
         action=_OnceFlag,
         help="list the check ids with the promise each guards, and exit",
@@ -358,11 +385,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Load, check preconditions, certify with live progress, report, exit (see the module doc).
+
+    Every target is loaded and judged in a supervised worker process (``--in-process``
+    opts out, for debugging a decoder under pdb): the exit code and the report come from
+    the results this process received, whatever the decoder did to its own process.
+    """
+    from conformance.engine import certify_targets, exit_code
+    from conformance.progress import LiveProgress
     from conformance.reports import claim_outputs, write_reports
-    from conformance.reports.record import spec_fields
-    from conformance.reports.text import closing_lines, format_run
-    from conformance.results import DecoderRun
-    from conformance.spec import TargetError
+    from conformance.reports.text import closing_lines
 
     out = out or sys.stdout
     if args.list_checks:
@@ -370,140 +402,66 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         return EXIT_CERTIFIED
 
     check_ids: list[str] | None = list(args.checks) if args.checks else None
-
     targets = list(dict.fromkeys(args.targets))
     if not targets and not args.installed:
         targets = [default_target()]
-    loaded: list[tuple[str, DecoderSpec]] = []
-    for target in targets:
-        try:
-            specs = _load(target)
-        except (TargetError, ValueError) as error:
-            return _usage_error(f"cannot certify {target!r}:\n{error}")
-        loaded += [(target, spec) for spec in specs]
-
-    unloadable: list[Unloadable] = []
+    required = list(targets)
+    origins: dict[str, tuple[str, str | None]] = {}
     if args.installed:
-        installed = _load_installed(out)
-        if installed is None:
-            return EXIT_USAGE
-        unloadable = installed.unloadable
-        for entry, specs in installed.loaded:
+        from conformance.discovery import no_decoders_registered_message, registered_decoders
+
+        entries = registered_decoders()
+        if not entries:
+            return _usage_error(f"--installed: {no_decoders_registered_message()}")
+        print(
+            f"Installed decoders ({len(entries)} registered): "
+            + ", ".join(entry.label for entry in entries),
+            file=out,
+        )
+        for entry in entries:
             if entry.target not in targets:  # named on the command line too: certify it once
                 targets.append(entry.target)
-                loaded += [(entry.target, spec) for spec in specs]
-
-    env = _device_environment()
-    problems = [problem for _, spec in loaded for problem in precondition_problems(spec_fields(spec), env)]
-    if problems:
-        return _usage_error("\n".join(problems))
-    problem = claim_outputs(args, targets=targets)
-    if problem:
-        return _usage_error(problem)
+                origins[entry.target] = (entry.name, entry.distribution)
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    runs: list[DecoderRun] = []
-    for index, (target, spec) in enumerate(loaded):
-        if index:
-            print(file=out)
-        print(f"Certifying {spec.name} ({target}): profile {args.profile}, seed {seed} ...", file=out, flush=True)
-        recorder = _ConfigRecorder(spec.factory)
-        certification = _certify(
-            replace(spec, factory=recorder), target, profile=args.profile, seed=seed, check_ids=check_ids
-        )
-        run = DecoderRun(certification, target=target, spec=spec_fields(spec), decoder_config=recorder.text)
-        runs.append(run)
-        print(format_run(run), file=out, flush=True)
 
+    def preflight(described: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[str]:
+        problems = [p for _, fields, env in described for p in precondition_problems(fields, env)]
+        if not problems:
+            claimed = claim_outputs(args, targets=targets)
+            problems = [claimed] if claimed else []
+        return problems
+
+    progress = LiveProgress(
+        out, quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False),
+        profile=args.profile,
+    )
+    print(
+        f"Certifying {', '.join(targets)}: profile {args.profile}, seed {seed}"
+        + ("" if not getattr(args, "in_process", False) else " (in-process, unsupervised)"),
+        file=out, flush=True,
+    )
+    outcome = certify_targets(
+        targets, profile=args.profile, seed=seed, check_ids=check_ids,
+        threads=getattr(args, "threads", None), supervised=not getattr(args, "in_process", False),
+        origins=origins, required=required, preflight=preflight, on_event=progress,
+    )
+    progress.clear()
+    if outcome.refused:
+        return _usage_error("\n".join(outcome.refused))
     print(file=out)
+    if outcome.interrupted:
+        print("Interrupted (Ctrl-C): the workers were stopped; unfinished checks are reported "
+              "as not run, and the report is partial.", file=out)
     for line in closing_lines(
-        runs, seed=seed, profile=args.profile, targets=targets, check_ids=check_ids or (), unloadable=unloadable
+        outcome.runs, seed=seed, profile=args.profile, targets=targets, check_ids=check_ids or (),
+        unloadable=outcome.unloadable, interrupted=outcome.interrupted,
     ):
         print(line, file=out)
-    write_problems = write_reports(runs, args, unloadable=unloadable, out=out)
-    if unloadable:
-        return EXIT_USAGE
-    if any(run.certification.kit_error for run in runs):
-        return EXIT_INTERNAL
-    certified = bool(runs) and all(run.certification.certified for run in runs)
-    return EXIT_CERTIFIED if certified and not write_problems else EXIT_NOT_CERTIFIED
-
-
-def _device_environment() -> dict[str, Any]:
-    """The devices this process can use, for :func:`precondition_problems` (in-process runs)."""
-    import torch
-
-    env: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda}
-    env["cuda_available"] = torch.cuda.is_available()
-    if env["cuda_available"]:
-        env["cuda_device_count"] = torch.cuda.device_count()
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None:
-        env["mps_available"] = bool(mps.is_available())
-    return env
-
-
-def _load_installed(out: TextIO) -> LoadedDecoders | None:
-    """The registered decoders, or ``None`` (after saying why) when none are registered."""
-    from conformance.discovery import load_installed, no_decoders_registered_message, registered_decoders
-
-    entries = registered_decoders()
-    if not entries:
-        _usage_error(f"--installed: {no_decoders_registered_message()}")
-        return None
-    print(
-        f"Installed decoders ({len(entries)} registered): "
-        + ", ".join(entry.label for entry in entries),
-        file=out,
+    write_problems = write_reports(
+        outcome.runs, args, unloadable=outcome.unloadable, interrupted=outcome.interrupted, out=out
     )
-    return load_installed(entries)
-
-
-class _ConfigRecorder:
-    """Wraps a spec's factory to keep ``str(decoder.config)`` of the first decoder it builds.
-
-    The checks build their decoders themselves; recording on the way costs nothing,
-    where building one more decoder just for the report could cost a checkpoint load.
-    """
-
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        functools.update_wrapper(self, factory)
-        self.factory = factory
-        self.text: str | None = None
-        self._seen = False
-
-    def __call__(self) -> Any:
-        from conformance.report import decoder_config_text
-
-        decoder = self.factory()
-        if not self._seen:
-            self._seen = True
-            self.text = decoder_config_text(decoder)
-        return decoder
-
-
-def _load(target: str) -> list[DecoderSpec]:
-    """Load a target and reject spec mistakes (unknown expected failures) before anything runs."""
-    from conformance.runner import validate_expected_failures
-    from conformance.spec import load_target
-
-    specs = list(load_target(target))
-    for spec in specs:
-        validate_expected_failures(spec)
-    return specs
-
-
-def _certify(
-    spec: DecoderSpec,
-    target: str,
-    *,
-    profile: str,
-    seed: int,
-    check_ids: Sequence[str] | None,
-) -> Certification:
-    from conformance.runner import certify
-
-    return certify(spec, profile=profile, seed=seed, check_ids=check_ids, target=target)
+    return exit_code(outcome, write_problems=write_problems)
 
 
 def _print_checks(out: TextIO) -> None:

@@ -18,6 +18,7 @@ Checks never call the decoder directly. Going through the context guarantees tha
 from __future__ import annotations
 
 import contextlib
+import math
 import operator
 import threading
 import time
@@ -27,18 +28,26 @@ from typing import Any, TypeVar
 
 import torch
 
-from flashdreams.infra.decoder import StreamingDecoderCache, StreamingVideoDecoder
-
+from conformance.bases import StreamingVideoDecoder
 from conformance.evidence import Evidence
+from conformance.interface import (
+    cache_problems,
+    decoder_problems,
+    describe_cache_problems,
+    describe_decoder_problems,
+)
 from conformance.latents import LatentSequence, make_frames
-from conformance.outcomes import CheckCancelled, CheckFailed, DecoderError
+from conformance.outcomes import CheckCancelled, CheckFailed, DecoderError, SpecFault
 from conformance.profiles import Profile
 from conformance.spec import AXES, DecoderSpec
-from conformance.tolerances import Comparison, Tolerance, compare, tolerance_for
+from conformance.tolerances import Comparison, Tolerance, compare, signal_mask, tolerance_for
 
 __all__ = ["CheckContext", "Decoded", "MapperAnswer", "Step", "describe_exception"]
 
 T = TypeVar("T")
+
+#: Share of output elements carrying signal that :meth:`CheckContext.seek_signal` aims for.
+SIGNAL_TARGET = 0.5
 
 #: Exceptions a size mapper may raise to say "this size cannot be produced".
 MAPPER_REJECTIONS: tuple[type[BaseException], ...] = (ValueError, AssertionError)
@@ -158,11 +167,21 @@ class CheckContext:
         self._decoder: StreamingVideoDecoder[Any] | None = None
         self._full_decodes: dict[tuple[int, LatentSequence, int], torch.Tensor] = {}
         self._frames: dict[tuple[int, int], torch.Tensor] = {}
+        #: Factor applied to every latent :meth:`latents` returns; :meth:`seek_signal`
+        #: lowers it for decoders whose output is clamped at unit-variance latents.
+        self.latent_scale = 1.0
+        self._signal_sought = False
+        self._reference: StreamingVideoDecoder[Any] | None = None
+        self._reference_decodes: dict[tuple[LatentSequence, int], torch.Tensor] = {}
         self._cancelled = threading.Event()
         self._current_call: tuple[str, float] | None = None
         #: The first failure seen inside a Hypothesis search, kept so that a search whose
         #: shrinking outlives the check's timeout still reports the bug, not just the timeout.
         self.first_failure: str | None = None
+        #: Called with the description of every decoder call just before it is made (a
+        #: supervised worker reports it, so a process that dies mid-call is blamed on the
+        #: right call).
+        self.call_listener: Callable[[str], None] | None = None
         #: Whether that first failure was the decoder's own error (it raised, or returned
         #: something unusable) rather than a broken promise; see the runner's expectations.
         self.first_failure_is_decoder_error = False
@@ -213,6 +232,8 @@ class CheckContext:
         if self._cancelled.is_set():
             raise CheckCancelled(f"check cancelled before {what}")
         self._current_call = (what, time.monotonic())
+        if self.call_listener is not None:
+            self.call_listener(what)
         try:
             return fn(*args, **kwargs)
         except BaseException as err:
@@ -228,10 +249,13 @@ class CheckContext:
         """The decoder under test, built once per check by the spec's factory."""
         if self._decoder is None:
             built = self.call_decoder(f"factory {_name(self.spec.factory)}()", self.spec.factory)
-            if not isinstance(built, StreamingVideoDecoder):
+            # Structural, not isinstance: decoders built on another copy of the interface
+            # (a framework's own flashdreams) count when they honour the contract.
+            problems = decoder_problems(built)
+            if problems:
                 raise DecoderError(
-                    f"factory {_name(self.spec.factory)}() returned {type(built).__name__}, "
-                    "expected an instance of flashdreams.infra.decoder.StreamingVideoDecoder"
+                    f"factory {_name(self.spec.factory)}() returned "
+                    f"{describe_decoder_problems(built, problems)}"
                 )
             self._decoder = built
         return self._decoder
@@ -245,10 +269,10 @@ class CheckContext:
             decoder.initialize_autoregressive_cache,
             **context,
         )
-        if not isinstance(cache, StreamingDecoderCache):
+        problems = cache_problems(cache)
+        if problems:
             raise DecoderError(
-                f"initialize_autoregressive_cache returned {type(cache).__name__}, expected an "
-                "instance of flashdreams.infra.decoder.StreamingDecoderCache"
+                f"initialize_autoregressive_cache returned {describe_cache_problems(cache, problems)}"
             )
         return cache
 
@@ -318,6 +342,8 @@ class CheckContext:
             out = torch.cat([self._frames[f] for f in frames], dim=2)
         if batch is not None:
             out = out[:batch]
+        if self.latent_scale != 1.0:
+            out = out * self.latent_scale
         return out.to(device=self.device, dtype=spec.dtype)
 
     def to_input_layout(self, latents: torch.Tensor) -> torch.Tensor:
@@ -358,6 +384,8 @@ class CheckContext:
         raw = self.call_decoder(
             what, decoder, input=x, autoregressive_index=autoregressive_index, cache=cache
         )
+        if self.spec.output_adapter is not None:
+            raw = self.adapt_output(raw, what)
         if not isinstance(raw, torch.Tensor):
             raise DecoderError(
                 f"{what} returned {type(raw).__name__}, expected a torch.Tensor "
@@ -374,10 +402,34 @@ class CheckContext:
                 f"device {self.spec.torch_device}"
             )
         output = self.from_output_layout(raw).detach().clone()
+        self.require_finite(output, what)
         self.evidence.decoder_calls += 1
         self.evidence.latent_frames += frames
         self.evidence.pixel_frames += int(output.shape[2])
         return Step(output, raw, x, autoregressive_index, frames)
+
+    def adapt_output(self, returned: Any, what: str) -> torch.Tensor:
+        """``spec.output_adapter(returned)``: the decoder's output as a tensor.
+
+        The adapter is the spec's code, so its failures are :class:`SpecFault` (the check
+        cannot judge the decoder), never the decoder's.
+        """
+        adapter = self.spec.output_adapter
+        assert adapter is not None
+        try:
+            adapted = adapter(returned)
+        except Exception as err:  # noqa: BLE001 - any failure of spec code is a spec fault
+            raise SpecFault(
+                f"DecoderSpec.output_adapter {_name(adapter)} raised {describe_exception(err)} "
+                f"on what {what} returned ({type(returned).__name__}); fix the adapter in the spec"
+            ) from err
+        if not isinstance(adapted, torch.Tensor):
+            raise SpecFault(
+                f"DecoderSpec.output_adapter {_name(adapter)} returned {type(adapted).__name__} "
+                f"for what {what} returned ({type(returned).__name__}); it must return the "
+                f"output tensor [{', '.join(self.spec.resolved_output_layout)}]"
+            )
+        return adapted
 
     def decode_plan(
         self,
@@ -427,13 +479,135 @@ class CheckContext:
 
     # ----------------------------------------------------------------- comparisons
 
-    def compare(self, expected: torch.Tensor, actual: torch.Tensor) -> Comparison:
-        """Compare two canonical outputs under the check's tolerance, recording the result."""
-        comparison = compare(expected, actual, self.tolerance)
+    def compare(
+        self, expected: torch.Tensor, actual: torch.Tensor, tolerance: Tolerance | None = None
+    ) -> Comparison:
+        """Compare two canonical outputs under the check's tolerance (or ``tolerance``),
+        recording the result and how much of it carried signal."""
+        comparison = compare(expected, actual, tolerance or self.tolerance)
         empty = expected.numel() == 0 or actual.numel() == 0
         frames = 0 if empty or expected.dim() != 5 else int(expected.shape[2])
         self.evidence.record_comparison(comparison, frames=frames)
         return comparison
+
+    def require_finite(self, output: torch.Tensor, what: str) -> None:
+        """``CheckFailed`` naming the call, the pixel frames and the count when ``output``
+        (canonical ``BCTHW``) holds a NaN or an infinity: a decoded pixel must be a number,
+        and no comparison can vouch for one that is not."""
+        if not output.is_floating_point() and not output.is_complex():
+            return
+        finite = torch.isfinite(output)
+        if bool(finite.all()):
+            return
+        bad = ~finite
+        frames = torch.nonzero(bad.any(dim=(0, 1, 3, 4))).flatten().tolist() if output.dim() == 5 else [0]
+        nan = int(torch.isnan(output).sum().item())
+        pos = int(torch.isposinf(output).sum().item()) if not output.is_complex() else 0
+        neg = int(torch.isneginf(output).sum().item()) if not output.is_complex() else 0
+        shown = ", ".join(str(f) for f in frames[:10]) + (", ..." if len(frames) > 10 else "")
+        raise CheckFailed(
+            f"{what} returned {int(bad.sum().item())} non-finite value(s) out of "
+            f"{output.numel()} ({nan} NaN, {pos} +Inf, {neg} -Inf), in {len(frames)} of its "
+            f"{output.shape[2] if output.dim() == 5 else 1} pixel frame(s), first in pixel frame "
+            f"{frames[0]} of that output (frames {shown}); decoded pixels must be finite, and a "
+            "NaN or infinity is never agreement with anything"
+            + (f" (latents scaled by {self.latent_scale:g})" if self.latent_scale != 1.0 else "")
+        )
+
+    def seek_signal(self, decoder: StreamingVideoDecoder[Any]) -> float:
+        """Choose the latent scale this check decodes at, so its comparisons see signal.
+
+        A decoder whose output is clamped almost everywhere at unit-variance latents (a
+        random-weight decoder with a large gain, say) agrees with anything there: chunked
+        and one-call decodes both give the clamp bound. So before its first decode a
+        numeric check probes a short rollout (a multi-frame first chunk, then one-frame
+        chunks) and measures the share of output elements that carry signal (not on a
+        clamp bound read from the data, not in a constant frame; see
+        :func:`conformance.tolerances.signal_mask`). Below ``SIGNAL_TARGET`` it halves the
+        latent scale while that share grows (down to ``2**-12``), then tries doubling it
+        (up to 8) if nothing below 1 helped, and keeps the scale with the most signal,
+        the nearest to 1 on ties. The scale (and the scales tried) go into the evidence;
+        a check that still compares too little signal fails saying so.
+        """
+        if self._signal_sought:
+            return self.latent_scale
+        self._signal_sought = True
+        plan = (self.chunk_limit(2), 1, 1)
+        sequence = LatentSequence.of(0, sum(plan))
+        tried: list[float] = []
+        shares: dict[float, float] = {}
+
+        def probe(scale: float) -> float:
+            self.latent_scale = scale
+            video = self.decode_plan(decoder, self.latents(sequence), plan).video()
+            share = float(signal_mask(video, video).double().mean().item()) if video.numel() else 0.0
+            tried.append(scale)
+            shares[scale] = share
+            return share
+
+        previous = probe(1.0)
+        if previous < SIGNAL_TARGET:
+            scale = 1.0
+            for _ in range(12):  # down to 2**-12, while the share of signal grows
+                scale /= 2
+                share = probe(scale)
+                if share >= SIGNAL_TARGET or (previous > 0 and share <= previous):
+                    break
+                previous = share
+        if max(shares.values()) < SIGNAL_TARGET and max(shares.values()) <= shares[1.0]:
+            scale, previous = 1.0, shares[1.0]
+            for _ in range(3):  # nothing below 1 helped: up to 8
+                scale *= 2
+                share = probe(scale)
+                if share >= SIGNAL_TARGET or share <= previous:
+                    break
+                previous = share
+        best = max(shares, key=lambda k: (shares[k], -abs(math.log2(k))))
+        self.latent_scale = best
+        self.evidence.note("latent_scale", best)
+        self.evidence.note("probe_signal_fraction", round(shares[best], 4))
+        if len(tried) > 1:
+            self.evidence.note("latent_scales_tried", tried)
+        return best
+
+    # ----------------------------------------------------------------- wider-dtype twin
+
+    def reference_decoder(self) -> StreamingVideoDecoder[Any] | None:
+        """The decoder's wider-dtype twin (``DecoderSpec.reference_dtype``), or ``None``.
+
+        Built once per check by ``spec.reference_factory`` or, without one, as
+        ``factory().to(reference_dtype)``; building or converting it may fail like any
+        decoder call (``DecoderError``).
+        """
+        spec = self.spec
+        if spec.reference_dtype is None:
+            return None
+        if self._reference is None:
+            if spec.reference_factory is not None:
+                what = f"reference_factory {_name(spec.reference_factory)}()"
+                built = self.call_decoder(what, spec.reference_factory)
+            else:
+                what = f"factory {_name(spec.factory)}().to({spec.reference_dtype})"
+                fresh = self.call_decoder(f"factory {_name(spec.factory)}()", spec.factory)
+                built = self.call_decoder(what, fresh.to, spec.reference_dtype)
+            problems = decoder_problems(built)
+            if problems:
+                raise DecoderError(f"{what} returned {describe_decoder_problems(built, problems)}")
+            self._reference = built
+        return self._reference
+
+    def reference_full_decode(self, sequence: LatentSequence) -> torch.Tensor:
+        """The one-call decode of ``sequence`` by the wider-dtype twin (same latents, cast
+        exactly to ``reference_dtype``), memoized like :meth:`full_decode`."""
+        twin = self.reference_decoder()
+        if twin is None:
+            raise AssertionError("kit bug: no reference_dtype declared")
+        key = (sequence, self.spec.batch_size)
+        if key not in self._reference_decodes:
+            latents = self.latents(sequence).to(self.spec.reference_dtype)
+            step = self.forward(twin, latents, 0, self.new_cache(twin))
+            self._reference_decodes[key] = step.output
+        return self._reference_decodes[key]
 
     # ----------------------------------------------------------------- Hypothesis
 

@@ -17,6 +17,8 @@ Worker to parent:
   ``environment``, ``device``, ``check_timeout_s``, ``expected_failures``), or instead
 - ``load_error``: ``message`` -- the target could not be loaded (the worker then exits).
 - ``started``: ``check_id`` -- the check began.
+- ``call``: ``check_id``, ``call`` -- a decoder call is about to be made (so a process that
+  dies inside it is blamed on that call: check, phase and AR index are in its text).
 - ``heartbeat``: ``check_id``, ``call`` (the decoder call in progress or null),
   ``call_elapsed_s``, ``evidence`` (counters so far) -- sent a few times a second while a
   check runs, from a thread; when it stops arriving, the worker is stuck holding the GIL.
@@ -52,7 +54,7 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 PARENT_MESSAGES = frozenset({"run", "bye"})
 WORKER_MESSAGES = frozenset(
-    {"hello", "load_error", "started", "heartbeat", "first_failure", "result"}
+    {"hello", "load_error", "started", "call", "heartbeat", "first_failure", "result"}
 )
 
 

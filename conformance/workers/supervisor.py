@@ -26,6 +26,7 @@ on a loaded machine all calls slow down together and the limit grows with them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -49,6 +50,7 @@ from conformance.workers.protocol import (
 
 __all__ = [
     "RunInterrupted",
+    "TargetSession",
     "SupervisorOptions",
     "TargetOutcome",
     "certify_target",
@@ -146,7 +148,9 @@ class _Worker:
         if options.threads is not None:
             command += ["--threads", str(options.threads)]
         env = {**os.environ, **options.env}
-        env.setdefault("PYTHONFAULTHANDLER", "1")
+        # The worker imports the target the way the parent would have: same sys.path
+        # (pytest's rootdir insertion, a caller's own additions), same working directory.
+        env["CONFORMANCE_SYS_PATH"] = json.dumps([os.getcwd() if p == "" else p for p in sys.path])
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -355,6 +359,10 @@ def _run_check(
             if name == "started":
                 flight.started = flight.last_progress = now
                 on_event("check_started", {"check_id": check_id})
+            elif name == "call":
+                if flight.call is not None and flight.call_started is not None:
+                    worker.longest_call_s = max(worker.longest_call_s, now - flight.call_started)
+                flight.call, flight.call_started, flight.last_progress = message.get("call"), now, now
             elif name == "heartbeat":
                 call = message.get("call")
                 counters = message.get("evidence") or {}
@@ -460,6 +468,98 @@ def _not_run(check_id: str, reason: str) -> CheckResult:
     return CheckResult(check_id, "not_run", reason, 0.0, {}, kind="not run")
 
 
+class TargetSession:
+    """One target's worker, opened (loaded, hello received) before any check runs.
+
+    The CLI opens every target first, so that unloadable targets and precondition problems
+    (a CUDA spec on a machine without a GPU) are found before any check runs; then it runs
+    each session's checks with :meth:`certify`.
+    """
+
+    def __init__(self, target: str, options: SupervisorOptions) -> None:
+        self.target = target
+        self.options = options
+        self.worker: _Worker | None = _Worker(target, options)
+        self.specs: list[dict[str, Any]] = []
+        self.load_error: str | None = None
+        try:
+            specs, error = _hello(self.worker, options, target)
+        except KeyboardInterrupt:
+            self.close()
+            raise RunInterrupted([]) from None
+        if specs is None:
+            self.load_error = error
+            self.worker = None
+        else:
+            self.specs = specs
+
+    def certify(self, on_event: EventHandler | None = None) -> list[DecoderRun]:
+        """Run the checks on every decoder of the target; :class:`RunInterrupted` on Ctrl-C."""
+        from conformance.checks import CHECK_IDS
+
+        if self.load_error is not None:
+            raise RuntimeError(f"cannot certify {self.target}: {self.load_error}")
+        emit: EventHandler = on_event or (lambda name, payload: None)
+        options, target, specs = self.options, self.target, self.specs
+        check_ids = list(options.check_ids) if options.check_ids is not None else list(CHECK_IDS)
+        subset = options.check_ids is not None and set(check_ids) != set(CHECK_IDS)
+        runs: list[DecoderRun] = []
+        for spec_index, spec in enumerate(specs):
+            results: list[CheckResult] = []
+            notes: list[str] = []
+            run = DecoderRun(
+                Certification(spec["name"], results, options.seed, options.profile,
+                              environment=dict(spec.get("environment") or {}), subset=subset),
+                target=target, spec=dict(spec.get("fields") or {}), supervised=True, notes=notes,
+            )
+            runs.append(run)
+            emit("decoder_started", {"target": target, "name": spec["name"], "run": run})
+            for position, check_id in enumerate(check_ids):
+                if self.worker is None:
+                    self.worker, problem = _replacement(target, options, specs)
+                    if self.worker is None:
+                        notes.append(problem or "the worker could not be restarted")
+                        for rest in check_ids[position:]:
+                            results.append(_not_run(rest, f"not run: {problem}"))
+                        break
+                    notes.append(f"a fresh worker process was started before {check_id}")
+                try:
+                    result, text, usable = _run_check(
+                        self.worker, target, spec_index, spec, check_id, options, emit
+                    )
+                except KeyboardInterrupt:
+                    self.close()
+                    for rest in check_ids[position:]:
+                        results.append(_not_run(rest, "not run: the run was interrupted (Ctrl-C)"))
+                    run.certification.interrupted = True
+                    for later in specs[spec_index + 1 :]:
+                        runs.append(_unstarted(later, target, options, check_ids, subset))
+                    raise RunInterrupted(runs) from None
+                results.append(result)
+                run.decoder_config = run.decoder_config or text
+                emit("check_finished", {"target": target, "name": spec["name"], "result": result})
+                if not usable and self.worker is not None:
+                    self.worker.kill()
+                    self.worker = None
+            emit("decoder_finished", {"target": target, "run": run})
+        return runs
+
+    def close(self) -> None:
+        """Let the worker go (``bye``; killed if it does not leave)."""
+        if self.worker is not None:
+            worker, self.worker = self.worker, None
+            worker.bye()
+
+
+def _unstarted(
+    spec: dict[str, Any], target: str, options: SupervisorOptions, check_ids: list[str], subset: bool
+) -> DecoderRun:
+    results = [_not_run(check_id, "not run: the run was interrupted (Ctrl-C)") for check_id in check_ids]
+    cert = Certification(spec["name"], results, options.seed, options.profile,
+                         environment=dict(spec.get("environment") or {}), subset=subset, interrupted=True)
+    return DecoderRun(cert, target=target, spec=dict(spec.get("fields") or {}), supervised=True)
+
+
 def certify_target(
     target: str,
     options: SupervisorOptions,
@@ -471,63 +571,13 @@ def certify_target(
     worker. A target that cannot be loaded -- it raises, exits or crashes while importing,
     or names no valid spec -- gives ``load_error`` and no runs.
     """
-    from conformance.checks import CHECK_IDS
-
-    emit: EventHandler = on_event or (lambda name, payload: None)
-    outcome = TargetOutcome(target)
-    worker: _Worker | None = _Worker(target, options)
-    try:
-        specs, error = _hello(worker, options, target)
-    except KeyboardInterrupt:
-        worker.kill()
-        raise RunInterrupted([]) from None
-    if specs is None:
-        outcome.load_error = error
-        return outcome
-    check_ids = list(options.check_ids) if options.check_ids is not None else list(CHECK_IDS)
-    subset = options.check_ids is not None and set(check_ids) != set(CHECK_IDS)
-    try:
-        for spec_index, spec in enumerate(specs):
-            results: list[CheckResult] = []
-            config: str | None = None
-            notes: list[str] = []
-            emit("decoder_started", {"target": target, "name": spec["name"], "spec": spec})
-            run = DecoderRun(
-                Certification(spec["name"], results, options.seed, options.profile,
-                              environment=dict(spec.get("environment") or {}), subset=subset),
-                target=target, spec=dict(spec.get("fields") or {}), supervised=True, notes=notes,
-            )
-            outcome.runs.append(run)
-            for position, check_id in enumerate(check_ids):
-                if worker is None:
-                    worker, problem = _replacement(target, options, specs)
-                    if worker is None:
-                        notes.append(problem or "the worker could not be restarted")
-                        for rest in check_ids[position:]:
-                            results.append(_not_run(rest, f"not run: {problem}"))
-                        break
-                    notes.append(f"a fresh worker process was started before {check_id}")
-                try:
-                    result, text, usable = _run_check(worker, target, spec_index, spec, check_id, options, emit)
-                except KeyboardInterrupt:
-                    worker.kill()
-                    worker = None
-                    results.append(_not_run(check_id, "not run: interrupted (Ctrl-C)"))
-                    for rest in check_ids[position + 1 :]:
-                        results.append(_not_run(rest, "not run: interrupted (Ctrl-C)"))
-                    run.certification.interrupted = True
-                    raise RunInterrupted(outcome.runs) from None
-                results.append(result)
-                config = config or text
-                run.decoder_config = config
-                emit("check_finished", {"target": target, "name": spec["name"], "result": result})
-                if not usable:
-                    worker.kill()
-                    worker = None
-            emit("decoder_finished", {"target": target, "run": run})
-    finally:
-        if worker is not None:
-            worker.bye()
+    session = TargetSession(target, options)
+    outcome = TargetOutcome(target, load_error=session.load_error)
+    if session.load_error is None:
+        try:
+            outcome.runs = session.certify(on_event)
+        finally:
+            session.close()
     return outcome
 
 

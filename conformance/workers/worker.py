@@ -191,6 +191,7 @@ def _run_one(
             )
 
     ctx.note_failure = note_and_report  # type: ignore[method-assign]
+    ctx.call_listener = lambda what: writer.send("call", check_id=check.id, call=what)
     done = threading.Event()
 
     def heartbeat() -> None:
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     _arm(args.parent)
+    _extend_path(os.environ.get("CONFORMANCE_SYS_PATH"))
     writer = MessageWriter(args.events)
     reader = MessageReader(args.commands, PARENT_MESSAGES)
     specs = _load(args.target, writer, args.threads)
@@ -268,6 +270,20 @@ def main(argv: list[str] | None = None) -> None:
                 },
                 decoder_config=None,
             )
+
+
+def _extend_path(serialized: str | None) -> None:
+    """Put the parent's ``sys.path`` entries in front, so the target resolves as it would
+    have in the parent (the parent's cwd, pytest's rootdir, a user's own additions)."""
+    if not serialized:
+        return
+    import json
+
+    try:
+        entries = [str(entry) for entry in json.loads(serialized)]
+    except (ValueError, TypeError):
+        return
+    sys.path[:0] = [entry for entry in entries if entry not in sys.path]
 
 
 def _leave(code: int) -> None:

@@ -1,0 +1,1 @@
+"""Target modules that misbehave when imported (see tests/supervision)."""
