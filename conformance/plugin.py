@@ -41,6 +41,14 @@ examples, decoder calls, largest error, margin to the tolerance, duration, devic
 dtype, kit and torch versions, and for failures the replay commands), which pytest
 writes into JUnit XML (``--junitxml``) as ``<property>`` elements of the test case.
 
+``--conformance-report PATH`` and ``--conformance-markdown PATH`` write the same JSON
+report and Markdown certificate as ``python -m conformance certify``, from every check
+the session ran (pytest-xdist included: see :mod:`conformance.frontends.pytest_certificate`).
+The paths are checked before collection (a usage error if they cannot be written) and
+claimed with a "not finished" placeholder. A check failure is one clean failure from
+every entry point. The conformance header appears only when the session asks for
+conformance (an option) or collects a conformance test.
+
 Under pytest-xdist on a machine with several GPUs each worker takes its own GPU for
 specs whose device is ``"cuda"`` (see :mod:`conformance.workers`);
 ``--conformance-worker-gpus=off`` turns that off.
@@ -52,41 +60,54 @@ plugin installed is whatever ``import conformance`` costs.
 from __future__ import annotations
 
 import random
-import shlex
-import sys
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from conformance.frontends.pytest_items import (
+    MARKER,
+    REPLAY_PROPERTY,
+    ConformanceFailure,
+    ConformanceItem,
+    DecoderCollector,
+    InvalidSpecError,
+    RegisteredCollector,
+    TargetCollector,
+    UnloadableItem,
+    apply_result,
+    result_properties,
+    run_in_session,
+    validate_spec_for_collection,
+)
+
 if TYPE_CHECKING:
-    from _pytest._code.code import ExceptionInfo, TerminalRepr
     from _pytest.terminal import TerminalReporter
-
-    from conformance.discovery import RegisteredDecoder
-
-    from conformance.results import CheckResult
-    from conformance.spec import DecoderSpec
 
 __all__ = [
     "REPLAY_PROPERTY",
     "ConformanceFailure",
     "ConformanceItem",
+    "DecoderCollector",
+    "InvalidSpecError",
+    "RegisteredCollector",
+    "TargetCollector",
+    "UnloadableItem",
     "apply_result",
     "result_properties",
     "run_in_session",
     "session_profile",
     "session_seed",
+    "validate_spec_for_collection",
 ]
 
-MARKER = "conformance"
+#: The profile a session uses unless ``--conformance-profile`` says otherwise (kept equal
+#: to ``conformance.profiles.DEFAULT_PROFILE``, which this module does not import so that
+#: an installed plugin costs nothing in sessions that certify nothing; a test pins them).
 DEFAULT_PROFILE = "default"
 
-#: ``user_properties`` key under which a failed check leaves its replay commands. The
-#: summary reads it back from the test reports, so it also works under pytest-xdist.
-REPLAY_PROPERTY = "conformance_replay"
-
 _SEED = pytest.StashKey[int]()
+_HEADER_SHOWN = pytest.StashKey[bool]()
 
 
 # ---------------------------------------------------------------------------------
@@ -137,6 +158,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Hypothesis seed for conformance checks (default: a fresh random seed, printed "
         "in the header). The same seed and profile replay the same examples.",
     )
+    group.addoption(
+        "--conformance-report",
+        dest="conformance_report",
+        default=None,
+        metavar="PATH",
+        help="write the JSON conformance report of the checks this session ran to PATH "
+        "(schema: docs/report-schema.md); the folder must exist.",
+    )
+    group.addoption(
+        "--conformance-markdown",
+        dest="conformance_markdown",
+        default=None,
+        metavar="PATH",
+        help="write the Markdown conformance certificate of the checks this session ran to PATH.",
+    )
+
+
+def _asks_for_conformance(config: pytest.Config) -> bool:
+    """True when an option of this plugin was given (the header is then printed up front)."""
+    return bool(
+        config.getoption("conformance_decoders", None)
+        or config.getoption("conformance_installed", False)
+        or config.getoption("conformance_seed", None) is not None
+        or config.getoption("conformance_profile", None)
+        or config.getoption("conformance_report", None)
+        or config.getoption("conformance_markdown", None)
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -145,7 +193,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[_SEED] = _draw_session_seed(config)
     config.pluginmanager.register(_ReplayLog(config), "conformance-replay-log")
-    if config.getoption("conformance_installed", False) and not hasattr(config, "workerinput"):
+    controller = not hasattr(config, "workerinput")
+    if config.getoption("conformance_installed", False) and controller:
         from conformance.discovery import no_decoders_registered_message, registered_decoders
 
         if not registered_decoders():
@@ -155,10 +204,20 @@ def pytest_configure(config: pytest.Config) -> None:
         from conformance.profiles import PROFILES
 
         if requested not in PROFILES:
+            import difflib
+
+            close = difflib.get_close_matches(requested, list(PROFILES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise pytest.UsageError(
-                f"--conformance-profile={requested!r} is not a known profile; "
+                f"--conformance-profile={requested!r} is not a known profile{hint}; "
                 f"choose one of: {', '.join(PROFILES)}"
             )
+    report = config.getoption("conformance_report", None)
+    markdown = config.getoption("conformance_markdown", None)
+    if (report or markdown) and controller:
+        from conformance.frontends.pytest_certificate import register
+
+        register(config, report, markdown, targets=list(config.getoption("conformance_decoders") or []))
 
 
 def _draw_session_seed(config: pytest.Config) -> int:
@@ -198,12 +257,21 @@ def session_profile(config: pytest.Config) -> str:
 # Header and summary
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
+def _header_lines(config: pytest.Config) -> list[str]:
     seed = session_seed(config)
-    lines = [
+    return [
         f"conformance: profile {session_profile(config)!r}, seed {seed} "
         f"(replay with --conformance-seed={seed})"
     ]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The seed and profile, when the session asked for conformance with an option;
+    otherwise nothing here (see :func:`pytest_collection_finish`)."""
+    if not _asks_for_conformance(config):
+        return []
+    config.stash[_HEADER_SHOWN] = True
+    lines = _header_lines(config)
     targets = config.getoption("conformance_decoders")
     if targets:
         lines.append(f"conformance decoders: {', '.join(targets)}")
@@ -216,6 +284,34 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             + ", ".join(entry.label for entry in entries)
         )
     return lines
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Print the seed line once a conformance test was collected without any option
+    (``conformance_tests`` in a test module); sessions with none print nothing."""
+    config = session.config
+    if config.stash.get(_HEADER_SHOWN, False) or hasattr(config, "workerinput"):
+        return
+    if not any(item.get_closest_marker(MARKER) for item in session.items):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and config.get_verbosity() >= 0:
+        config.stash[_HEADER_SHOWN] = True
+        for line in _header_lines(config):
+            reporter.write_line(line)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Copy the check's record onto its call report (pytest-xdist ships report attributes
+    to the controller, where the certificate of the run is written)."""
+    from conformance.frontends.pytest_certificate import RECORD_ATTRIBUTE
+
+    report = yield
+    record = getattr(item, RECORD_ATTRIBUTE, None)
+    if report.when == "call" and isinstance(record, str):
+        setattr(report, RECORD_ATTRIBUTE, record)
+    return report
 
 
 class _ReplayLog:
@@ -242,9 +338,8 @@ class _ReplayLog:
         reporter = terminalreporter
         reporter.section("conformance replay")
         reporter.line(
-            f"{len(self.replays)} conformance check(s) failed with seed "
-            f"{session_seed(self.config)}, profile {session_profile(self.config)!r}. "
-            "Replay the same examples with:"
+            f"{len(self.replays)} conformance check(s) failed. Replay the same examples "
+            "(each command carries its seed and profile) with:"
         )
         for nodeid, commands in self.replays.items():
             reporter.line(nodeid)
@@ -287,315 +382,3 @@ def pytest_make_collect_report(
                     )
                 )
     return report
-
-
-class TargetCollector(pytest.Collector):
-    """The decoders one ``MODULE:ATTR`` target names; a load failure is its collection error."""
-
-    def __init__(self, *, target: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.target = target
-
-    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        from conformance.spec import load_target
-
-        specs = load_target(self.target)
-        names = [spec.name for spec in specs]
-        for index, spec in enumerate(specs):
-            validate_spec_for_collection(spec)
-            name = spec.name if names.count(spec.name) == 1 else f"{spec.name}#{index}"
-            yield DecoderCollector.from_parent(self, name=name, spec=spec, target=self.target)
-
-    def repr_failure(  # type: ignore[override]
-        self, excinfo: ExceptionInfo[BaseException]
-    ) -> str | TerminalRepr:
-        from conformance.spec import TargetError
-
-        if isinstance(excinfo.value, (TargetError, InvalidSpecError)):
-            return f"conformance target {self.target!r} could not be loaded:\n{excinfo.value}"
-        return super().repr_failure(excinfo)
-
-
-class RegisteredCollector(TargetCollector):
-    """A target an installed package registered; if it cannot be loaded, that is one
-    failing test (``<target>::load``), not a collection error, so the others still run."""
-
-    def __init__(self, *, entry: RegisteredDecoder, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.entry = entry
-
-    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        from conformance.spec import TargetError
-
-        try:
-            collected = list(super().collect())
-        except (TargetError, InvalidSpecError) as error:
-            return [UnloadableItem.from_parent(self, name="load", entry=self.entry, error=str(error))]
-        return collected
-
-
-class UnloadableItem(pytest.Item):
-    """Stands for a registered decoder that could not be loaded: it fails, saying why."""
-
-    def __init__(self, *, entry: RegisteredDecoder, error: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.entry = entry
-        self.error = error
-        self.add_marker(MARKER)
-
-    def runtest(self) -> None:
-        self.user_properties += [
-            ("conformance_status", "unloadable"),
-            ("conformance_target", self.entry.target),
-        ]
-        raise ConformanceFailure(
-            f"registered decoder {self.entry.label} could not be loaded, so none of its "
-            f"checks ran:\n{self.error}",
-            None,
-        )
-
-    def repr_failure(  # type: ignore[override]
-        self, excinfo: ExceptionInfo[BaseException]
-    ) -> str | TerminalRepr:
-        if isinstance(excinfo.value, ConformanceFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
-
-    def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"conformance {self.entry.name} (unloadable)"
-
-
-class DecoderCollector(pytest.Collector):
-    """One decoder spec: one :class:`ConformanceItem` per check, in the kit's order.
-
-    Item ids are ``<target>::<decoder>::<check>``, so pytest-xdist's ``--dist loadscope``
-    (which groups by everything before the last ``::``) keeps all checks of one decoder
-    on one worker: each worker builds and warms up only its own decoders.
-    """
-
-    def __init__(self, *, spec: DecoderSpec, target: str | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.spec = spec
-        self.target = target
-
-    def collect(self) -> Iterable[pytest.Item]:
-        from conformance.checks import ALL_CHECKS
-
-        for check in ALL_CHECKS:
-            item = ConformanceItem.from_parent(
-                self, name=check.id, spec=self.spec, check_id=check.id, target=self.target
-            )
-            item.add_marker(MARKER)
-            item.extra_keyword_matches.add(check.category)
-            yield item
-
-
-class ConformanceItem(pytest.Item):
-    """One check of one decoder, run through the engine's ``run_check``."""
-
-    def __init__(
-        self, *, spec: DecoderSpec, check_id: str, target: str | None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.spec = spec
-        self.check_id = check_id
-        self.target = target
-        self.result: CheckResult | None = None
-
-    def runtest(self) -> None:
-        self.result = run_in_session(self.config, self.spec, self.check_id, self.target)
-        seed, profile = session_seed(self.config), session_profile(self.config)
-        replay = [
-            f"pytest --conformance-decoder={shlex.quote(self.target or '<TARGET>')} "
-            f"--conformance-seed={seed} --conformance-profile={profile} -k {self.check_id}"
-        ]
-        apply_result(
-            self.result, self, seed=seed, profile=profile, target=self.target, replay=replay,
-            spec=self.spec,
-        )
-
-    def repr_failure(  # type: ignore[override]
-        self, excinfo: ExceptionInfo[BaseException]
-    ) -> str | TerminalRepr:
-        if isinstance(excinfo.value, ConformanceFailure):
-            return str(excinfo.value)
-        # Anything else escaped the engine, which promises to turn decoder misbehaviour
-        # into results: that is a bug in the kit, so keep the traceback.
-        return super().repr_failure(excinfo)
-
-    def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"conformance {self.spec.name}::{self.check_id}"
-
-
-# ---------------------------------------------------------------------------------
-# Shared by the items above and by conformance.plugin_api
-
-
-class InvalidSpecError(ValueError):
-    """A loaded spec is unusable as written (for example an unknown expected-failure id)."""
-
-
-class ConformanceFailure(Exception):
-    """A check failed (or hit a kit error); ``str()`` is the text a person acts on."""
-
-    def __init__(self, text: str, result: CheckResult | None) -> None:
-        super().__init__(text)
-        self.result = result
-
-
-def validate_spec_for_collection(spec: DecoderSpec) -> None:
-    """Reject unknown ids in ``expected_failures`` at collection, before any check runs."""
-    from conformance.runner import validate_expected_failures
-
-    try:
-        validate_expected_failures(spec)
-    except ValueError as error:
-        raise InvalidSpecError(str(error)) from None
-
-
-def run_in_session(
-    config: pytest.Config,
-    spec: DecoderSpec,
-    check_id: str,
-    target: str | None,
-    *,
-    profile: str | None = None,
-    seed: int | None = None,
-) -> CheckResult:
-    """Run one check with this session's profile and seed unless told otherwise.
-
-    Under pytest-xdist, a CUDA spec first gets this worker's GPU (see
-    :mod:`conformance.workers`).
-    """
-    from conformance.runner import run_check
-
-    if (
-        spec.torch_device.type == "cuda"
-        and config.getoption("conformance_worker_gpus", "spread") != "off"
-    ):
-        from conformance.workers import claim_worker_gpu
-
-        claim_worker_gpu()
-    return run_check(
-        spec,
-        check_id,
-        profile=profile or session_profile(config),
-        seed=seed if seed is not None else session_seed(config),
-        target=target,
-    )
-
-
-def apply_result(
-    result: CheckResult,
-    node: pytest.Item,
-    *,
-    seed: int,
-    profile: str,
-    target: str | None,
-    replay: list[str],
-    spec: DecoderSpec | None = None,
-) -> None:
-    """Record ``result`` on ``node`` and end the test the way its status says.
-
-    The record is a list of ``conformance_*`` user properties (JUnit XML carries them):
-    what ran (decoder, target, check, category), how (seed, profile, device, dtype, kit
-    and torch versions), and what it found (status, examples, decoder calls, largest
-    error, margin to the tolerance, duration, an evidence summary).
-
-    passed returns; skipped and xfailed raise pytest's skip / xfail; failed and error
-    raise :class:`ConformanceFailure` carrying the check's message and the commands
-    that replay it (``replay`` for pytest, then the command line's).
-    """
-    from conformance.report import evidence_highlights, format_failure, replay_command
-
-    node.user_properties += result_properties(result, seed=seed, profile=profile, target=target, spec=spec)
-    highlights = evidence_highlights(result.evidence)
-    if highlights:
-        node.user_properties.append(("conformance_evidence", highlights))
-    if result.status == "passed":
-        return
-    if result.status == "skipped":
-        pytest.skip(result.message or f"{result.check_id} does not apply to this decoder")
-    if result.status == "xfailed":
-        pytest.xfail(result.message or f"{result.check_id} is an expected failure")
-    if result.status not in ("failed", "error"):
-        raise AssertionError(f"unknown check status {result.status!r} from the conformance engine")
-    commands = [
-        *replay,
-        replay_command(target, seed=seed, profile=profile, check_id=result.check_id),
-    ]
-    node.user_properties.append((REPLAY_PROPERTY, "\n".join(commands)))
-    raise ConformanceFailure(format_failure(result, replay=commands), result)
-
-
-def result_properties(
-    result: CheckResult,
-    *,
-    seed: int,
-    profile: str,
-    target: str | None,
-    spec: DecoderSpec | None,
-) -> list[tuple[str, object]]:
-    """The ``conformance_*`` user properties of one check's test (JUnit XML ``<property>``).
-
-    The same facts the Markdown certificate gives per check; numbers only when the
-    check produced them (a check without numerical comparisons has no largest error).
-    """
-    from conformance.report import kit_version
-
-    evidence = result.evidence
-    properties: list[tuple[str, object]] = []
-    if spec is not None:
-        properties.append(("conformance_decoder", spec.name))
-    if target is not None:
-        properties.append(("conformance_target", target))
-    properties += [
-        ("conformance_check", result.check_id),
-        ("conformance_category", _category_of(result.check_id)),
-        ("conformance_status", result.status),
-        ("conformance_seed", seed),
-        ("conformance_profile", profile),
-    ]
-    for key in (
-        "examples", "decoder_calls", "compared_frames", "max_abs_error", "tolerance_margin",
-        "max_frame_rms_error", "frame_rms_margin",
-    ):
-        if key in evidence and evidence[key] is not None:
-            properties.append((f"conformance_{key}", evidence[key]))
-    properties.append(("conformance_duration_s", round(float(result.duration_s), 6)))
-    if spec is not None:
-        properties += [
-            ("conformance_device", _device_text(spec)),
-            ("conformance_dtype", str(spec.dtype).removeprefix("torch.")),
-        ]
-    properties.append(("conformance_kit_version", kit_version()))
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        properties.append(("conformance_torch", torch.__version__))
-    # pytest-xdist ships user properties from workers with execnet, which only takes
-    # builtin types (torch's version string is a str subclass, evidence is free-form).
-    return [(name, _plain(value)) for name, value in properties]
-
-
-def _plain(value: object) -> object:
-    return value if type(value) in (str, int, float, bool) else str(value)
-
-
-def _category_of(check_id: str) -> str:
-    from conformance.checks import get_check
-
-    try:
-        return get_check(check_id).category
-    except KeyError:
-        return ""
-
-
-def _device_text(spec: DecoderSpec) -> str:
-    """The spec's device, with the GPU this xdist worker took for a plain ``cuda`` one."""
-    from conformance.workers import claimed_device
-
-    device = spec.torch_device
-    claimed = claimed_device()
-    if device.type == "cuda" and device.index is None and claimed is not None:
-        return f"cuda:{claimed}"
-    return str(device)

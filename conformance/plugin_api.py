@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.plugin import (
+from conformance.frontends.pytest_items import (
     ConformanceFailure,
+    InvalidSpecError,
     apply_result,
     run_in_session,
-    session_profile,
-    session_seed,
     validate_spec_for_collection,
 )
+from conformance.plugin import session_profile, session_seed
 
 if TYPE_CHECKING:
     from conformance.spec import DecoderSpec
@@ -58,23 +58,41 @@ def conformance_tests(
     Args:
         spec_or_target: a ``DecoderSpec``, a list of them, or a ``MODULE:ATTR`` target
             string. A target is loaded now, at collection: a bad one fails collection of
-            this test module with the loader's message.
+            this test module with the loader's message (no traceback through the kit).
         checks: check ids to run (default: all, in the kit's order); an unknown id
-            raises ``KeyError`` listing the known ones.
+            fails collection the same way, naming the closest known ids.
         profile: Hypothesis profile; default: ``--conformance-profile``, else "default".
         seed: Hypothesis seed; default: ``--conformance-seed``, else the session's seed
             (printed in the pytest header).
     """
     from conformance.checks import ALL_CHECKS, get_check
 
+    from conformance.spec import TargetError
+
     target = spec_or_target if isinstance(spec_or_target, str) else None
-    specs = _resolve_specs(spec_or_target)
-    for spec in specs:
-        validate_spec_for_collection(spec)
-    if checks is None:
-        check_ids = [check.id for check in ALL_CHECKS]
-    else:
-        check_ids = [get_check(check_id).id for check_id in checks]
+    problem = None
+    try:
+        specs = _resolve_specs(spec_or_target)
+        for spec in specs:
+            validate_spec_for_collection(spec)
+    except (TargetError, InvalidSpecError) as error:
+        problem = f"conformance_tests({spec_or_target!r}): the decoder could not be loaded:\n{error}"
+    if problem is None and checks is not None:
+        unknown = [check_id for check_id in checks if check_id not in [c.id for c in ALL_CHECKS]]
+        if unknown:
+            import difflib
+
+            known = [c.id for c in ALL_CHECKS]
+            hints = [
+                f"{check_id!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(check_id, known, n=1)) else "")
+                for check_id in unknown
+            ]
+            problem = f"conformance_tests(checks=...): unknown check id(s) {', '.join(hints)}; known: {', '.join(known)}"
+    if problem is not None:
+        # A collection error of this module with just the message (pytest prints a
+        # CollectError's text alone), not a chained traceback through the kit.
+        raise pytest.Collector.CollectError(problem)
+    check_ids = [check.id for check in ALL_CHECKS] if checks is None else [get_check(c).id for c in checks]
     names = [spec.name for spec in specs]
 
     def label(index: int) -> str:
@@ -111,10 +129,15 @@ def conformance_tests(
                 replay=replay, spec=spec,
             )
         except ConformanceFailure as failure:
-            # The message is the whole story; a traceback through the kit would bury it.
-            pytest.fail(str(failure), pytrace=False)
+            text = str(failure)
+        else:
+            return
+        # Failed outside the ``except`` block, so pytest shows the message once, not
+        # again as the context of a second exception; no traceback through the kit.
+        pytest.fail(text, pytrace=False)
 
     test_conformance.__doc__ = f"Conformance checks of {', '.join(names)} (conformance kit)."
+    test_conformance.conformance_target = target  # type: ignore[attr-defined]  # for the certificate
     return test_conformance
 
 
