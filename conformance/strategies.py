@@ -18,6 +18,7 @@ __all__ = [
     "chunk_plans",
     "chunk_sizes",
     "latent_lengths",
+    "long_chunk_plans",
     "plan_from_cuts",
     "required_chunk_plans",
 ]
@@ -121,6 +122,30 @@ def required_chunk_plans(max_frames: int, *, max_chunk: int | None = None) -> li
     candidates = [(first,) + (1,) * (n - first), (1,) * n, _alternating(n)]
     if n > 1:
         candidates += [(1, n - 1), (n - 1, 1)]
+    plans: list[tuple[int, ...]] = []
+    for plan in candidates:
+        if max_chunk is not None:
+            plan = tuple(piece for p in plan for piece in _split(p, max_chunk))
+        if plan not in plans:
+            plans.append(plan)
+    return plans
+
+
+def long_chunk_plans(total: int, *, max_chunk: int | None = None) -> list[tuple[int, ...]]:
+    """Plans for one long sequence of ``total`` latent frames, compared with one call of all
+    of them: a two-frame first chunk then one-frame steps (bugs that need many steps:
+    ring buffers that wrap, position counters), and a two-frame first chunk followed by
+    long later chunks of six frames and of the rest (bugs only in long calls after the
+    first: a fast path for big chunks that drops history, a fixed-size internal buffer).
+    """
+    if total < 1:
+        raise ValueError(f"a chunk plan needs at least one frame, got total={total}")
+    first = min(2, total)
+    candidates = [(first,) + (1,) * (total - first)]
+    if total >= first + 7:
+        candidates.append((first, 6, total - first - 6))
+    elif total > first:
+        candidates.append((first, total - first))
     plans: list[tuple[int, ...]] = []
     for plan in candidates:
         if max_chunk is not None:

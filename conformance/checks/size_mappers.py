@@ -7,6 +7,7 @@ makes the pipeline allocate, trim or stitch the wrong number of frames, silently
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from conformance.checks.registry import promise
@@ -22,11 +23,152 @@ __all__ = [
 ]
 
 
+def _landmarks(limit: int, start: int) -> list[int]:
+    """Powers of two and of ten from ``start`` to ``limit`` with their neighbours, and a
+    geometric grid (ratio 1.25) between them: the sizes where table lookups end, integer
+    types overflow and off-by-one comparisons flip, plus everything in between at 25%
+    spacing. Deterministic, so a failure's fingerprint does not depend on the seed."""
+    points: set[int] = set()
+    p = 1
+    while p <= limit + 1:
+        if p >= start:
+            points.update((p - 1, p, p + 1))
+        p *= 2
+    p = 10
+    while p <= limit + 1:
+        if p >= start:
+            points.update((p - 1, p, p + 1))
+        p *= 10
+    x = float(start)
+    while x <= limit:
+        points.add(int(round(x)))
+        x *= 1.25
+    points.add(limit)
+    return sorted(q for q in points if start <= q <= limit)
+
+
 def mapper_indices(ctx: CheckContext) -> list[int]:
-    """AR indices whose mappers are checked: every one below the profile's bound, plus two
-    far ones (a long rollout must map like step 1)."""
+    """AR indices whose mappers are checked: every one below the profile's bound, then
+    sparse landmarks up to ``profile.mapper_far_index`` (a live stream reaches AR 10^4 in
+    hours, and a long rollout must map like step 1 however far it has come)."""
     n = ctx.profile.mapper_indices
-    return list(range(n)) + [2 * n + 1, 1000]
+    return sorted(set(range(n)) | set(_landmarks(ctx.profile.mapper_far_index, n)))
+
+
+def mapper_counts(ctx: CheckContext) -> list[int]:
+    """Latent frame counts queried at every checked index: every one up to the profile's
+    dense bound, then sparse landmarks up to ``profile.mapper_far_frames``."""
+    n = ctx.profile.mapper_frames
+    return sorted(set(range(1, n + 1)) | set(_landmarks(ctx.profile.mapper_far_frames, n + 1)))
+
+
+def ranges_text(values: list[int]) -> str:
+    """``[1, 2, 3, 7, 9, 10]`` -> ``"1..3, 7, 9..10"``."""
+    pieces: list[str] = []
+    ordered = sorted(set(values))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        pieces.append(str(ordered[i]) if i == j else f"{ordered[i]}..{ordered[j]}")
+        i = j + 1
+    return ", ".join(pieces)
+
+
+def _compact(values: list[int], universe: list[int] | None, what: str) -> str:
+    """Readable summary of a set of queried values: ``"every queried AR index"`` when it is
+    all of them, else ranges, shortened in the middle when there are many."""
+    if universe is not None and set(values) >= set(universe):
+        return f"every queried {what}"
+    text = ranges_text(values)
+    pieces = text.split(", ")
+    if len(pieces) > 10:
+        text = ", ".join(pieces[:6]) + ", ..., " + ", ".join(pieces[-2:]) + f" ({len(values)} values)"
+    return text
+
+
+class MapperViolations:
+    """Every broken mapper promise a check sees, grouped for a compact message.
+
+    A violation is ``(kind, AR index, n, example)``; the message groups the AR indices
+    that fail for the same set of ``n`` under one line, with one concrete example each,
+    and the fingerprint (see ``ExpectedFailure``) is one line per group: the kind, a
+    readable summary of the indices and counts, and a digest of their exact sets, so it
+    depends only on the mappers and the queried sizes (the same in every profile), never
+    on the seed.
+    """
+
+    def __init__(self, indices: list[int], counts: list[int]) -> None:
+        self._found: dict[str, dict[int, dict[int, str]]] = {}
+        self._indices = indices
+        self._counts = counts
+
+    def add(self, kind: str, ar: int, n: int, example: str) -> None:
+        self._found.setdefault(kind, {}).setdefault(ar, {}).setdefault(n, example)
+
+    def __bool__(self) -> bool:
+        return bool(self._found)
+
+    @property
+    def count(self) -> int:
+        return sum(len(ns) for by_ar in self._found.values() for ns in by_ar.values())
+
+    def _groups(self) -> list[tuple[str, list[int], list[int], str]]:
+        groups: list[tuple[str, list[int], list[int], str]] = []
+        for kind, by_ar in self._found.items():
+            by_ns: dict[tuple[int, ...], list[int]] = {}
+            for ar, ns in by_ar.items():
+                by_ns.setdefault(tuple(sorted(ns)), []).append(ar)
+            for ns_key, ars in by_ns.items():
+                example = by_ar[ars[0]][ns_key[0]]
+                groups.append((kind, sorted(ars), list(ns_key), example))
+        return sorted(groups, key=lambda g: (g[0], g[1][0], g[2][0]))
+
+    def _where(self, kind: str, ars: list[int], ns: list[int]) -> str:
+        pixel = kind.startswith("get_input_temporal_size accepts")
+        counts = None if pixel else self._counts
+        label = "pixel count m" if pixel else "latent count n"
+        return (
+            f"AR {_compact(ars, self._indices, 'AR index')}, {label} "
+            f"{_compact(ns, counts, 'latent count')}"
+        )
+
+    def fingerprint(self) -> list[str]:
+        out = []
+        for kind, ars, ns, _ in self._groups():
+            digest = hashlib.sha256(f"{kind}|{ars}|{ns}".encode()).hexdigest()[:10]
+            out.append(f"{kind} at {self._where(kind, ars, ns)} #{digest}")
+        return out
+
+    def message(self, queried: str, limit: int = 12) -> str:
+        groups = self._groups()
+        lines = [
+            f"- {kind} at {self._where(kind, ars, ns)}; e.g. {example}"
+            for kind, ars, ns, example in groups[:limit]
+        ]
+        if len(groups) > limit:
+            lines.append(f"- ... and {len(groups) - limit} more groups (all in the report's failure_fingerprint)")
+        return (
+            f"{self.count} mapper violation(s) in {len(groups)} group(s), all listed "
+            f"({queried}):\n" + "\n".join(lines)
+        )
+
+    def raise_if_any(self, ctx: CheckContext, queried: str) -> None:
+        if not self:
+            return
+        ctx.evidence.note("failure_fingerprint", self.fingerprint())
+        raise CheckFailed(self.message(queried))
+
+
+def _queried(ctx: CheckContext) -> str:
+    indices, counts = mapper_indices(ctx), mapper_counts(ctx)
+    dense_n = ctx.profile.mapper_frames
+    return (
+        f"queried {len(indices)} AR indices: 0..{ctx.profile.mapper_indices - 1} and landmarks up "
+        f"to {indices[-1]}; {len(counts)} latent frame counts: 1..{dense_n} and landmarks up to "
+        f"{counts[-1]}"
+    )
 
 
 def read_ratio(ctx: CheckContext, decoder: Any, name: str) -> int:
@@ -103,49 +245,66 @@ def temporal_mappers_round_trip(ctx: CheckContext) -> None:
     causal first frame at AR 0) it feeds the wrong number of latents and the video comes
     out a few frames short or long, or misaligned with audio and conditioning.
 
-    What: for each checked AR index and every ``n`` from 1 up to the profile's bound,
-    ``get_input(ar, get_output(ar, n)) == n``; for every pixel count ``m`` up to the largest
-    such output, ``get_output(ar, get_input(ar, m)) == m`` when ``m`` is achievable, and
-    ``get_input(ar, m)`` raises ``ValueError`` or ``AssertionError`` when it is not.
+    What: for each checked AR index (every one below the profile's dense bound, then
+    landmarks up to AR 10^4 in the default profile: powers of two and ten, their
+    neighbours, a 25% geometric grid) and each latent count ``n`` (every one up to 64, then
+    landmarks up to 4096), ``get_input(ar, get_output(ar, n)) == n``; for every pixel count
+    ``m`` up to the largest dense output and next to every sparse one that is not
+    produced, ``get_input(ar, m)`` must raise ``ValueError`` or ``AssertionError``, or
+    return a ``k`` with ``get_output(ar, k) == m``. Every violation is collected and
+    reported, grouped by kind and by the indices that fail for the same counts.
     """
     decoder = ctx.decoder()
+    found = MapperViolations(mapper_indices(ctx), mapper_counts(ctx))
     for ar in mapper_indices(ctx):
         produced: dict[int, int] = {}
-        for n in range(1, ctx.profile.mapper_frames + 1):
+        probes: set[int] = set()
+        for n in mapper_counts(ctx):
             out = ctx.query_mapper(decoder, "output", ar, n)
             if out.rejected:
-                raise CheckFailed(
-                    f"get_output_temporal_size({ar}, {n}) raised {describe_exception(out.error)}; "
-                    f"every latent frame count n >= 1 must be decodable at AR {ar}"
+                found.add(
+                    "get_output_temporal_size rejects n >= 1", ar, n,
+                    f"get_output_temporal_size({ar}, {n}) raised {describe_exception(out.error)}",
                 )
+                continue
             assert out.value is not None
+            produced[out.value] = n
             back = ctx.query_mapper(decoder, "input", ar, out.value)
             if back.rejected:
-                raise CheckFailed(
-                    f"get_input_temporal_size({ar}, {out.value}) raised "
-                    f"{describe_exception(back.error)}, but get_output_temporal_size({ar}, {n}) = "
-                    f"{out.value} says {out.value} pixel frames are produced from {n} latent frames"
+                found.add(
+                    "get_input_temporal_size rejects a count get_output_temporal_size produces", ar, n,
+                    f"get_output_temporal_size({ar}, {n}) = {out.value} but get_input_temporal_size"
+                    f"({ar}, {out.value}) raised {describe_exception(back.error)}",
                 )
-            if back.value != n:
-                raise CheckFailed(
-                    f"mappers disagree at AR {ar}: get_output_temporal_size({ar}, {n}) = {out.value} "
-                    f"but get_input_temporal_size({ar}, {out.value}) = {back.value}, expected {n}"
+            elif back.value != n:
+                found.add(
+                    "mappers disagree (get_input(get_output(n)) != n)", ar, n,
+                    f"get_output_temporal_size({ar}, {n}) = {out.value} but "
+                    f"get_input_temporal_size({ar}, {out.value}) = {back.value}",
                 )
-            produced[out.value] = n
+            probes.update((out.value - 1, out.value + 1))
+        dense_top = max((m for m, n in produced.items() if n <= ctx.profile.mapper_frames), default=0)
+        probes.update(range(1, dense_top + 1))
         ctx.evidence.examples += 1
-        for m in range(1, max(produced, default=0) + 1):
+        for m in sorted(p for p in probes if p >= 1 and p not in produced):
             answer = ctx.query_mapper(decoder, "input", ar, m)
-            if m in produced:
-                continue  # its round trip was checked above
-            if not answer.rejected:
-                raise CheckFailed(
-                    f"get_input_temporal_size({ar}, {m}) returned {answer.value}, but {m} pixel "
-                    f"frames cannot be produced at AR {ar} (achievable counts up to "
-                    f"{max(produced)}: {sorted(produced)[:12]}...); it must raise ValueError or "
-                    "AssertionError instead of rounding"
+            if answer.rejected:
+                continue
+            assert answer.value is not None
+            again = ctx.query_mapper(decoder, "output", ar, answer.value) if answer.value >= 1 else None
+            if again is None or again.rejected or again.value != m:
+                got = "is not >= 1" if again is None else (
+                    f"raised {describe_exception(again.error)}" if again.rejected else f"= {again.value}"
                 )
-    ctx.evidence.note("ar_indices", mapper_indices(ctx))
-    ctx.evidence.note("max_latent_frames", ctx.profile.mapper_frames)
+                found.add(
+                    "get_input_temporal_size accepts a count that cannot be produced", ar, m,
+                    f"get_input_temporal_size({ar}, {m}) = {answer.value} but "
+                    f"get_output_temporal_size({ar}, {answer.value}) {got}; it must raise "
+                    "ValueError or AssertionError instead of rounding",
+                )
+    ctx.evidence.note("ar_indices", ranges_text(mapper_indices(ctx)))
+    ctx.evidence.note("latent_frame_counts", ranges_text(mapper_counts(ctx)))
+    found.raise_if_any(ctx, _queried(ctx))
 
 
 @promise("size_mappers", exercises=("mapper_queries",))
@@ -158,60 +317,69 @@ def temporal_mappers_monotone_and_steady(ctx: CheckContext) -> None:
     that treats AR 1 like AR 0 (causal padding applied twice), or whose count shrinks or
     goes negative, yields truncated or mis-sized videos without an error.
 
-    What: for each checked AR index, ``get_output_temporal_size(ar, n)`` for n = 1..N is
-    never negative and strictly increasing; for n = 0 and -1 it raises ``ValueError`` /
-    ``AssertionError`` or returns 0; for AR >= 1 it equals ``n * ratio`` exactly; for AR 0
-    it is at most ``n * ratio``.
+    What: for each checked AR index and latent count (the same dense-then-landmark sets
+    as ``temporal_mappers_round_trip``, up to AR 10^4 and n = 4096 in the default profile),
+    ``get_output_temporal_size(ar, n)`` is never negative and strictly increasing in n;
+    for n = 0 and -1 it raises ``ValueError`` / ``AssertionError`` or returns 0; for AR >= 1
+    it equals ``n * ratio`` exactly; for AR 0 it is at most ``n * ratio``. Every violation
+    is collected and reported, grouped.
     """
     decoder = ctx.decoder()
     ratio = read_ratio(ctx, decoder, "temporal_compression_ratio")
+    found = MapperViolations(mapper_indices(ctx), mapper_counts(ctx))
     for ar in mapper_indices(ctx):
         previous: tuple[int, int] | None = None
-        for n in range(1, ctx.profile.mapper_frames + 1):
+        for n in mapper_counts(ctx):
             out = ctx.query_mapper(decoder, "output", ar, n)
             if out.rejected:
-                raise CheckFailed(
-                    f"get_output_temporal_size({ar}, {n}) raised {describe_exception(out.error)}; "
-                    f"every n >= 1 must be decodable"
+                found.add(
+                    "get_output_temporal_size rejects n >= 1", ar, n,
+                    f"get_output_temporal_size({ar}, {n}) raised {describe_exception(out.error)}",
                 )
+                continue
             value = out.value
             assert value is not None
             if value < 0:
-                raise CheckFailed(f"get_output_temporal_size({ar}, {n}) = {value} is negative")
+                found.add("negative output size", ar, n, f"get_output_temporal_size({ar}, {n}) = {value}")
             if previous is not None and value <= previous[1]:
-                raise CheckFailed(
-                    f"get_output_temporal_size is not strictly increasing at AR {ar}: n={previous[0]} "
-                    f"gives {previous[1]} pixel frames, n={n} gives {value}"
+                found.add(
+                    "not strictly increasing in n", ar, n,
+                    f"n={previous[0]} gives {previous[1]} pixel frames, n={n} gives {value}",
                 )
             previous = (n, value)
             steady = n * ratio
             if ar >= 1 and value != steady:
-                raise CheckFailed(
-                    f"get_output_temporal_size({ar}, {n}) = {value}, expected {steady} = {n} * "
-                    f"temporal_compression_ratio ({ratio}): every step after the first must map "
-                    "like steady state"
+                found.add(
+                    "AR >= 1 not steady state (n * temporal_compression_ratio)", ar, n,
+                    f"get_output_temporal_size({ar}, {n}) = {value}, expected {steady} = {n} * {ratio}",
                 )
             if ar == 0 and value > steady:
-                raise CheckFailed(
-                    f"get_output_temporal_size(0, {n}) = {value} exceeds the steady-state {steady} "
-                    f"= {n} * temporal_compression_ratio ({ratio}); step 0 may yield fewer frames "
-                    "(causal first frame), never more"
+                found.add(
+                    "AR 0 yields more than steady state", ar, n,
+                    f"get_output_temporal_size(0, {n}) = {value} > {steady} = {n} * {ratio} (the "
+                    "causal first frame may yield fewer frames, never more)",
                 )
         for n in (0, -1):
             out = ctx.query_mapper(decoder, "output", ar, n)
             if not out.rejected and out.value != 0:
-                raise CheckFailed(
+                found.add(
+                    "n < 1 neither rejected nor 0", ar, n,
                     f"get_output_temporal_size({ar}, {n}) = {out.value}; for n < 1 it must raise "
-                    "ValueError / AssertionError or return 0"
+                    "ValueError / AssertionError or return 0",
                 )
         ctx.evidence.examples += 1
-    ctx.evidence.note("ar_indices", mapper_indices(ctx))
+    ctx.evidence.note("ar_indices", ranges_text(mapper_indices(ctx)))
+    ctx.evidence.note("latent_frame_counts", ranges_text(mapper_counts(ctx)))
+    found.raise_if_any(ctx, _queried(ctx))
 
 
 def size_probe_plans(ctx: CheckContext) -> list[tuple[int, ...]]:
     """Rollouts whose every step is measured: one-frame and multi-frame first chunks, then
-    one-frame and multi-frame later chunks."""
-    plans = [(1, 1, 2), (3, 1, 1), (2, 3)]
+    one-frame and multi-frame later chunks; one call of ``profile.long_call_frames``
+    (20 in the default profile, longer than any other call the kit makes), and a rollout
+    whose later chunks are six and more frames long. All capped by max_chunk_frames."""
+    long = ctx.profile.long_call_frames
+    plans = [(1, 1, 2), (3, 1, 1), (2, 3), (long,), (2, 6, max(1, long - 8))]
     out = []
     for plan in plans:
         capped = tuple(ctx.chunk_limit(n) for n in plan)
@@ -230,8 +398,9 @@ def decoded_sizes_match_mappers(ctx: CheckContext) -> None:
     frames to the wrong place.
 
     What: decodes several rollouts (one- and multi-frame first chunks, one- and
-    multi-frame later chunks) and compares every step's output time, height and width
-    with the mappers' and ratio's prediction.
+    multi-frame later chunks, one call of 20 latent frames and later chunks of 6 and 12
+    frames in the default profile, all within ``max_chunk_frames``) and compares every
+    step's output time, height and width with the mappers' and ratio's prediction.
     """
     decoder = ctx.decoder()
     spatial = read_ratio(ctx, decoder, "spatial_compression_ratio")

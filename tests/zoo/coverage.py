@@ -152,7 +152,103 @@ output_finished_late = broken(
     profile="default",
 )
 
+# --- sizes, indices and chunk lengths beyond the old bounds ---------------------------
+
+
+class MapperTableEndsAt24(PlainToy):
+    """Output sizes come from a table precomputed for up to 24 latent frames; beyond it the
+    mapper falls back to ``n * r`` at every step, forgetting the causal first frame.
+
+    Real bug: a size table built for the longest chunk the author tested, with a
+    "steady state" fallback; pipelines that ask for 25+ frames at AR 0 get sizes the
+    inverse mapper cannot undo. Caught by ``temporal_mappers_round_trip`` (counts up to
+    4096 in the default profile).
+    """
+
+    def get_output_temporal_size(self, autoregressive_index: int, input_temporal_size: int) -> int:
+        if input_temporal_size > 24:
+            return self.config.temporal_ratio * input_temporal_size
+        return super().get_output_temporal_size(autoregressive_index, input_temporal_size)
+
+
+class StepCounterWrapsAt128(PlainToy):
+    """The mappers see the AR index through an 8-bit step counter: AR 128, 256, ... map like AR 0.
+
+    Real bug: the scheduler stores the step in a ``uint8`` buffer; after 128 steps
+    (about a minute of live video) the mapper applies the causal first frame again.
+    Caught by ``temporal_mappers_monotone_and_steady`` (AR indices up to 10^4 in the
+    default profile).
+    """
+
+    def get_output_temporal_size(self, autoregressive_index: int, input_temporal_size: int) -> int:
+        return super().get_output_temporal_size(autoregressive_index % 128, input_temporal_size)
+
+    def get_input_temporal_size(self, autoregressive_index: int, output_temporal_size: int) -> int:
+        return super().get_input_temporal_size(autoregressive_index % 128, output_temporal_size)
+
+
+class LongCallsTruncated(PlainToy):
+    """Decodes at most 16 latent frames per call and silently drops the rest.
+
+    Real bug: a fixed-size internal buffer sized for the longest chunk the author
+    tested (16 frames); a pipeline that decodes a whole 21-frame clip in one call gets
+    a short video and no error. Caught by ``decoded_sizes_match_mappers`` (a 20-frame
+    call in the default profile).
+    """
+
+    LIMIT = 16
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        return super().forward(
+            input[:, :, : self.LIMIT], autoregressive_index=autoregressive_index, cache=cache
+        )
+
+
+class LongLaterChunksDropHistory(PlainToy):
+    """A "fast path" for later chunks of six or more latent frames starts from an empty history.
+
+    Real bug: a batched path for long chunks, written for offline decoding, re-creates
+    the cache instead of reading it; short steps stream correctly, long later chunks
+    have a hard cut at their seam. Caught by ``chunked_decode_matches_full_decode`` (a
+    plan with later chunks of 6 and 12 frames in the default profile).
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        if cache is not None and autoregressive_index > 0 and input.shape[2] >= 6:
+            cache.latent_history = cache.pixel_history = None
+        return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
+MAPPER_HINTS = ("mapper", "get_output_temporal_size", "get_input_temporal_size")
+
+mapper_table_ends_at_24 = broken(
+    MapperTableEndsAt24, must_fail={"temporal_mappers_round_trip"}, hints=MAPPER_HINTS, profile="default"
+)
+step_counter_wraps_at_128 = broken(
+    StepCounterWrapsAt128,
+    must_fail={"temporal_mappers_monotone_and_steady"},
+    hints=("AR 127..129", "128"),
+    profile="default",
+)
+long_calls_truncated = broken(
+    LongCallsTruncated, must_fail={"decoded_sizes_match_mappers"}, hints=("pixel frames",), profile="default"
+)
+long_later_chunks_drop_history = broken(
+    LongLaterChunksDropHistory,
+    must_fail={"chunked_decode_matches_full_decode"},
+    hints=("differs", "chunk"),
+    profile="default",
+)
+
 CASES = [
+    mapper_table_ends_at_24,
+    step_counter_wraps_at_128,
+    long_calls_truncated,
+    long_later_chunks_drop_history,
     history_on_the_decoder,
     history_in_module_table,
     history_in_closure,
