@@ -338,8 +338,9 @@ class _ReplayLog:
         reporter = terminalreporter
         reporter.section("conformance replay")
         reporter.line(
-            f"{len(self.replays)} conformance check(s) failed. Replay the same examples "
-            "(each command carries its seed and profile) with:"
+            f"{len(self.replays)} conformance check(s) failed with seed "
+            f"{session_seed(self.config)}, profile {session_profile(self.config)!r}. "
+            "Replay the same examples with:"
         )
         for nodeid, commands in self.replays.items():
             reporter.line(nodeid)

@@ -79,11 +79,10 @@ def wrap(text: str, *, width: int, indent: str = "") -> list[str]:
             out.append((indent + line).rstrip())
             continue
         lead = indent + line[: len(line) - len(line.lstrip())]
-        pieces = textwrap.wrap(
-            line.strip(), width=max(20, width - len(lead)), break_long_words=True,
-            break_on_hyphens=False,
+        out += textwrap.wrap(
+            line.strip(), width=max(len(lead) + 20, width), initial_indent=lead,
+            subsequent_indent=lead + "  ", break_long_words=True, break_on_hyphens=False,
         )
-        out += [lead + pieces[0]] + [lead + "  " + piece for piece in pieces[1:]]
     return out
 
 
