@@ -426,11 +426,13 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
 
     def preflight(described: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[str]:
-        problems = [p for _, fields, env in described for p in precondition_problems(fields, env)]
-        if not problems:
-            claimed = claim_outputs(args, targets=targets)
-            problems = [claimed] if claimed else []
-        return problems
+        return [p for _, fields, env in described for p in precondition_problems(fields, env)]
+
+    # Claim the output paths first: from here on, a run that dies or is refused leaves a
+    # report saying so, never an older one claiming certification.
+    claimed = claim_outputs(args, targets=targets)
+    if claimed:
+        return _usage_error(claimed)
 
     progress = LiveProgress(
         out, quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False),
@@ -448,6 +450,9 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     )
     progress.clear()
     if outcome.refused:
+        with open(os.devnull, "w") as quiet:
+            write_reports([], args, unloadable=outcome.unloadable, out=quiet,
+                          note="the run was refused before any check ran: " + " ".join(outcome.refused))
         return _usage_error("\n".join(outcome.refused))
     print(file=out)
     if outcome.interrupted:

@@ -15,7 +15,7 @@ Anything else escaping a check is a bug in the kit itself -> ``error``.
 
 from __future__ import annotations
 
-__all__ = ["CheckCancelled", "CheckFailed", "CheckSkipped", "DecoderError"]
+__all__ = ["CheckCancelled", "CheckFailed", "CheckSkipped", "DecoderError", "SpecFault"]
 
 
 class CheckFailed(AssertionError):
@@ -24,6 +24,11 @@ class CheckFailed(AssertionError):
 
 class DecoderError(CheckFailed):
     """A call into the decoder raised, or returned something the contract does not allow."""
+
+
+class SpecFault(Exception):
+    """Code the spec supplies (its ``output_adapter``) raised or returned something unusable:
+    the check cannot judge the decoder -> ``error``, named as a fault of the spec."""
 
 
 class CheckSkipped(Exception):

@@ -48,7 +48,13 @@ import torch
 
 from conformance.checks import CHECK_IDS, Check, get_check
 from conformance.harness import CheckContext
-from conformance.outcomes import CheckCancelled, CheckFailed, CheckSkipped, DecoderError
+from conformance.outcomes import (
+    CheckCancelled,
+    CheckFailed,
+    CheckSkipped,
+    DecoderError,
+    SpecFault,
+)
 from conformance.profiles import DEFAULT_PROFILE, Profile, get_profile
 from conformance.results import Certification, CheckResult, Status
 from conformance.spec import DecoderSpec
@@ -163,6 +169,8 @@ def outcome_of(check: Check, ctx: CheckContext) -> tuple[Status, str, str | None
         return "failed", str(err), DECODER_ERROR
     except CheckFailed as err:
         return "failed", str(err), BROKEN_PROMISE
+    except SpecFault as err:
+        return "error", f"spec fault: {err}", SPEC_FAULT
     except BaseException as err:  # noqa: BLE001 - a kit bug must be reported, not raised
         return "error", (
             f"internal error in the conformance kit while running {check.id} "
@@ -288,6 +296,8 @@ VACUOUS = "vacuous pass"
 CRASH = "crash"
 #: The check ran out of time while the decoder kept completing calls: no verdict.
 INCONCLUSIVE = "inconclusive"
+#: Code of the spec (its output_adapter) failed: the decoder could not be judged.
+SPEC_FAULT = "spec fault"
 
 _NOT_COVERED = {
     DECODER_ERROR: "the decoder raised, or returned something the contract does not allow, "

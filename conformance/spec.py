@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from flashdreams.infra.decoder import StreamingVideoDecoder
+from conformance.bases import StreamingVideoDecoder
 
 __all__ = ["AXES", "DecoderSpec", "TargetError", "load_target"]
 
@@ -69,6 +69,23 @@ class DecoderSpec:
             ``None`` uses the profile's default.
         max_chunk_frames: most latent frames the decoder accepts in one call; the kit then
             never calls with more, including the one-call reference decodes.
+        output_adapter: callable turning what ``forward`` returns into the output tensor in
+            ``output_layout``, for decoders that return something else (a video object
+            holding a tensor, a uint8 ``THWC`` array). It is spec code: an exception in it,
+            or a non-tensor result, is reported as a fault of the spec, not of the decoder.
+            It should not copy needlessly: the checks that outputs survive later steps and
+            inputs are untouched look at the tensor it returns.
+        inference_outputs: the decoder runs under ``torch.inference_mode()`` (or returns
+            inference tensors); the kit then clones and compares its outputs inside
+            inference mode too, and does not try in-place operations on them.
+        reference_dtype: a wider floating dtype the same decoder can also compute in
+            (float32 for a bfloat16 decoder). The chunk check then measures the decoder's
+            own rounding noise (its one-call decode against this wider twin's) and fails
+            seam errors a few times that noise (see :mod:`conformance.tolerances`).
+        reference_factory: zero-argument callable building that twin: the same weights,
+            computing everything in ``reference_dtype`` and taking latents in it. Without
+            it the kit builds ``factory()`` and calls ``.to(reference_dtype)`` on it,
+            which is right for decoders that follow their parameters' dtype.
     """
 
     name: str
@@ -89,6 +106,10 @@ class DecoderSpec:
     expected_failures: Mapping[str, str] = field(default_factory=dict, hash=False)
     check_timeout_s: float | None = None
     max_chunk_frames: int | None = None
+    output_adapter: Callable[[Any], torch.Tensor] | None = field(default=None, hash=False)
+    inference_outputs: bool = False
+    reference_dtype: torch.dtype | None = None
+    reference_factory: Callable[[], StreamingVideoDecoder[Any]] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -137,6 +158,16 @@ class DecoderSpec:
             raise ValueError(
                 f"DecoderSpec.check_timeout_s must be a positive number of seconds, got "
                 f"{self.check_timeout_s!r}"
+            )
+        _check_reference(self)
+        if self.output_adapter is not None and not callable(self.output_adapter):
+            raise ValueError(
+                "DecoderSpec.output_adapter must be a callable taking forward's result and "
+                f"returning the output tensor, got {self.output_adapter!r}"
+            )
+        if not isinstance(self.inference_outputs, bool):
+            raise ValueError(
+                f"DecoderSpec.inference_outputs must be True or False, got {self.inference_outputs!r}"
             )
         if self.max_chunk_frames is not None and not _positive_int(self.max_chunk_frames):
             raise ValueError(

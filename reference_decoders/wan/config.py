@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from flashdreams.infra.decoder import DecoderConfig
+from conformance.bases import DecoderConfig
 
 if TYPE_CHECKING:
     from reference_decoders.wan.decoder import WanVAEDecoder

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from flashdreams.infra.decoder import StreamingDecoderCache, StreamingVideoDecoder
+from conformance.bases import StreamingDecoderCache, StreamingVideoDecoder
 from reference_decoders.wan.checkpoint import load_decoder_weights
 from reference_decoders.wan.config import WanVAEDecoderConfig
 from reference_decoders.wan.model import StreamState, WanVAEDecoderNetwork

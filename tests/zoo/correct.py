@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from flashdreams.infra.decoder import DecoderConfig, StreamingDecoderCache, StreamingVideoDecoder
+from conformance.bases import DecoderConfig, StreamingDecoderCache, StreamingVideoDecoder
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, toy_spec
 
 from ._base import LATENT_SIZE, CorrectCase, PlainToy, correct, filled, toy_spec_factory

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flashdreams.infra.decoder import DecoderConfig, StreamingDecoderCache, StreamingVideoDecoder
+from conformance.bases import DecoderConfig, StreamingDecoderCache, StreamingVideoDecoder
 
 __all__ = ["AcmeCache", "AcmeCausalDecoder", "AcmeDecoderConfig", "AcmeFastDecoder"]
 

@@ -1,0 +1,132 @@
+"""Whatever a decoder does to its process, the verdict, the report and the exit code hold.
+
+Each hostile decoder of ``tests/zoo/process.py`` runs in supervised workers. The check in
+flight must fail (kind ``crash`` or ``timeout``, never ``error``), with a message naming
+what happened; the next check must still run, in a fresh worker; a full CLI run must exit
+1 with a complete report that certifies nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.workers.supervisor import SupervisorOptions, certify_target
+from tests.zoo import process
+
+ROOT = Path(__file__).resolve().parents[2]
+#: A check that decodes at AR >= 1 (where the hostile call sits), then one that never
+#: decodes, to show the run carries on in a fresh worker.
+HIT, AFTER = "input_is_not_modified", "temporal_mappers_round_trip"
+
+
+def _cli(*args: str, timeout: float = 300, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", "certify", *args],
+        cwd=kwargs.pop("cwd", ROOT), env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("case", sorted(process.CASES))
+def test_hostile_decoder_fails_the_check_in_flight_and_the_run_goes_on(case: str) -> None:
+    outcome = certify_target(
+        f"tests.zoo.process:{case}",
+        SupervisorOptions(profile="quick", seed=3, check_ids=[HIT, AFTER]),
+    )
+    assert outcome.load_error is None
+    (run,) = outcome.runs
+    hit, after = run.certification.results
+    assert hit.status == "failed", hit.message
+    assert hit.kind in ("crash", "timeout")
+    for word in process.CASES[case]:
+        assert word in hit.message, hit.message
+    assert "forward at AR" in hit.message  # the call in progress, with its AR index
+    assert "Replay:" in hit.message
+    assert after.status == "passed", after.message
+    assert any("fresh worker" in note for note in run.notes)
+    assert not run.certification.certified
+
+
+@pytest.mark.parametrize("case", process.CORRECT_CASES)
+def test_decoders_that_only_misbehave_towards_the_process_certify(case: str, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    done = _cli(f"tests.zoo.process:{case}", "--profile", "quick", "--seed", "5", "--report", str(report))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(report.read_text())["certified"] is True
+
+
+def test_output_at_import_shaped_like_a_kit_message_changes_nothing(tmp_path: Path) -> None:
+    done = _cli("tests.zoo.targets.prints_at_import:spec", "--profile", "quick", "--seed", "5",
+                "--report", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ("tests.zoo.targets.exits_at_import:spec", ("sys.exit(0)",)),
+        ("tests.zoo.targets.os_exit_at_import:spec", ("exited with status 0", "no GPU found")),
+        ("sys:exit", ("sys.exit",)),
+    ],
+)
+def test_a_target_that_exits_while_loading_is_exit_2_naming_it(
+    target: str, words: tuple[str, ...], tmp_path: Path
+) -> None:
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"certified": True}))  # a stale report from an earlier run
+    done = _cli(target, "--report", str(report))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert target in done.stderr
+    for word in words:
+        assert word in done.stderr + done.stdout
+    assert json.loads(report.read_text()).get("certified") is not True
+
+
+def test_a_full_run_on_a_crashing_decoder_exits_1_with_a_complete_report(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"certified": True}))
+    done = _cli("tests.zoo.process:forward_segfaults", "--profile", "quick", "--seed", "1",
+                "--report", str(report))
+    assert done.returncode == 1, done.stdout + done.stderr
+    data = json.loads(report.read_text())
+    assert data["certified"] is False
+    (decoder,) = data["decoders"]
+    statuses = {check["id"]: check["status"] for check in decoder["checks"]}
+    assert "error" not in statuses.values() and "not_run" not in statuses.values()
+    assert statuses["temporal_mappers_round_trip"] == "passed"
+    assert "failed" in statuses.values()
+    assert "SIGSEGV" in done.stdout
+
+
+def test_ctrl_c_stops_the_run_writes_a_partial_report_and_exits_130(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "certify", "tests.zoo.process:forward_sleeps_forever",
+         "--profile", "quick", "--seed", "1", "--report", str(report)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        deadline = time.monotonic() + 120
+        for line in child.stdout:  # wait until some checks have finished
+            if "PASS" in line or time.monotonic() > deadline:
+                break
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, out + err
+    data = json.loads(report.read_text())
+    assert data["certified"] is False
+    statuses = [check["status"] for decoder in data["decoders"] for check in decoder["checks"]]
+    assert "not_run" in statuses and "passed" in statuses
+    assert "Traceback" not in err and "terminate called" not in err
