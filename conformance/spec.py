@@ -206,6 +206,32 @@ class DecoderSpec:
         return torch.device(self.device)
 
 
+def _check_reference(spec: DecoderSpec) -> None:
+    """``reference_dtype`` must be a floating dtype wider than the decoder's; a
+    ``reference_factory`` needs it (the kit feeds the twin latents in that dtype)."""
+    wide = spec.reference_dtype
+    if spec.reference_factory is not None and not callable(spec.reference_factory):
+        raise ValueError(
+            "DecoderSpec.reference_factory must be a zero-argument callable returning the "
+            f"decoder computing in reference_dtype, got {spec.reference_factory!r}"
+        )
+    if wide is None:
+        if spec.reference_factory is not None:
+            raise ValueError(
+                "DecoderSpec.reference_factory needs reference_dtype: the dtype the reference "
+                "decoder computes in and takes its latents in (e.g. torch.float32)"
+            )
+        return
+    narrow = [d for d in (spec.dtype, spec.output_dtype) if d is not None]
+    if not isinstance(wide, torch.dtype) or not wide.is_floating_point or any(
+        d.is_floating_point and torch.finfo(wide).eps >= torch.finfo(d).eps for d in narrow
+    ):
+        raise ValueError(
+            f"DecoderSpec.reference_dtype must be a floating dtype more precise than the "
+            f"decoder's ({', '.join(str(d) for d in narrow)}), got {wide!r}"
+        )
+
+
 class TargetError(Exception):
     """A target string could not be turned into decoder specs (the CLI exits with 2)."""
 

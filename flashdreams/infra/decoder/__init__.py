@@ -1,6 +1,6 @@
 """Streaming decoder interfaces (re-exported from :mod:`flashdreams.infra.decoder.base`)."""
 
-from flashdreams.infra.decoder.base import (
+from .base import (
     DecoderConfig,
     StreamingDecoder,
     StreamingDecoderCache,

@@ -26,7 +26,10 @@ from typing import Any, Generic
 import torch.nn as nn
 from typing_extensions import TypeVar
 
-from flashdreams.infra.config import InstantiateConfig
+# Relative, so that this file works under either name the kit installs it as: the public
+# ``flashdreams`` (a source checkout, or the flashdreams-interface distribution) or the
+# kit's private ``conformance._flashdreams`` (see conformance.bases).
+from ..config import InstantiateConfig
 
 __all__ = [
     "DecoderConfig",

@@ -1,0 +1,1 @@
+"""Framework infrastructure (stand-in): configs and decoder bases."""
