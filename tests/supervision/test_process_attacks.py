@@ -130,3 +130,49 @@ def test_ctrl_c_stops_the_run_writes_a_partial_report_and_exits_130(tmp_path: Pa
     statuses = [check["status"] for decoder in data["decoders"] for check in decoder["checks"]]
     assert "not_run" in statuses and "passed" in statuses
     assert "Traceback" not in err and "terminate called" not in err
+
+
+def test_slow_but_steady_is_inconclusive_not_failed(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    done = _cli("tests.zoo.process:slow_but_steady", "--profile", "quick", "--seed", "2",
+                "--check", "chunked_decode_matches_full_decode", "--report", str(report))
+    (decoder,) = json.loads(report.read_text())["decoders"]
+    (check,) = decoder["checks"]
+    assert check["status"] == "inconclusive", check
+    assert "no sign of a fault" in check["message"]
+    assert done.returncode == 1  # a --check subset never certifies, whatever its checks did
+
+
+def test_inconclusive_alone_exits_4() -> None:
+    from conformance.engine import EXIT_INCONCLUSIVE, RunOutcome, exit_code
+    from conformance.results import Certification, CheckResult, DecoderRun
+
+    results = [CheckResult("a", "passed", "", 0.1), CheckResult("b", "inconclusive", "slow", 9.0)]
+    outcome = RunOutcome(runs=[DecoderRun(Certification("d", results, 0, "quick"))])
+    assert exit_code(outcome) == EXIT_INCONCLUSIVE
+    results.append(CheckResult("c", "failed", "wrong", 0.1))
+    assert exit_code(outcome) == 1
+
+
+def test_installed_decoder_that_exits_at_import_does_not_stop_the_others(tmp_path: Path) -> None:
+    info = tmp_path / "hostile_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hostile-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[flashdreams.conformance.decoders]\n"
+        "exits = tests.zoo.targets.os_exit_at_import:spec\n"
+        "toy = reference_decoders.toy:toy_spec\n"
+    )
+    report = tmp_path / "r.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance", "certify", "--installed", "--profile", "quick",
+         "--seed", "4", "--report", str(report)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    data = json.loads(report.read_text())
+    assert data["certified"] is False
+    names = [decoder["decoder"] for decoder in data["decoders"]]
+    assert "toy-causal" in names
+    assert "os_exit_at_import" in json.dumps(data.get("unloadable"))

@@ -170,3 +170,17 @@ CASES: dict[str, tuple[str, ...]] = {
 }
 #: Correct decoders that misbehave only towards the process: they must certify.
 CORRECT_CASES = ("lingering_thread", "chatty")
+
+
+class _SlowButSteady(PlainToy):
+    """Correct but slow: every call takes 0.3 s, with a check budget of 1 s. Work keeps
+    completing, so running out of time is no evidence of a fault: the verdict must be
+    ``inconclusive`` (exit 4), never ``failed``."""
+
+    def forward(self, input: torch.Tensor, autoregressive_index: int = 0,
+                cache: ToyDecoderCache | None = None) -> torch.Tensor:
+        time.sleep(0.3)
+        return super().forward(input, autoregressive_index, cache)
+
+
+slow_but_steady = _spec(_SlowButSteady, check_timeout_s=1.0)
