@@ -1,0 +1,155 @@
+"""This kit and a framework distribution that ships its own top-level ``flashdreams``
+install into one environment, in either order, without overwriting or shadowing each
+other's files; the kit and the bundled decoders work with whichever interface is there,
+and decoders built on either copy of the base classes certify.
+
+Wheels are built once per module (the kit's, the stand-in framework's from
+``examples/flashdreams_standin``, and ``packaging/flashdreams-interface``'s); every
+environment is a throwaway venv (see :mod:`tests.ecosystem.installs`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .installs import Environment, build_wheels
+
+pytestmark = pytest.mark.skipif(
+    __import__("importlib.util").util.find_spec("setuptools") is None,
+    reason="building the wheels needs setuptools",
+)
+
+# What each environment reports about itself: where the interface modules come from.
+PROBE = r"""
+import importlib.util, json
+import conformance.bases as bases
+spec = importlib.util.find_spec("flashdreams")
+config = importlib.util.find_spec("flashdreams.infra.config") if spec else None
+print(json.dumps({
+    "source": bases.SOURCE,
+    "base_file": __import__(bases.SOURCE, fromlist=["x"]).__file__,
+    "flashdreams": spec.origin if spec else None,
+    "config_is_package": bool(config and config.submodule_search_locations is not None),
+}))
+"""
+
+# Certify decoders on both copies of the base classes, in one process: the stand-in
+# framework's decoder and the kit's bundled toy decoder. A subset of checks that covers
+# building, caches, streaming and the mappers keeps this fast.
+CERTIFY = r"""
+import json
+from conformance import certify, load_target
+checks = ["decoded_sizes_match_mappers", "caches_are_fresh_and_unshared",
+          "interleaved_rollouts_are_independent", "chunked_decode_matches_full_decode"]
+out = {}
+for target in ["reference_decoders.toy:toy_spec", "standin_video.specs:standin_spec"]:
+    spec = load_target(target)[0]
+    decoder = spec.factory()
+    cert = certify(spec, profile="quick", seed=3, check_ids=checks)
+    out[target] = {
+        "base": [c.__module__ for c in type(decoder).__mro__ if c.__name__ == "StreamingVideoDecoder"][0],
+        "base_id": id([c for c in type(decoder).__mro__ if c.__name__ == "StreamingVideoDecoder"][0]),
+        "statuses": {r.check_id: r.status for r in cert.results},
+        "messages": [r.message for r in cert.results if r.status != "passed"],
+    }
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_wheels(tmp_path_factory.mktemp("wheels"))
+
+
+def test_the_kit_wheel_installs_no_public_flashdreams(wheels: dict[str, Path]) -> None:
+    import zipfile
+
+    kit_files = zipfile.ZipFile(wheels["kit"]).namelist()
+    assert not [name for name in kit_files if name.startswith("flashdreams/")]
+    assert "conformance/_flashdreams/infra/decoder/base.py" in kit_files
+    assert "conformance/_flashdreams/infra/config.py" in kit_files
+    tops = {name.split("/")[0] for name in kit_files if "dist-info" not in name}
+    assert tops == {"conformance", "reference_decoders"}
+    interface_files = zipfile.ZipFile(wheels["interface"]).namelist()
+    assert {name.split("/")[0] for name in interface_files if "dist-info" not in name} == {"flashdreams"}
+    assert "flashdreams/infra/decoder/base.py" in interface_files
+
+
+@pytest.mark.parametrize("order", [("kit", "standin"), ("standin", "kit")], ids=["kit-first", "framework-first"])
+def test_both_distributions_coexist_in_either_order(
+    order: tuple[str, str], wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    env = Environment(tmp_path / "venv")
+    for name in order:
+        env.install(wheels[name])
+
+    # No file is claimed by both distributions, and every installed file still has the
+    # hash its own RECORD lists: nothing was overwritten.
+    records = env.records()
+    kit = next(r for name, r in records.items() if name.startswith("flashdreams_conformance"))
+    standin = next(r for name, r in records.items() if name.startswith("flashdreams_standin"))
+    shared = sorted(set(kit) & set(standin))
+    assert shared == [], shared
+    changed = [path for r in (kit, standin) for path, digest in r.items() if not env.unchanged(path, digest)]
+    assert changed == []
+    # Nothing shadows the framework's package: its config is a package, and no module
+    # file flashdreams/infra/config.py sits next to it.
+    assert not (env.site / "flashdreams" / "infra" / "config.py").exists()
+
+    probe = env.json(PROBE)
+    assert probe["source"] == "flashdreams.infra.decoder"
+    assert probe["flashdreams"] == str(env.site / "flashdreams" / "__init__.py")
+    assert probe["config_is_package"] is True
+
+    results = env.json(CERTIFY)
+    for target, outcome in results.items():
+        assert set(outcome["statuses"].values()) == {"passed"}, (target, outcome["messages"])
+    # With a framework installed, the bundled decoders build on the framework's classes.
+    assert results["reference_decoders.toy:toy_spec"]["base_id"] == results["standin_video.specs:standin_spec"]["base_id"]
+
+
+def test_decoders_on_the_kit_s_copy_and_the_framework_s_copy_certify_together(
+    wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    env = Environment(tmp_path / "venv")
+    env.install(wheels["standin"])
+    env.install(wheels["kit"])
+    results = env.json(CERTIFY, env={"FLASHDREAMS_CONFORMANCE_INTERFACE": "bundled"})
+    toy, standin = results["reference_decoders.toy:toy_spec"], results["standin_video.specs:standin_spec"]
+    assert toy["base"] == "conformance._flashdreams.infra.decoder.base"
+    assert standin["base"] == "flashdreams.infra.decoder.base"
+    assert toy["base_id"] != standin["base_id"]
+    for outcome in (toy, standin):
+        assert set(outcome["statuses"].values()) == {"passed"}, outcome["messages"]
+
+
+def test_the_kit_alone_uses_its_bundled_copy(wheels: dict[str, Path], tmp_path: Path) -> None:
+    env = Environment(tmp_path / "venv")
+    env.install(wheels["kit"])
+    probe = env.json(PROBE)
+    assert probe["flashdreams"] is None  # the kit does not provide the public name
+    assert probe["source"] == "conformance._flashdreams.infra.decoder"
+    result = env.json(
+        "import json, subprocess, sys\n"
+        "p = subprocess.run([sys.executable, '-m', 'conformance', 'certify', "
+        "'reference_decoders.toy:toy_spec', '--profile', 'quick', '--seed', '3', '--in-process', "
+        "'--no-report', '-q'], capture_output=True, text=True)\n"
+        "print(json.dumps({'rc': p.returncode, 'out': p.stdout + p.stderr}))"
+    )
+    assert result["rc"] == 0, result["out"]
+
+
+@pytest.mark.slow
+def test_the_interface_distribution_provides_the_public_name(wheels: dict[str, Path], tmp_path: Path) -> None:
+    env = Environment(tmp_path / "venv")
+    env.install(wheels["kit"])
+    env.install(wheels["interface"])
+    probe = env.json(PROBE)
+    assert probe["source"] == "flashdreams.infra.decoder"
+    assert probe["config_is_package"] is False  # the kit's interface: config is a module
+    assert json.loads(env.run_python(
+        "import json, flashdreams.infra.decoder as d; print(json.dumps(d.__file__))"
+    )).startswith(str(env.site))
