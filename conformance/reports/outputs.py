@@ -89,9 +89,7 @@ def path_problem(path: str | Path, *, option: str, create_dirs: bool = False) ->
     """
     path = Path(path)
     shown = f"{option} {str(path)!r}"
-    if not path.name or str(path).endswith(os.sep):
-        return f"{shown} names a folder; give a file name (for example {str(path / 'report')!r})"
-    if path.is_dir():
+    if not path.name or str(path).endswith(os.sep) or path.is_dir():
         return f"{shown} is a folder; give a file name inside it"
     if path.exists() and not path.is_file():
         return f"{shown} exists and is not a regular file (a device, pipe or socket); choose another path"
