@@ -218,14 +218,16 @@ def _from_torch(value: Any, seen: tuple[int, ...], depth: int) -> Any:
 def spec_fields(spec: DecoderSpec) -> dict[str, Any]:
     """The spec's fields as JSON-ready values, in declaration order (``DecoderRun.spec``).
 
-    ``factory`` is given by its qualified name (the callable itself cannot be written
-    down); everything else is the value the checks ran with. A supervised worker sends
+    Callables (``factory``, ``output_adapter``, ``reference_factory``) are given by their
+    qualified names (a function cannot be written down); everything else is the value
+    the checks ran with. A supervised worker sends
     this dict to the parent, which never holds the spec object.
     """
     out: dict[str, Any] = {}
     for spec_field in fields(spec):
         value = getattr(spec, spec_field.name)
-        out[spec_field.name] = _callable_name(value) if spec_field.name == "factory" else jsonable(value)
+        named = spec_field.name == "factory" or (callable(value) and not isinstance(value, type))
+        out[spec_field.name] = _callable_name(value) if named and value is not None else jsonable(value)
     return out
 
 

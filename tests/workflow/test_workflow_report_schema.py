@@ -15,6 +15,7 @@ import pytest
 from conformance import DecoderSpec
 from conformance.cli import main
 from conformance.report import SCHEMA_VERSION
+from conformance.results import STATUSES
 from workflow_support import REPO_ROOT
 
 SCHEMA_PAGE = REPO_ROOT / "docs" / "report-schema.md"
@@ -57,7 +58,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     monkeypatch.syspath_prepend(str(out))
     checks = ["--check", "chunked_decode_matches_full_decode", "--check", "batch_elements_are_independent"]
     single = out / "single.json"
-    assert main(["certify", "--profile", "quick", "--seed", "2", *checks, "--report", str(single)]) == 0
+    # A --check subset: reported, never certified (exit 1).
+    assert main(["certify", "--profile", "quick", "--seed", "2", *checks, "--report", str(single)]) == 1
     double = out / "double.json"
     code = main(
         ["certify", "reference_decoders.toy:toy_spec", "schema_seam_bug:spec",
@@ -77,13 +79,26 @@ def test_report_object_keys_are_documented(reports: dict[str, dict]) -> None:
     assert set(reports["double"]) == set(documented["Report object"])
     # A single-decoder report also carries its decoder's keys at top level.
     assert set(reports["single"]) == set(documented["Report object"]) | set(documented["Decoder object"])
+    assert (reports["single"]["run_state"], reports["single"]["subset"], reports["single"]["certified"]) == (
+        "finished", True, False
+    )
+
+
+def test_the_placeholder_a_run_starts_with_has_only_documented_keys(tmp_path) -> None:
+    from conformance.reports.outputs import OutputPaths, prepare_paths
+
+    path = tmp_path / "r.json"
+    assert prepare_paths(OutputPaths(path, None), targets=["pkg:spec"]) is None
+    placeholder = json.loads(path.read_text())
+    assert set(placeholder) == set(documented_keys()["Report object"])
+    assert placeholder["run_state"] == "running" and placeholder["certified"] is False
 
 
 def test_decoder_and_check_keys_are_documented(reports: dict[str, dict]) -> None:
     documented = documented_keys()
     for decoder in reports["double"]["decoders"]:
         assert set(decoder) == set(documented["Decoder object"])
-        assert set(decoder["summary"]) == {"passed", "failed", "error", "xfailed", "skipped"}
+        assert set(decoder["summary"]) == set(STATUSES)
         for check in decoder["checks"]:
             assert set(check) == set(documented["Check object"])
 
