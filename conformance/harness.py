@@ -36,7 +36,13 @@ from conformance.interface import (
     describe_cache_problems,
     describe_decoder_problems,
 )
-from conformance.latents import LatentSequence, make_frames
+from conformance.latents import (
+    INPUT_STYLES,
+    LatentSequence,
+    frame_generator_seed,
+    make_frames,
+    styled_input,
+)
 from conformance.outcomes import CheckCancelled, CheckFailed, DecoderError, SpecFault
 from conformance.profiles import Profile
 from conformance.spec import AXES, DecoderSpec
@@ -346,9 +352,42 @@ class CheckContext:
             out = out * self.latent_scale
         return out.to(device=self.device, dtype=spec.dtype)
 
-    def to_input_layout(self, latents: torch.Tensor) -> torch.Tensor:
-        """Canonical ``BCTHW`` latents as a fresh contiguous tensor in the spec's layout."""
-        return latents.permute(_permutation(AXES, self.spec.layout)).contiguous().clone()
+    def to_input_layout(
+        self,
+        latents: torch.Tensor,
+        style: str | None = None,
+        *,
+        autoregressive_index: int | None = None,
+    ) -> torch.Tensor:
+        """Canonical ``BCTHW`` latents as a fresh tensor in the spec's layout, in the memory
+        layout of ``style`` (see :func:`conformance.latents.styled_input`).
+
+        Without ``style`` the kit picks one of :data:`~conformance.latents.INPUT_STYLES`
+        (contiguous, a non-contiguous slice of a larger tensor, ``channels_last_3d``,
+        time-major storage), as pipelines pass all of these: for a forward call, by
+        :meth:`input_style` of its AR index and frame count (so a replayed call gets the
+        same memory layout, and a chunked decode and the one-call decode it is compared
+        with mostly get different ones: a decoder that ignores strides disagrees with
+        itself); otherwise in rotation. The styles used are counted in the evidence
+        (``input_styles``).
+        """
+        x = latents.permute(_permutation(AXES, self.spec.layout))
+        count = getattr(self, "_input_count", 0)
+        self._input_count = count + 1
+        if style is None:
+            if autoregressive_index is not None:
+                style = self.input_style(autoregressive_index, int(latents.shape[2]))
+            else:
+                style = INPUT_STYLES[(self.seed + count) % len(INPUT_STYLES)]
+        used = self.evidence.extra.setdefault("input_styles", {})
+        used[style] = used.get(style, 0) + 1
+        return styled_input(x, style, time_axis=self.spec.layout.index("T"), seed=self.seed + count)
+
+    def input_style(self, autoregressive_index: int, frames: int) -> str:
+        """The memory layout the kit passes a call of ``frames`` latent frames at AR
+        ``autoregressive_index`` in: fixed per check seed, so failures replay."""
+        mixed = frame_generator_seed(self.seed, autoregressive_index, frames)
+        return INPUT_STYLES[mixed % len(INPUT_STYLES)]
 
     def from_output_layout(self, output: torch.Tensor) -> torch.Tensor:
         """A decoder output (in the spec's output layout) viewed as canonical ``BCTHW``."""
@@ -376,7 +415,11 @@ class CheckContext:
                 f"kit bug: {frames} latent frames exceed spec.max_chunk_frames="
                 f"{self.spec.max_chunk_frames}"
             )
-        x = self.to_input_layout(latents) if raw_input is None else raw_input
+        x = (
+            self.to_input_layout(latents, autoregressive_index=autoregressive_index)
+            if raw_input is None
+            else raw_input
+        )
         what = (
             f"forward at AR {autoregressive_index} with {frames} latent frame"
             f"{'s' if frames != 1 else ''} (input {list(x.shape)} {self.spec.layout})"

@@ -1,11 +1,15 @@
-"""Loading Wan 2.1 VAE decoder weights from the two published checkpoint layouts.
+"""Loading Wan VAE decoder weights (Wan 2.1 and 2.2) from the two published checkpoint layouts.
 
-- ``official``: ``Wan2.1_VAE.pth`` from Wan-Video/Wan2.1, a pickled state dict whose
-  decoder lives under ``decoder.*`` (``conv1``, ``middle.N``, a flat ``upsamples.N``
-  list, ``head.N``) with the post-quant conv at top-level ``conv2.*``.
+- ``official``: ``Wan2.1_VAE.pth`` from Wan-Video/Wan2.1 or ``Wan2.2_VAE.pth`` from
+  Wan-Video/Wan2.2, a pickled state dict whose decoder lives under ``decoder.*``
+  (``conv1``, ``middle.N``, ``upsamples``, ``head.N``) with the post-quant conv at
+  top-level ``conv2.*``. Wan 2.1's ``upsamples`` is one flat list of residual blocks
+  and upsamplers; Wan 2.2's is one ``Up_ResidualBlock`` per stage, each holding its
+  blocks and upsampler in its own ``upsamples.N`` list.
 - ``diffusers``: ``AutoencoderKLWan`` (safetensors, usually
   ``vae/diffusion_pytorch_model.safetensors``) with ``decoder.conv_in``,
-  ``decoder.mid_block``, ``decoder.up_blocks.I.resnets.J`` / ``.upsamplers.0`` and
+  ``decoder.mid_block``, ``decoder.up_blocks.I.resnets.J``, the upsampler at
+  ``.upsamplers.0`` (Wan 2.1) or ``.upsampler`` (Wan 2.2, ``is_residual``), and
   ``post_quant_conv.*``.
 
 The layout is told apart from the key names; the file format from its first bytes.
@@ -30,6 +34,7 @@ Reading is safe on untrusted files:
 from __future__ import annotations
 
 import errno
+import io
 import json
 import math
 import os
@@ -99,7 +104,7 @@ _UPSAMPLER_PARTS: dict[str, str] = {"conv": "resample.1", "time_conv": "time_con
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be read as Wan 2.1 VAE decoder weights."""
+    """A checkpoint could not be read as Wan VAE decoder weights."""
 
 
 class UnsafeCheckpointError(CheckpointError):
@@ -138,7 +143,9 @@ class CheckpointMismatchError(CheckpointError):
         if mismatched or missing:
             lines.append(
                 "Do the config's architecture fields (base_dim, dim_mult, num_res_blocks, "
-                "temporal_upsample, latent_channels, out_channels) match the checkpoint?"
+                "temporal_upsample, latent_channels, out_channels, residual_up_stages, "
+                "patch_size) match the checkpoint? Wan 2.2 checkpoints need "
+                "Wan22VAEDecoderConfig."
             )
         super().__init__("\n".join(lines))
 
@@ -152,12 +159,15 @@ def _listing(title: str, items: list[str], limit: int = 25) -> list[str]:
     return [f"{len(items)} {title}:", *shown]
 
 
-def checkpoint_key(name: str, layout: Layout, num_res_blocks: int) -> str:
+def checkpoint_key(
+    name: str, layout: Layout, num_res_blocks: int, residual_up_stages: bool = False
+) -> str:
     """Name in ``layout`` of the parameter called ``name`` in :class:`WanVAEDecoderNetwork`.
 
-    ``num_res_blocks`` is the config field; the official layout flattens the up stages
-    into one list (each stage's ``num_res_blocks + 1`` blocks, then its upsampler), so
-    indices there depend on it.
+    ``num_res_blocks`` and ``residual_up_stages`` are the config fields. The Wan 2.1
+    official layout flattens the up stages into one list (each stage's
+    ``num_res_blocks + 1`` blocks, then its upsampler), so indices there depend on the
+    block count; Wan 2.2's (``residual_up_stages``) nests one list per stage.
     """
     official = layout == "official"
     stage_length = num_res_blocks + 2  # residual blocks + upsampler per official stage
@@ -173,14 +183,20 @@ def checkpoint_key(name: str, layout: Layout, num_res_blocks: int) -> str:
             block = "middle.1" if official else "mid_block.attentions.0"
             return f"decoder.{block}.{'.'.join(rest)}"
         case ["up_stages", stage, "resnets", index, part, param]:
-            if official:
+            if official and residual_up_stages:
+                block = f"upsamples.{stage}.upsamples.{index}"
+            elif official:
                 block = f"upsamples.{int(stage) * stage_length + int(index)}"
             else:
                 block = f"up_blocks.{stage}.resnets.{index}"
             return f"decoder.{block}.{_RESNET_PARTS[part][layout]}.{param}"
         case ["up_stages", stage, "upsampler", part, param]:
-            if official:
+            if official and residual_up_stages:
+                block = f"upsamples.{stage}.upsamples.{num_res_blocks + 1}"
+            elif official:
                 block = f"upsamples.{int(stage) * stage_length + num_res_blocks + 1}"
+            elif residual_up_stages:
+                block = f"up_blocks.{stage}.upsampler"
             else:
                 block = f"up_blocks.{stage}.upsamplers.0"
             return f"decoder.{block}.{_UPSAMPLER_PARTS[part]}.{param}"
@@ -207,7 +223,7 @@ def detect_layout(keys: list[str], path: str = "checkpoint") -> Layout:
             return layout
     preview = ", ".join(repr(key) for key in keys[:5]) or "none"
     raise CheckpointError(
-        f"{path} has no Wan 2.1 VAE decoder keys in the official (decoder.conv1, conv2, ...) "
+        f"{path} has no Wan VAE decoder keys in the official (decoder.conv1, conv2, ...) "
         f"or diffusers (decoder.conv_in, post_quant_conv, ...) layout; first keys: {preview}"
     )
 
@@ -279,7 +295,7 @@ _NOT_REGULAR: tuple[tuple[Callable[[int], bool], str], ...] = (
 )
 
 
-def _open_regular_file(path: Path) -> BinaryIO:
+def _open_regular_file(path: Path) -> io.BufferedReader:
     """``path`` opened for reading, if it is a regular file; else a CheckpointError.
 
     The type is checked with ``stat`` before opening, so a FIFO or device is never
@@ -328,7 +344,7 @@ def _unusable_path(path: Path, error: OSError) -> str:
 
 
 #: Headroom over the tensors' own bytes for the pickle, the archive's small records and
-#: safetensors metadata.
+#: safetensors metadata (it also means no file under 16 MiB is refused for its size).
 METADATA_ALLOWANCE = 16 * 2**20
 
 # Zip compression methods torch's archive reader (miniz) can extract.
@@ -427,7 +443,7 @@ _SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
 
 
 def _read_safetensors(
-    handle: BinaryIO, path: Path, file_bytes: int, budget: int
+    handle: io.BufferedReader, path: Path, file_bytes: int, budget: int
 ) -> dict[str, torch.Tensor]:
     """Read a safetensors file from ``handle``, checking its header before any tensor.
 
@@ -471,10 +487,10 @@ def _read_safetensors(
             )
         declared += end - begin
         entries.append((name, dtype, shape, begin, end))
-    if declared > budget:
+    if declared > budget + METADATA_ALLOWANCE:
         raise CheckpointError(
             f"refused to read {path}: its header declares {declared} bytes of tensors, more "
-            f"than the {budget} bytes allowed"
+            f"than the {budget + METADATA_ALLOWANCE} bytes allowed ({_budget_words(budget)})"
         )
     if sys.byteorder != "little":
         raise refuse("safetensors data is little-endian and this machine is not")
@@ -534,17 +550,24 @@ def weights_budget(network: nn.Module) -> int:
 
 
 def load_decoder_weights(
-    network: nn.Module, path: str | os.PathLike[str], num_res_blocks: int
+    network: nn.Module,
+    path: str | os.PathLike[str],
+    num_res_blocks: int,
+    *,
+    residual_up_stages: bool = False,
 ) -> Layout:
     """Fill ``network`` (a :class:`WanVAEDecoderNetwork`) from the checkpoint at ``path``.
 
+    ``num_res_blocks`` and ``residual_up_stages`` are the network's config fields.
     Returns the detected layout. Raises :class:`CheckpointMismatchError` naming every
     missing, unexpected and mis-shaped decoder key, before touching the network.
     """
     state = read_state_dict(path, max_bytes=weights_budget(network))
     layout = detect_layout(list(state), str(path))
     ours = network.state_dict()
-    wanted = {checkpoint_key(name, layout, num_res_blocks): name for name in ours}
+    wanted = {
+        checkpoint_key(name, layout, num_res_blocks, residual_up_stages): name for name in ours
+    }
 
     ignored = _IGNORED_PREFIXES[layout]
     missing = [key for key in wanted if key not in state]

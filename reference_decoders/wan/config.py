@@ -1,9 +1,12 @@
-"""Configuration of the Wan 2.1 VAE streaming decoder.
+"""Configuration of the Wan VAE streaming decoders (Wan 2.1 and Wan 2.2).
 
-The defaults describe the published Wan 2.1 video VAE decoder (the one behind
-``Wan2.1_VAE.pth`` and diffusers' ``AutoencoderKLWan``). Every architecture knob is a
-field so that tests and the CPU conformance run can build a small decoder with the same
-structure; the published checkpoints only load into the default shape.
+:class:`WanVAEDecoderConfig`'s defaults describe the published Wan 2.1 video VAE decoder
+(the one behind ``Wan2.1_VAE.pth`` and diffusers' ``AutoencoderKLWan``);
+:class:`Wan22VAEDecoderConfig`'s the Wan 2.2 one (``Wan2.2_VAE.pth``, the TI2V-5B VAE:
+48 latent channels, residual up stages, a 2x2 output patch). Both are one family: every
+architecture knob is a field, so tests and the CPU conformance run can build a small
+decoder with the same structure; the published checkpoints only load into the default
+shapes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from conformance.bases import DecoderConfig
 if TYPE_CHECKING:
     from reference_decoders.wan.decoder import WanVAEDecoder
 
-__all__ = ["WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD", "WanVAEDecoderConfig"]
+__all__ = [
+    "WAN21_LATENTS_MEAN",
+    "WAN21_LATENTS_STD",
+    "WAN22_LATENTS_MEAN",
+    "WAN22_LATENTS_STD",
+    "Wan22VAEDecoderConfig",
+    "WanVAEDecoderConfig",
+]
 
 # Per-channel statistics of the Wan 2.1 latent space, as published with the VAE (and as
 # diffusers' AutoencoderKLWan config defaults). A diffusion model emits latents in the
@@ -30,6 +40,25 @@ WAN21_LATENTS_MEAN: tuple[float, ...] = (
 WAN21_LATENTS_STD: tuple[float, ...] = (
     2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
     3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+)  # fmt: skip
+
+# The same for the 48 channels of the Wan 2.2 latent space (published with Wan2.2_VAE.pth
+# in Wan-Video/Wan2.2 and in the TI2V-5B diffusers VAE config).
+WAN22_LATENTS_MEAN: tuple[float, ...] = (
+    -0.2289, -0.0052, -0.1323, -0.2339, -0.2799, 0.0174, 0.1838, 0.1557,
+    -0.1382, 0.0542, 0.2813, 0.0891, 0.1570, -0.0098, 0.0375, -0.1825,
+    -0.2246, -0.1207, -0.0698, 0.5109, 0.2665, -0.2108, -0.2158, 0.2502,
+    -0.2055, -0.0322, 0.1109, 0.1567, -0.0729, 0.0899, -0.2799, -0.1230,
+    -0.0313, -0.1649, 0.0117, 0.0723, -0.2839, -0.2083, -0.0520, 0.3748,
+    0.0152, 0.1957, 0.1433, -0.2944, 0.3573, -0.0548, -0.1681, -0.0667,
+)  # fmt: skip
+WAN22_LATENTS_STD: tuple[float, ...] = (
+    0.4765, 1.0364, 0.4514, 1.1677, 0.5313, 0.4990, 0.4818, 0.5013,
+    0.8158, 1.0344, 0.5894, 1.0901, 0.6885, 0.6165, 0.8454, 0.4978,
+    0.5759, 0.3523, 0.7135, 0.6804, 0.5833, 1.4146, 0.8986, 0.5659,
+    0.7069, 0.5338, 0.4889, 0.4917, 0.4069, 0.4999, 0.6866, 0.4093,
+    0.5709, 0.6065, 0.6415, 0.4944, 0.5726, 1.2042, 0.5458, 1.6887,
+    0.3971, 1.0600, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744,
 )  # fmt: skip
 
 _DTYPE_NAMES: dict[str, torch.dtype] = {
@@ -76,6 +105,13 @@ class WanVAEDecoderConfig(DecoderConfig):
         temporal_upsample: for each up stage but the last, whether its upsampler doubles
             time as well as space. The number of up stages is ``len(dim_mult)``.
         out_channels: pixel channels.
+        residual_up_stages: Wan 2.2's up stages: an upsampler keeps its stage's width
+            (Wan 2.1's halves it), and each upsampling stage adds a parameter-free
+            shortcut that spreads its input's channels over the upsampled pixels and
+            frames (diffusers' ``is_residual``).
+        patch_size: the last convolution emits ``out_channels * patch_size**2``
+            channels, each ``patch_size x patch_size`` group of which becomes a patch of
+            pixels (Wan 2.2: 2, so 16x spatial compression on top of the stages' 8x).
         latents_mean, latents_std: per-channel latent statistics used to undo the
             normalization the diffusion model works in.
 
@@ -104,6 +140,8 @@ class WanVAEDecoderConfig(DecoderConfig):
     num_res_blocks: int = 2
     temporal_upsample: tuple[bool, ...] = (True, True, False)
     out_channels: int = 3
+    residual_up_stages: bool = False
+    patch_size: int = 1
     latents_mean: tuple[float, ...] = WAN21_LATENTS_MEAN
     latents_std: tuple[float, ...] = WAN21_LATENTS_STD
 
@@ -144,7 +182,7 @@ class WanVAEDecoderConfig(DecoderConfig):
 
     @property
     def spatial_compression_ratio(self) -> int:
-        return 2**self.num_upsamplers
+        return 2**self.num_upsamplers * self.patch_size
 
     @property
     def temporal_compression_ratio(self) -> int:
@@ -168,17 +206,31 @@ class WanVAEDecoderConfig(DecoderConfig):
             raise ValueError(f"tile_latent_frames must be >= 1, got {self.tile_latent_frames}")
         if self.num_res_blocks < 0:
             raise ValueError(f"num_res_blocks must be >= 0, got {self.num_res_blocks}")
+        if self.patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, got {self.patch_size}")
         if len(self.temporal_upsample) != self.num_upsamplers:
             raise ValueError(
                 f"temporal_upsample needs one flag per upsampling stage "
                 f"(len(dim_mult) - 1 = {self.num_upsamplers}), got {self.temporal_upsample}"
             )
-        # An upsampler halves its stage's width, so that width must be even.
-        for stage, mult in enumerate(tuple(reversed(self.dim_mult))[: self.num_upsamplers]):
-            if (self.base_dim * mult) % 2:
+        mults = tuple(reversed(self.dim_mult))
+        for stage in range(self.num_upsamplers):
+            width = self.base_dim * mults[stage + 1]
+            if not self.residual_up_stages and width % 2:
+                # A Wan 2.1 upsampler halves its stage's width, so that width must be even.
                 raise ValueError(
-                    f"up stage {stage} has odd width base_dim * {mult} = {self.base_dim * mult}; "
+                    f"up stage {stage} has odd width base_dim * {mults[stage + 1]} = {width}; "
                     "its upsampler halves the channels, so it must be even"
+                )
+            # A residual stage's shortcut spreads its input's channels over the factor
+            # new positions per pixel (4, or 8 with time), evenly.
+            in_width = self.base_dim * mults[stage]
+            factor = 4 * (2 if self.temporal_upsample[stage] else 1)
+            if self.residual_up_stages and (width * factor) % in_width:
+                raise ValueError(
+                    f"up stage {stage}'s shortcut cannot spread {in_width} channels evenly over "
+                    f"{width} channels x {factor} positions; choose dim_mult so that "
+                    f"{in_width} divides {width * factor}"
                 )
         for name in ("latents_mean", "latents_std"):
             values = getattr(self, name)
@@ -186,3 +238,21 @@ class WanVAEDecoderConfig(DecoderConfig):
                 raise ValueError(
                     f"{name} has {len(values)} values but latent_channels is {self.latent_channels}"
                 )
+
+
+@dataclass(kw_only=True)
+class Wan22VAEDecoderConfig(WanVAEDecoderConfig):
+    """:class:`WanVAEDecoderConfig` with the published Wan 2.2 (TI2V-5B) VAE decoder as default.
+
+    48 latent channels, stage widths 1024, 1024, 1024, 512, 256 (``base_dim`` 256,
+    diffusers' ``decoder_base_dim``), residual up stages and a 2x2 output patch: latents
+    ``[B, T, 48, h, w]`` decode to ``[B, T', 3, 16h, 16w]``. ``checkpoint_path`` takes an
+    official ``Wan2.2_VAE.pth`` or the diffusers TI2V-5B VAE safetensors.
+    """
+
+    latent_channels: int = 48
+    base_dim: int = 256
+    residual_up_stages: bool = True
+    patch_size: int = 2
+    latents_mean: tuple[float, ...] = WAN22_LATENTS_MEAN
+    latents_std: tuple[float, ...] = WAN22_LATENTS_STD

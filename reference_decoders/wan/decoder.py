@@ -1,6 +1,7 @@
-"""The Wan 2.1 VAE as a :class:`StreamingVideoDecoder`: size mappers, input checks, cache.
+"""The Wan VAE (2.1 or 2.2) as a :class:`StreamingVideoDecoder`: size mappers, input checks, cache.
 
-Streaming pipelines hand over latents ``[B, T, 16, h, w]`` chunk by chunk; this wraps
+Streaming pipelines hand over latents ``[B, T, C, h, w]`` (C = 16 for Wan 2.1, 48 for
+Wan 2.2) chunk by chunk; this wraps
 :class:`~reference_decoders.wan.model.WanVAEDecoderNetwork` so that any chunk plan
 gives the frames that decoding the rollout one latent frame at a time gives.
 """
@@ -50,8 +51,10 @@ class WanVAEDecoderCache(StreamingDecoderCache):
 
 
 class WanVAEDecoder(StreamingVideoDecoder[WanVAEDecoderCache]):
-    """Wan 2.1 VAE decoder: normalized latents ``[B, T, 16, h, w]`` to ``[B, T', 3, 8h, 8w]``.
+    """Wan VAE decoder: normalized latents ``[B, T, C, h, w]`` to ``[B, T', 3, s*h, s*w]``.
 
+    Wan 2.1 (:class:`WanVAEDecoderConfig`): C = 16, s = 8; Wan 2.2
+    (:class:`~reference_decoders.wan.config.Wan22VAEDecoderConfig`): C = 48, s = 16.
     ``T' = 1 + 4(T - 1)`` at autoregressive index 0 and ``4T`` afterwards; pixels are in
     [-1, 1]. Decoding is inference only (no autograd graph is kept, so the cache stays
     small over long rollouts). Inputs are moved to the decoder's device and dtype.
@@ -69,7 +72,10 @@ class WanVAEDecoder(StreamingVideoDecoder[WanVAEDecoderCache]):
         self.checkpoint_layout: str | None = None
         if config.checkpoint_path is not None:
             self.checkpoint_layout = load_decoder_weights(
-                network, config.checkpoint_path, config.num_res_blocks
+                network,
+                config.checkpoint_path,
+                config.num_res_blocks,
+                residual_up_stages=config.residual_up_stages,
             )
         self.network = network.to(device=device, dtype=dtype)
         self.network.eval()
@@ -226,6 +232,8 @@ def _fast_network(
     from reference_decoders.wan.fast import fast_path_support
 
     reason = fast_path_support(config.resolved_device(), config.resolved_dtype())
+    if reason is None and (config.residual_up_stages or config.patch_size != 1):
+        reason = "it does not run Wan 2.2's residual up stages and output patches yet"
     if reason is not None:
         if config.fast_path:
             raise ValueError(f"fast_path=True, but the fast path cannot run here: {reason}")

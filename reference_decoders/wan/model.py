@@ -1,12 +1,13 @@
-"""The Wan 2.1 video VAE decoder network, written for streaming.
+"""The Wan video VAE decoder network (Wan 2.1 and Wan 2.2), written for streaming.
 
 Read top to bottom: the stream state, the building blocks (causal convolution, RMS norm,
-residual block, spatial attention, upsampler), then the assembled network.
+residual block, spatial attention, upsampler, the Wan 2.2 stage shortcut), then the
+assembled network.
 
-The published decoders (Wan-Video/Wan2.1 ``wan/modules/vae.py``; diffusers'
-``AutoencoderKLWan``) decode one latent frame at a time, with a per-layer feature
-cache; that frame-by-frame decode defines the output. This module computes the same
-function for chunks of any length:
+The published decoders (Wan-Video/Wan2.1 ``wan/modules/vae.py``, Wan-Video/Wan2.2
+``wan/modules/vae2_2.py``; diffusers' ``AutoencoderKLWan``) decode one latent frame at a
+time, with a per-layer feature cache; that frame-by-frame decode defines the output.
+This module computes the same function for chunks of any length:
 
 - Every temporal causal convolution (kernel 3 in time) sees its input stream with two
   zero frames in front. Feeding it chunk by chunk with the last two input frames
@@ -19,8 +20,17 @@ function for chunks of any length:
   by marking its first call; run on a first chunk of several frames it would skip time
   doubling for all of them. Here the rule is applied per frame, so the first chunk may
   have any length.
-- Everything else (norms, activations, the attention, spatial upsampling) acts on one
-  frame at a time, so it does not care how frames are grouped into chunks.
+- Wan 2.2's stage shortcut (:class:`SpreadShortcut`) turns each input frame into two
+  frames where its stage doubles time, and keeps only the second for the rollout's
+  first frame. That too is applied to the first frame, not to the first call.
+- Everything else (norms, activations, the attention, spatial upsampling, the output
+  patch) acts on one frame at a time, so it does not care how frames are grouped into
+  chunks.
+
+The two versions differ only in the up stages and the head (see
+:class:`~reference_decoders.wan.config.WanVAEDecoderConfig`): Wan 2.2's upsamplers keep
+the width and add :class:`SpreadShortcut` around each stage, and its last convolution
+emits 2x2 pixel patches.
 """
 
 from __future__ import annotations
@@ -40,10 +50,12 @@ __all__ = [
     "RMSNorm",
     "ResidualBlock",
     "SpatialAttention",
+    "SpreadShortcut",
     "StreamState",
     "UpStage",
     "Upsampler",
     "WanVAEDecoderNetwork",
+    "unpatchify",
 ]
 
 # Frames of history a kernel-3 temporal causal convolution needs.
@@ -175,17 +187,18 @@ class SpatialAttention(nn.Module):
 
 
 class Upsampler(nn.Module):
-    """2x spatial upsampling (nearest, then a 3x3 conv halving channels), 2x in time if asked.
+    """2x spatial upsampling (nearest, then a 3x3 conv to ``out_channels``), 2x in time if asked.
 
-    Time doubling: ``time_conv`` maps each frame to two frames' worth of channels, which
-    are interleaved into consecutive frames. The rollout's first frame is exempt (see the
+    Wan 2.1's upsamplers halve the channels, Wan 2.2's keep them. Time doubling:
+    ``time_conv`` maps each frame to two frames' worth of channels, which are
+    interleaved into consecutive frames. The rollout's first frame is exempt (see the
     module docstring), which is why the first chunk yields ``1 + 2(n - 1)`` frames.
     """
 
-    def __init__(self, channels: int, temporal: bool) -> None:
+    def __init__(self, channels: int, temporal: bool, out_channels: int) -> None:
         super().__init__()
         self.time_conv = CausalConv3d(channels, channels * 2, (3, 1, 1)) if temporal else None
-        self.conv = nn.Conv2d(channels, channels // 2, 3, padding=1)
+        self.conv = nn.Conv2d(channels, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
         if self.time_conv is not None:
@@ -208,8 +221,50 @@ def _double_frames(time_conv: CausalConv3d, x: torch.Tensor, state: StreamState)
     return doubled if first is None else torch.cat([first, doubled], dim=2)
 
 
+class SpreadShortcut(nn.Module):
+    """Wan 2.2's parameter-free stage shortcut: the stage's input, upsampled by spreading
+    channels over the new positions (diffusers' and the official ``DupUp3D``).
+
+    Each input pixel becomes a ``2 x 2`` block of pixels, and, where the stage doubles
+    time, each frame two frames: ``positions`` (4 or 8) new values per old one. Output
+    channel ``o`` at position ``p`` (time, row, column, in that order of significance)
+    reads input channel ``(o * positions + p) // repeats``, where ``repeats = out *
+    positions / in``: with equal widths every position copies the same channel; with
+    half the width, rows (or frames) come from neighbouring channels, as in a pixel
+    shuffle. For the rollout's first frame only its second time position is kept,
+    matching the upsampler, which passes that frame through once.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, temporal: bool) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.time_factor = 2 if temporal else 1
+        positions = self.time_factor * 4
+        if (out_channels * positions) % in_channels:
+            raise ValueError(
+                f"cannot spread {in_channels} channels over {out_channels} x {positions} positions"
+            )
+        self.repeats = out_channels * positions // in_channels
+
+    def forward(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+        b, _, t, h, w = x.shape
+        ft = self.time_factor
+        spread = x.repeat_interleave(self.repeats, dim=1)
+        # channel (o, time, row, col) -> output frame t*ft + time, pixel (2h + row, 2w + col)
+        spread = spread.view(b, self.out_channels, ft, 2, 2, t, h, w)
+        spread = spread.permute(0, 1, 5, 2, 6, 3, 7, 4)
+        spread = spread.reshape(b, self.out_channels, t * ft, 2 * h, 2 * w)
+        if state.first_chunk and ft > 1:
+            spread = spread[:, :, ft - 1 :]  # the rollout's first frame: its last copy only
+        return spread
+
+
 class UpStage(nn.Module):
-    """Residual blocks at one resolution, then (except in the last stage) an upsampler."""
+    """Residual blocks at one resolution, then (except in the last stage) an upsampler.
+
+    Wan 2.2 (``residual``): the upsampler keeps the width, and a :class:`SpreadShortcut`
+    of the stage's input is added to the stage's output.
+    """
 
     def __init__(
         self,
@@ -217,20 +272,27 @@ class UpStage(nn.Module):
         out_channels: int,
         num_blocks: int,
         upsample: Literal["2d", "3d"] | None,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         widths = [in_channels] + [out_channels] * num_blocks
         self.resnets = nn.ModuleList(ResidualBlock(a, b) for a, b in zip(widths, widths[1:]))
-        self.upsampler = (
-            Upsampler(out_channels, temporal=upsample == "3d") if upsample is not None else None
-        )
+        self.upsampler = None
+        self.shortcut = None
+        if upsample is not None:
+            temporal = upsample == "3d"
+            upsampled_width = out_channels if residual else out_channels // 2
+            self.upsampler = Upsampler(out_channels, temporal, upsampled_width)
+            if residual:
+                self.shortcut = SpreadShortcut(in_channels, out_channels, temporal)
 
     def forward(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+        shortcut = self.shortcut(x, state) if self.shortcut is not None else None
         for block in self.resnets:
             x = block(x, state)
         if self.upsampler is not None:
             x = self.upsampler(x, state)
-        return x
+        return x if shortcut is None else x + shortcut
 
 
 class MidBlock(nn.Module):
@@ -247,12 +309,31 @@ class MidBlock(nn.Module):
         return self.resnets[1](x, state)
 
 
+def unpatchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """``[B, C * p * p, T, H, W]`` -> ``[B, C, T, p * H, p * W]``: each group of ``p * p``
+    channels becomes a ``p x p`` patch of pixels.
+
+    Channel ``c * p * p + column * p + row`` of a group goes to pixel row ``p * y + row``,
+    column ``p * x + column``: the published Wan 2.2 order (einops ``b (c r q) f h w ->
+    b c f (h q) (w r)``), where the column index varies slower than the row index.
+    """
+    if patch_size == 1:
+        return x
+    b, channels, t, h, w = x.shape
+    p = patch_size
+    x = x.view(b, channels // (p * p), p, p, t, h, w)  # (c, column, row)
+    return x.permute(0, 1, 4, 5, 3, 6, 2).reshape(b, channels // (p * p), t, h * p, w * p)
+
+
 class WanVAEDecoderNetwork(nn.Module):
-    """Normalized latents ``[B, C, T, h, w]`` to pixels ``[B, 3, T', 8h, 8w]`` in [-1, 1].
+    """Normalized latents ``[B, C, T, h, w]`` to pixels ``[B, 3, T', s*h, s*w]`` in [-1, 1].
 
     De-normalize latents, 1x1x1 post-quant conv, causal conv in, mid block, up stages,
-    RMS norm + SiLU + causal conv out, clamp. With the default config this is the
-    published Wan 2.1 decoder (widths 384 -> 384 -> 192 -> 96).
+    RMS norm + SiLU + causal conv out, unpatchify, clamp. ``s`` is the config's
+    ``spatial_compression_ratio``. With the default config this is the published Wan 2.1
+    decoder (widths 384 -> 384 -> 192 -> 96, s = 8); with
+    :class:`~reference_decoders.wan.config.Wan22VAEDecoderConfig` the Wan 2.2 one
+    (widths 1024 -> 1024 -> 1024 -> 512 -> 256, 2x2 patches, s = 16).
     """
 
     latents_mean: torch.Tensor
@@ -263,6 +344,7 @@ class WanVAEDecoderNetwork(nn.Module):
         config.validate()
         mults = tuple(reversed(config.dim_mult))
         widths = [config.base_dim * m for m in (mults[0], *mults)]
+        self.patch_size = config.patch_size
 
         mean = torch.tensor(config.latents_mean, dtype=torch.float64).view(1, -1, 1, 1, 1)
         std = torch.tensor(config.latents_std, dtype=torch.float64).view(1, -1, 1, 1, 1)
@@ -279,16 +361,27 @@ class WanVAEDecoderNetwork(nn.Module):
 
         stages = []
         for i in range(len(mults)):
-            # Every upsampler halves the width, so later stages start at half the width.
-            in_channels = widths[i] if i == 0 else widths[i] // 2
+            # A Wan 2.1 upsampler halves the width, so later stages start at half the
+            # width; a Wan 2.2 one keeps it.
+            in_channels = widths[i] if i == 0 or config.residual_up_stages else widths[i] // 2
             upsample: Literal["2d", "3d"] | None = None
             if i < config.num_upsamplers:
                 upsample = "3d" if config.temporal_upsample[i] else "2d"
-            stages.append(UpStage(in_channels, widths[i + 1], config.num_res_blocks + 1, upsample))
+            stages.append(
+                UpStage(
+                    in_channels,
+                    widths[i + 1],
+                    config.num_res_blocks + 1,
+                    upsample,
+                    residual=config.residual_up_stages,
+                )
+            )
         self.up_stages = nn.ModuleList(stages)
 
         self.norm_out = RMSNorm(widths[-1], spatial_dims=3)
-        self.conv_out = CausalConv3d(widths[-1], config.out_channels, (3, 3, 3))
+        self.conv_out = CausalConv3d(
+            widths[-1], config.out_channels * config.patch_size**2, (3, 3, 3)
+        )
 
         causal_convs = [m for m in self.modules() if isinstance(m, CausalConv3d)]
         for slot, conv in enumerate(causal_convs):
@@ -304,4 +397,4 @@ class WanVAEDecoderNetwork(nn.Module):
         for stage in self.up_stages:
             x = stage(x, state)
         x = self.conv_out(F.silu(self.norm_out(x)), state)
-        return x.clamp(-1.0, 1.0)
+        return unpatchify(x, self.patch_size).clamp(-1.0, 1.0)

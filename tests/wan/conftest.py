@@ -10,47 +10,70 @@ from typing import Any
 import pytest
 import torch
 
-from reference_decoders.wan import WanVAEDecoder, WanVAEDecoderConfig
+from reference_decoders.wan import Wan22VAEDecoderConfig, WanVAEDecoder, WanVAEDecoderConfig
 
 from reference_decoders.wan.random_weights import randomize_decoder_weights_
 
-from .helpers import SMALL, SMALL_PUBLISHED_BLOCKS, to_official_layout
+from .helpers import (
+    SMALL,
+    SMALL_PUBLISHED_BLOCKS,
+    WAN22_SMALL,
+    WAN22_SMALL_PUBLISHED_BLOCKS,
+    diffusers_wan22_architecture,
+    to_official_layout,
+    to_official_wan22_layout,
+)
 
 
 @dataclass
 class ParityCase:
     """A diffusers ``AutoencoderKLWan`` with seeded random weights, saved in both layouts."""
 
-    architecture: dict[str, Any]
+    architecture: dict[str, Any]  # our config's fields
     vae: Any
     diffusers_path: Path  # diffusers layout, safetensors
-    official_path: Path  # official Wan2.1_VAE.pth layout, torch.save zip pickle
+    official_path: Path  # official Wan2.1_VAE.pth / Wan2.2_VAE.pth layout, torch.save zip
+    config_class: type[WanVAEDecoderConfig] = WanVAEDecoderConfig
 
     def decoder(self, layout: str, dtype: torch.dtype = torch.float32) -> WanVAEDecoder:
         path = self.diffusers_path if layout == "diffusers" else self.official_path
-        config = WanVAEDecoderConfig(
+        config = self.config_class(
             checkpoint_path=str(path), device="cpu", dtype=dtype, **self.architecture
         )
         return config.setup()
 
 
 def _make_case(
-    tmp_path_factory: pytest.TempPathFactory, name: str, architecture: dict[str, Any], seed: int
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    architecture: dict[str, Any],
+    seed: int,
+    wan22: bool = False,
 ) -> ParityCase:
+    """Seeded diffusers VAE, saved in both layouts. ``architecture`` is our config's
+    fields; for ``wan22`` they are fields of :class:`Wan22VAEDecoderConfig`."""
     diffusers = pytest.importorskip("diffusers")
     safetensors_torch = pytest.importorskip("safetensors.torch")
+    theirs = diffusers_wan22_architecture(**architecture) if wan22 else architecture
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # diffusers' own init of the (ignored) encoder weights
-        vae = diffusers.AutoencoderKLWan(**architecture).eval()
+        vae = diffusers.AutoencoderKLWan(**theirs).eval()
     randomize_decoder_weights_(vae, seed)
     state = {key: value.detach().clone().contiguous() for key, value in vae.state_dict().items()}
 
     folder = tmp_path_factory.mktemp(name)
     diffusers_path = folder / "diffusion_pytorch_model.safetensors"
     safetensors_torch.save_file(state, str(diffusers_path))
-    official_path = folder / "Wan2.1_VAE.pth"
-    torch.save(to_official_layout(state, architecture.get("num_res_blocks", 2)), official_path)
-    return ParityCase(architecture, vae, diffusers_path, official_path)
+    blocks = architecture.get("num_res_blocks", 2)
+    if wan22:
+        official_path = folder / "Wan2.2_VAE.pth"
+        torch.save(to_official_wan22_layout(state, blocks), official_path)
+    else:
+        official_path = folder / "Wan2.1_VAE.pth"
+        torch.save(to_official_layout(state, blocks), official_path)
+    del state
+    config_class = Wan22VAEDecoderConfig if wan22 else WanVAEDecoderConfig
+    return ParityCase(architecture, vae, diffusers_path, official_path, config_class)
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +90,18 @@ def small_published_blocks_case(tmp_path_factory: pytest.TempPathFactory) -> Par
 def full_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
     """The published architecture (base width 96, ~73M decoder parameters)."""
     return _make_case(tmp_path_factory, "full", {}, seed=3)
+
+
+@pytest.fixture(scope="session")
+def wan22_small_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
+    return _make_case(tmp_path_factory, "wan22_small", WAN22_SMALL, seed=4, wan22=True)
+
+
+@pytest.fixture(scope="session")
+def wan22_small_published_blocks_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
+    return _make_case(
+        tmp_path_factory, "wan22_small3", WAN22_SMALL_PUBLISHED_BLOCKS, seed=5, wan22=True
+    )
 
 
 @pytest.fixture

@@ -25,6 +25,43 @@ SMALL: dict[str, Any] = dict(base_dim=8, num_res_blocks=1)
 #: flat block indices depend on that count.
 SMALL_PUBLISHED_BLOCKS: dict[str, Any] = dict(base_dim=8, num_res_blocks=2)
 
+#: Wan 2.2 (fields of Wan22VAEDecoderConfig): stage widths 32, 32, 32, 16, 8 with the
+#: published 48 latent channels, residual stages (equal-width and halving shortcuts,
+#: with and without time), 2x2 patches; two residual blocks per up stage.
+WAN22_SMALL: dict[str, Any] = dict(base_dim=8, num_res_blocks=1)
+#: Same with the published three blocks per stage (the official nested indices).
+WAN22_SMALL_PUBLISHED_BLOCKS: dict[str, Any] = dict(base_dim=8, num_res_blocks=2)
+
+
+def diffusers_wan22_architecture(
+    base_dim: int = 256, num_res_blocks: int = 2, encoder_base_dim: int = 8
+) -> dict[str, Any]:
+    """``AutoencoderKLWan`` arguments of the Wan 2.2 (TI2V-5B) VAE with our decoder's
+    ``base_dim`` (their ``decoder_base_dim``) and block count.
+
+    Written from the published diffusers config (``is_residual``, ``patch_size`` 2,
+    ``z_dim`` 48, 12 pixel-patch channels in and out, the 48 latent statistics), not
+    from our config. The encoder is kept narrow (``base_dim`` 8): the decoder ignores it.
+    """
+    from reference_decoders.wan.config import WAN22_LATENTS_MEAN, WAN22_LATENTS_STD
+
+    return dict(
+        base_dim=encoder_base_dim,
+        decoder_base_dim=base_dim,
+        z_dim=48,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=num_res_blocks,
+        temperal_downsample=[False, True, True],
+        is_residual=True,
+        in_channels=12,
+        out_channels=12,
+        patch_size=2,
+        scale_factor_temporal=4,
+        scale_factor_spatial=16,
+        latents_mean=list(WAN22_LATENTS_MEAN),
+        latents_std=list(WAN22_LATENTS_STD),
+    )
+
 
 def decode_in_chunks(
     decoder: WanVAEDecoder, latents: torch.Tensor, plan: Sequence[int]
@@ -73,8 +110,11 @@ def diffusers_frame_by_frame(vae: Any, latents: torch.Tensor) -> torch.Tensor:
     Written out rather than calling ``vae.decode`` so the reference semantics is explicit:
     de-normalize with the published statistics (``z * std + mean``, what diffusers'
     pipelines do before ``decode``), the post-quant conv, then the decoder one latent
-    frame at a time with ``first_chunk`` on the first, then the clamp to [-1, 1].
+    frame at a time with ``first_chunk`` on the first, diffusers' own ``unpatchify``
+    where the config has a ``patch_size`` (Wan 2.2), then the clamp to [-1, 1].
     """
+    from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
     dtype = next(vae.parameters()).dtype
     mean = torch.tensor(vae.config.latents_mean, dtype=dtype).view(1, -1, 1, 1, 1)
     std = torch.tensor(vae.config.latents_std, dtype=dtype).view(1, -1, 1, 1, 1)
@@ -93,7 +133,10 @@ def diffusers_frame_by_frame(vae: Any, latents: torch.Tensor) -> torch.Tensor:
                 )
             )
         vae.clear_cache()
-    return torch.cat(frames, dim=2).clamp(-1.0, 1.0).transpose(1, 2)
+    video = torch.cat(frames, dim=2)
+    if vae.config.patch_size is not None:
+        video = unpatchify(video, patch_size=vae.config.patch_size)
+    return video.clamp(-1.0, 1.0).transpose(1, 2)
 
 
 _OFFICIAL_RESNET_PARTS = {
@@ -139,6 +182,45 @@ def to_official_layout(
         new = re.sub(
             r"^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.",
             lambda m: f"decoder.upsamples.{int(m[1]) * per_stage + num_res_blocks + 1}.",
+            new,
+        )
+        new = re.sub(r"^decoder\.norm_out\.", "decoder.head.0.", new)
+        new = re.sub(r"^decoder\.conv_out\.", "decoder.head.2.", new)
+        assert new not in official, f"two keys renamed to {new}"
+        official[new] = value
+    return official
+
+
+def to_official_wan22_layout(
+    state: dict[str, torch.Tensor], num_res_blocks: int
+) -> dict[str, torch.Tensor]:
+    """Rename a diffusers Wan 2.2 ``AutoencoderKLWan`` state dict to the ``Wan2.2_VAE.pth`` layout.
+
+    Written from the official ``wan/modules/vae2_2.py`` structure, independent of the
+    loader: ``Decoder3d.upsamples`` holds one ``Up_ResidualBlock`` per stage, whose own
+    ``upsamples`` list is its ``num_res_blocks + 1`` residual blocks then its
+    ``Resample``; the shortcut (``avg_shortcut``) has no weights. Residual blocks,
+    middle and head are as in Wan 2.1. Encoder keys are kept (the loader ignores them).
+    """
+    official = {}
+    for key, value in state.items():
+        new = re.sub(
+            r"\.resnets\.(\d+)\.(norm1|conv1|norm2|conv2|conv_shortcut)\.",
+            lambda m: f".resnets.{m[1]}.{_OFFICIAL_RESNET_PARTS[m[2]]}.",
+            key,
+        )
+        new = re.sub(r"^quant_conv\.", "conv1.", new)
+        new = re.sub(r"^post_quant_conv\.", "conv2.", new)
+        new = re.sub(r"^decoder\.conv_in\.", "decoder.conv1.", new)
+        new = re.sub(r"^decoder\.mid_block\.resnets\.0\.", "decoder.middle.0.", new)
+        new = re.sub(r"^decoder\.mid_block\.attentions\.0\.", "decoder.middle.1.", new)
+        new = re.sub(r"^decoder\.mid_block\.resnets\.1\.", "decoder.middle.2.", new)
+        new = re.sub(
+            r"^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.", r"decoder.upsamples.\1.upsamples.\2.", new
+        )
+        new = re.sub(
+            r"^decoder\.up_blocks\.(\d+)\.upsampler\.",
+            lambda m: f"decoder.upsamples.{m[1]}.upsamples.{num_res_blocks + 1}.",
             new,
         )
         new = re.sub(r"^decoder\.norm_out\.", "decoder.head.0.", new)
