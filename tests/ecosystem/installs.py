@@ -29,10 +29,16 @@ KIT_SOURCES = ("flashdreams", "conformance", "reference_decoders", "pyproject.to
 
 SITECUSTOMIZE = '''
 import sys
-sys.meta_path[:] = [
-    finder for finder in sys.meta_path
-    if not getattr(finder, "__module__", "").startswith("__editable___flashdreams_conformance")
-]
+
+
+def _host_editable_kit(finder):
+    """setuptools' editable finder of the kit, installed outside this environment."""
+    name = getattr(finder, "__module__", "") or ""
+    origin = getattr(sys.modules.get(name), "__file__", "") or ""
+    return name.startswith("__editable___flashdreams_conformance") and not origin.startswith(sys.prefix)
+
+
+sys.meta_path[:] = [finder for finder in sys.meta_path if not _host_editable_kit(finder)]
 '''
 
 
@@ -78,6 +84,7 @@ def build_wheels(root: Path) -> dict[str, Path]:
                     ignore=shutil.ignore_patterns("__pycache__"))
     out = root / "wheels"
     return {
+        "kit-src": kit,
         "kit": build_wheel(kit, out),
         "standin": build_wheel(standin, out),
         "interface": build_wheel(interface, out),
@@ -96,9 +103,11 @@ class Environment:
         self.workdir = root / "work"  # outside any checkout: nothing shadows what is installed
         self.workdir.mkdir()
 
-    def install(self, wheel: Path) -> None:
+    def install(self, wheel: Path, *, editable: bool = False) -> None:
+        """Install a wheel, or (``editable=True``) a source tree with ``pip install -e``."""
+        target = ["-e", str(wheel)] if editable else [str(wheel)]
         run([str(self.python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-             "--no-index", str(wheel)], cwd=self.workdir)
+             "--no-index", *target], cwd=self.workdir)
 
     def run_python(self, code: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
         workdir = getattr(self, "workdir", self.root)

@@ -153,3 +153,18 @@ def test_the_interface_distribution_provides_the_public_name(wheels: dict[str, P
     assert json.loads(env.run_python(
         "import json, flashdreams.infra.decoder as d; print(json.dumps(d.__file__))"
     )).startswith(str(env.site))
+
+
+def test_an_editable_install_works_outside_the_checkout_next_to_a_framework(
+    wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    # The README's `pip install -e .`: the editable finder maps the private name to the
+    # checkout's flashdreams/ folder and claims no public flashdreams.
+    env = Environment(tmp_path / "venv")
+    env.install(wheels["kit-src"], editable=True)
+    assert env.json(PROBE)["source"] == "conformance._flashdreams.infra.decoder"
+    env.install(wheels["standin"])
+    probe = env.json(PROBE)
+    assert probe["source"] == "flashdreams.infra.decoder"
+    assert probe["config_is_package"] is True
+
