@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from conformance.profiles import PROFILES, Profile
     from conformance.results import Certification, CheckResult
     from conformance.runner import certify, run_check
-    from conformance.spec import DecoderSpec, TargetError, load_target
+    from conformance.spec import DecoderSpec, ExpectedFailure, TargetError, load_target
 
 #: The kit's version; reports record it, and ``pyproject.toml`` reads it from here, so a
 #: source checkout that is not installed (a GPU machine, a vendored copy) reports it too.
@@ -35,6 +35,7 @@ __all__ = [
     "Check",
     "CheckResult",
     "DecoderSpec",
+    "ExpectedFailure",
     "Profile",
     "TargetError",
     "certify",
@@ -59,6 +60,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "certify": "conformance.runner",
     "run_check": "conformance.runner",
     "DecoderSpec": "conformance.spec",
+    "ExpectedFailure": "conformance.spec",
     "TargetError": "conformance.spec",
     "load_target": "conformance.spec",
     "conformance_tests": "conformance.plugin_api",

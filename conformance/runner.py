@@ -82,12 +82,28 @@ def check_seed(run_seed: int, check_id: str) -> int:
 
 
 def validate_expected_failures(spec: DecoderSpec) -> None:
-    """``ValueError`` if ``spec.expected_failures`` names a check that does not exist."""
+    """``ValueError`` if ``spec.expected_failures`` names a check that does not exist, or
+    pins a fingerprint (``ExpectedFailure(..., fingerprint=...)``) on a check that records
+    none (so the pin could never be matched)."""
+    from conformance.fingerprints import FINGERPRINTED_CHECKS
+
     unknown = sorted(set(spec.expected_failures) - set(CHECK_IDS))
     if unknown:
         raise ValueError(
             f"DecoderSpec {spec.name!r}: expected_failures names unknown check(s) {unknown}; "
             f"known checks: {', '.join(CHECK_IDS)}"
+        )
+    unpinnable = sorted(
+        check_id
+        for check_id, declared in spec.expected_failures.items()
+        if getattr(declared, "fingerprint", None) is not None and check_id not in FINGERPRINTED_CHECKS
+    )
+    if unpinnable:
+        raise ValueError(
+            f"DecoderSpec {spec.name!r}: expected_failures pins a fingerprint for {unpinnable}, "
+            "but these checks record no fingerprint, so the pin could never match; declare "
+            "the reason as a plain string. Checks that record fingerprints: "
+            f"{', '.join(sorted(FINGERPRINTED_CHECKS))}"
         )
 
 
@@ -197,7 +213,9 @@ def finish(
                 f"{ctx.evidence.why_unexercised(missing)}. A pass that tested nothing would be "
                 "vacuous, so the check fails"
             )
-    status, message = _apply_expectation(ctx.spec, check.id, status, message, kind)
+    status, message = _apply_expectation(
+        ctx.spec, check.id, status, message, kind, ctx.evidence.extra.get("failure_fingerprint")
+    )
     if status in ("failed", "xfailed"):
         message = f"{message}\nReplay: {ctx.replay_command}"
     evidence = ctx.evidence.as_dict()
@@ -315,18 +333,62 @@ _NOT_COVERED = {
 
 
 def _apply_expectation(
-    spec: DecoderSpec, check_id: str, status: Status, message: str, kind: str | None
+    spec: DecoderSpec,
+    check_id: str,
+    status: Status,
+    message: str,
+    kind: str | None,
+    fingerprint: Sequence[str] | None = None,
 ) -> tuple[Status, str]:
+    """Apply a declared expected failure to a check's raw outcome (see the module docstring).
+
+    ``fingerprint`` is what the failing check recorded as ``failure_fingerprint`` (the
+    violations it saw, seed-independent). A declaration that pins a fingerprint
+    (``ExpectedFailure(reason, fingerprint=...)``) covers only a failure with exactly that
+    fingerprint: other or additional violations fail, with both shown. An unpinned
+    declaration covers any broken promise, and its message shows the fingerprint to pin.
+    """
     reason = spec.expected_failures.get(check_id)
     if reason is None:
         return status, message
+    pinned: tuple[str, ...] | None = getattr(reason, "fingerprint", None)
     if status == "failed" and kind in _NOT_COVERED:
         return "failed", (
             f"{check_id} is declared as an expected failure ({reason}), but it failed in "
             f"another way that the declaration does not cover: {_NOT_COVERED[kind]}.\n{message}"
         )
     if status == "failed":
-        return "xfailed", f"expected failure ({reason}): {message}"
+        seen = list(fingerprint) if fingerprint else None
+        if pinned is None:
+            hint = ""
+            if seen:
+                hint = (
+                    "\nTo pin this expected failure to exactly what was seen (so that a different "
+                    "or wider failure of this check fails certification), declare it as "
+                    f"ExpectedFailure({str.__str__(reason)!r}, fingerprint={seen!r})"
+                )
+            return "xfailed", f"expected failure ({reason}): {message}{hint}"
+        if seen is None:
+            return "failed", (
+                f"{check_id} is declared as an expected failure ({reason}) pinned to fingerprint "
+                f"{list(pinned)!r}, but this check records no fingerprint, so the failure seen "
+                "cannot be matched to the declaration; declare the reason as a plain string "
+                f"instead.\n{message}"
+            )
+        if set(seen) == set(pinned):
+            return "xfailed", f"expected failure ({reason}; fingerprint matches the declaration): {message}"
+        only_seen = [line for line in seen if line not in pinned]
+        only_declared = [line for line in pinned if line not in seen]
+        return "failed", (
+            f"{check_id} fails differently from its declared expected failure ({reason}): the "
+            "declaration is pinned to a fingerprint that does not match what the check saw.\n"
+            f"  declared fingerprint: {list(pinned)!r}\n"
+            f"  seen fingerprint:     {seen!r}\n"
+            + (f"  seen but not declared (a new or wider failure): {only_seen!r}\n" if only_seen else "")
+            + (f"  declared but not seen (partly fixed?): {only_declared!r}\n" if only_declared else "")
+            + "Fix the new failure, or update the declaration with the seen fingerprint.\n"
+            + message
+        )
     if status == "passed":
         return "failed", (
             f"stale expected failure: {check_id} passed, but DecoderSpec.expected_failures says "

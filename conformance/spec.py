@@ -19,10 +19,66 @@ import torch
 
 from conformance.bases import StreamingVideoDecoder
 
-__all__ = ["AXES", "DecoderSpec", "TargetError", "load_target"]
+__all__ = ["AXES", "DecoderSpec", "ExpectedFailure", "TargetError", "load_target"]
 
 #: The five axes a layout string orders: batch, channels, time, height, width.
 AXES = "BCTHW"
+
+
+class ExpectedFailure(str):
+    """A declared known bug: the reason, and optionally the fingerprint of what was seen.
+
+    A plain string in ``DecoderSpec.expected_failures`` covers any broken promise of its
+    check. An ``ExpectedFailure`` with a ``fingerprint`` covers exactly that failure: the
+    check must fail with the same fingerprint, so a different or additional violation (a
+    seam bug that now also breaks another chunk plan, a mapper that now also fails at AR
+    1000) fails certification, with a message showing the pinned and the seen
+    fingerprints. Checks that record a fingerprint print it in their failure message and
+    in the report's evidence (``failure_fingerprint``); paste it here::
+
+        expected_failures={
+            "temporal_mappers_monotone_and_steady": ExpectedFailure(
+                "AR 0 returns -3 for n = 0 (bug 41)",
+                fingerprint=["n < 1 neither rejected nor 0 at AR 0, latent count n 0 #3f1c0a9e2b"],
+            ),
+        }
+
+    It is a ``str`` (the reason) so that code and reports that treat reasons as strings
+    keep working; the fingerprint is compared as a set of lines.
+    """
+
+    fingerprint: tuple[str, ...] | None
+
+    def __new__(cls, reason: str, fingerprint: str | tuple[str, ...] | list[str] | None = None) -> ExpectedFailure:
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"ExpectedFailure needs a non-empty reason string, got {reason!r}")
+        obj = super().__new__(cls, reason)
+        if fingerprint is None:
+            obj.fingerprint = None
+        elif isinstance(fingerprint, str):
+            obj.fingerprint = (fingerprint,)
+        elif isinstance(fingerprint, (list, tuple)) and fingerprint and all(
+            isinstance(line, str) and line for line in fingerprint
+        ):
+            obj.fingerprint = tuple(fingerprint)
+        else:
+            raise ValueError(
+                "ExpectedFailure.fingerprint must be None, a string or a non-empty list of "
+                f"strings (paste the failure_fingerprint the report printed), got {fingerprint!r}"
+            )
+        return obj
+
+    @property
+    def reason(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        if self.fingerprint is None:
+            return f"ExpectedFailure({self.reason!r})"
+        return f"ExpectedFailure({self.reason!r}, fingerprint={list(self.fingerprint)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ExpectedFailure, (self.reason, self.fingerprint))
 
 
 def _check_layout(name: str, layout: object) -> None:
@@ -31,6 +87,13 @@ def _check_layout(name: str, layout: object) -> None:
             f"DecoderSpec.{name} must be a permutation of the letters {AXES!r} "
             f"(e.g. 'BCTHW' or 'BTCHW'), got {layout!r}"
         )
+
+
+#: Largest latent frame (batch x channels x height x width) a spec may ask the checks to
+#: decode: 2^24 elements (64 MiB in float32). The checks hold dozens of such frames and
+#: their decoded outputs; far beyond what conformance needs, far below what exhausts a
+#: machine. A bigger spec is refused when it is made, naming the spec.
+MAX_LATENT_FRAME_ELEMENTS = 1 << 24
 
 
 def _positive_int(value: object) -> bool:
@@ -63,8 +126,10 @@ class DecoderSpec:
             pixel frame, the aggregate criterion that catches structured (seam) errors
             hidden under the elementwise bound; when only ``atol`` is overridden, the
             default is scaled by the same factor.
-        expected_failures: check id -> reason; such a check must fail (reported ``xfailed``),
-            and one that passes fails certification as a stale expectation.
+        expected_failures: check id -> reason (a string, or an :class:`ExpectedFailure`
+            that also pins the failure's fingerprint); such a check must fail (reported
+            ``xfailed``), one that passes fails certification as a stale expectation, and
+            a pinned one that fails differently (other or more violations) fails too.
         check_timeout_s: seconds each check may run before it is reported as hanging;
             ``None`` uses the profile's default.
         max_chunk_frames: most latent frames the decoder accepts in one call; the kit then
@@ -138,6 +203,15 @@ class DecoderSpec:
             )
         if not _positive_int(self.batch_size):
             raise ValueError(f"DecoderSpec.batch_size must be a positive int, got {self.batch_size!r}")
+        frame = self.batch_size * self.latent_channels * self.latent_size[0] * self.latent_size[1]
+        if frame > MAX_LATENT_FRAME_ELEMENTS:
+            raise ValueError(
+                f"DecoderSpec {self.name!r}: one latent frame of batch_size {self.batch_size} x "
+                f"{self.latent_channels} channels x latent_size {self.latent_size} has {frame:,} "
+                f"elements, more than the kit's limit of {MAX_LATENT_FRAME_ELEMENTS:,}; the checks "
+                "decode dozens of frames many times over, and seam bugs show at any size: use a "
+                "small latent_size (a full-size Wan 2.2 frame is 44 x 80 x 48 = 168,960 elements)"
+            )
         for name in ("dtype", "output_dtype"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, torch.dtype):
@@ -179,10 +253,12 @@ class DecoderSpec:
                 f"{self.cache_context!r}"
             )
         if not isinstance(self.expected_failures, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in self.expected_failures.items()
+            isinstance(k, str) and isinstance(v, str) and v.strip()
+            for k, v in self.expected_failures.items()
         ):
             raise ValueError(
-                "DecoderSpec.expected_failures must map check ids to reasons (both strings), got "
+                "DecoderSpec.expected_failures must map check ids to reasons (non-empty strings, "
+                "or ExpectedFailure(reason, fingerprint=...)), got "
                 f"{self.expected_failures!r}"
             )
         # Read-only copies: a spec is a value, and the caller's dicts may change later.

@@ -8,7 +8,15 @@ import torch
 from conformance.harness import CheckContext, Decoded
 from conformance.tolerances import Comparison
 
-__all__ = ["bitwise_equal", "describe_mismatch", "module_tensors", "plan_text", "rollout_plan"]
+__all__ = [
+    "bitwise_equal",
+    "describe_mismatch",
+    "input_layouts",
+    "memory_layout",
+    "module_tensors",
+    "plan_text",
+    "rollout_plan",
+]
 
 
 def rollout_plan(ctx: CheckContext, steps: int, first: int = 2) -> tuple[int, ...]:
@@ -51,7 +59,31 @@ def describe_mismatch(
             f"; that frame is pixel frame {local} of chunk {k} "
             f"(decoded at AR {decoded.first_index + k} from {decoded.plan[k]} latent frame(s))"
         )
+        if k < len(decoded.steps):
+            text += f"; inputs were passed as {input_layouts(decoded)}"
     return text
+
+
+def memory_layout(x: torch.Tensor) -> str:
+    """How a tensor lies in memory, in words (for messages about inputs)."""
+    if x.is_contiguous():
+        return "contiguous" if x.storage_offset() == 0 else "a contiguous view at a storage offset"
+    span = sum((size - 1) * stride for size, stride in zip(x.shape, x.stride())) + 1
+    if x.storage_offset() or span != x.numel():
+        return f"a non-contiguous slice of a larger tensor (strides {list(x.stride())})"
+    if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return "channels_last_3d"
+    return f"a permuted layout (strides {list(x.stride())})"
+
+
+def input_layouts(decoded: Decoded) -> str:
+    """The memory layout of each chunk's input, compactly (``chunk 0: contiguous, ...``);
+    a correct decoder gives the same values whatever the layout."""
+    parts = [f"chunk {k}: {memory_layout(step.raw_input)}" for k, step in enumerate(decoded.steps)]
+    return "; ".join(parts) + (
+        " (the kit varies input memory layouts as pipelines do; if only the layouts differ, "
+        "the decoder ignores its input's strides)"
+    )
 
 
 def plan_text(plan: Iterable[int]) -> str:

@@ -223,6 +223,156 @@ class LongLaterChunksDropHistory(PlainToy):
         return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
 
 
+# --- inputs like a pipeline's --------------------------------------------------------
+
+
+class IgnoresInputStrides(PlainToy):
+    """Reads its input's memory as if it were contiguous, whatever its strides.
+
+    Real bug: a custom kernel (or ``torch.as_strided`` / a raw ``data_ptr`` read) that
+    assumes a fresh contiguous tensor; pipelines pass slices such as
+    ``latents[:, :, k:k+n]`` of a larger tensor, ``channels_last_3d`` tensors and permuted
+    views, and the decoder reads the neighbours' values. Caught by
+    ``chunked_decode_matches_full_decode`` (inputs rotate through pipeline memory layouts).
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        strides, step = [], 1
+        for size in reversed(input.shape):
+            strides.insert(0, step)
+            step *= size
+        as_if_contiguous = torch.as_strided(input, input.shape, strides, input.storage_offset())
+        return super().forward(as_if_contiguous, autoregressive_index=autoregressive_index, cache=cache)
+
+
+class ClampsHistoryToSix(PlainToy):
+    """Clamps the latent history it carries to the next call to +-6 "for stability".
+
+    Real bug: a guard written against unit-variance test latents; real normalized
+    latents reach |x| > 6, so every seam after such a value decodes differently from the
+    full sequence. Caught by ``chunked_decode_matches_full_decode`` (every test frame
+    carries a few values with 6.5 <= |x| <= 10).
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        if cache is not None and cache.latent_history is not None:
+            cache.latent_history = cache.latent_history.clamp(-6.0, 6.0)
+        return output
+
+
+ignores_input_strides = broken(
+    IgnoresInputStrides,
+    must_fail={"chunked_decode_matches_full_decode"},
+    hints=("differs", "chunk"),
+    profile="default",
+)
+clamps_history_to_six = broken(
+    ClampsHistoryToSix,
+    must_fail={"chunked_decode_matches_full_decode"},
+    hints=("differs", "chunk"),
+    profile="default",
+)
+
+# --- expected failures that must not hide a wider bug --------------------------------
+
+
+class SeamBugAtThirdOneFrameStep(PlainToy):
+    """Drops the latent history when the call at AR 2 has exactly one latent frame.
+
+    Real bug: a ring-buffer index computed from the step and the chunk length, wrong for
+    one narrow case. Declared as a known bug (``ExpectedFailure`` pinned to the plans it
+    breaks: ``[2, 1, 1]``, ``[1, 1, 1]``, ...): the pinned declaration holds.
+    """
+
+    def broken_here(self, autoregressive_index: int, frames: int) -> bool:
+        return autoregressive_index == 2 and frames == 1
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        if cache is not None and self.broken_here(autoregressive_index, input.shape[2]):
+            cache.latent_history = None
+        return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
+class SeamBugWidened(SeamBugAtThirdOneFrameStep):
+    """The declared AR-2 seam bug, now also breaking two-frame calls at AR 2 (``[2, 2, 2]``).
+
+    Real bug: a regression that widens a known, declared bug; with a plain-string
+    declaration it hides behind it. Its spec pins the narrow bug's fingerprint, so
+    ``chunked_decode_matches_full_decode`` fails, showing both fingerprints.
+    """
+
+    def broken_here(self, autoregressive_index: int, frames: int) -> bool:
+        return autoregressive_index == 2 and frames <= 2
+
+
+#: What ``chunked_decode_matches_full_decode`` records for :class:`SeamBugAtThirdOneFrameStep`
+#: (pasted from its report, as a decoder author would).
+NARROW_SEAM_FINGERPRINT = [
+    "[1, 1, 1]", "[2, 1, 1]", "[1, 2, 1]", "[1, 1, 1, 1]", "[3, 1, 1]", "[2, 2, 1]",
+    "[2, 1, 1, 1]", "[1, 3, 1]", "[1, 2, 1, 1]", "[1, 1, 1, 2]", "[1, 1, 1, 1, 1]",
+    "[4, 1, 1]", "[3, 2, 1]", "[3, 1, 1, 1]", "[2, 3, 1]", "[2, 2, 1, 1]", "[2, 1, 1, 2]",
+    "[2, 1, 1, 1, 1]", "[1, 4, 1]", "[1, 3, 1, 1]", "[1, 2, 1, 2]", "[1, 2, 1, 1, 1]",
+    "[1, 1, 1, 3]", "[1, 1, 1, 2, 1]", "[1, 1, 1, 1, 2]", "[1, 1, 1, 1, 1, 1]",
+]
+
+
+def _seam_declaration() -> dict[str, Any]:
+    from conformance import ExpectedFailure
+
+    return {
+        "chunked_decode_matches_full_decode": ExpectedFailure(
+            "history dropped at AR 2 for one-frame calls (bug 17)", fingerprint=NARROW_SEAM_FINGERPRINT
+        )
+    }
+
+
+class NegativeSizeForZeroAtStepZero(PlainToy):
+    """``get_output_temporal_size(0, 0)`` is ``-3`` (``1 + r * (n - 1)`` without a guard).
+
+    A declared known bug, pinned to its fingerprint: the declaration holds.
+    """
+
+    def get_output_temporal_size(self, autoregressive_index: int, input_temporal_size: int) -> int:
+        if autoregressive_index == 0:
+            return 1 + self.config.temporal_ratio * (input_temporal_size - 1)
+        return super().get_output_temporal_size(autoregressive_index, input_temporal_size)
+
+
+class NegativeSizeAndLateStepsWrong(NegativeSizeForZeroAtStepZero):
+    """The declared AR 0, n = 0 mapper bug, plus AR >= 1000 mapped one frame short.
+
+    Real bug: a second mapper regression (an ``ar < 1000`` fast path) hiding behind a
+    declared one of the same check. Its spec pins the first bug's fingerprint, so
+    ``temporal_mappers_monotone_and_steady`` fails, showing both fingerprints.
+    """
+
+    def get_output_temporal_size(self, autoregressive_index: int, input_temporal_size: int) -> int:
+        value = super().get_output_temporal_size(autoregressive_index, input_temporal_size)
+        return value - 1 if autoregressive_index >= 1000 else value
+
+
+#: What ``temporal_mappers_monotone_and_steady`` records for
+#: :class:`NegativeSizeForZeroAtStepZero` (pasted from its report).
+NARROW_MAPPER_FINGERPRINT = ["n < 1 neither rejected nor 0 at AR 0, latent count n -1..0 #70a8226ec1"]
+
+
+def _mapper_declaration() -> dict[str, Any]:
+    from conformance import ExpectedFailure
+
+    return {
+        "temporal_mappers_monotone_and_steady": ExpectedFailure(
+            "AR 0 maps n = 0 to -3 pixel frames (bug 41)", fingerprint=NARROW_MAPPER_FINGERPRINT
+        )
+    }
+
+
 MAPPER_HINTS = ("mapper", "get_output_temporal_size", "get_input_temporal_size")
 
 mapper_table_ends_at_24 = broken(
@@ -244,7 +394,26 @@ long_later_chunks_drop_history = broken(
     profile="default",
 )
 
+seam_bug_widened = broken(
+    SeamBugWidened,
+    must_fail={"chunked_decode_matches_full_decode"},
+    hints=("seen but not declared", "[2, 2, 2]"),
+    profile="default",
+    expected_failures=_seam_declaration(),
+)
+negative_size_and_late_steps_wrong = broken(
+    NegativeSizeAndLateStepsWrong,
+    must_fail={"temporal_mappers_monotone_and_steady"},
+    hints=("seen but not declared",),
+    profile="default",
+    expected_failures=_mapper_declaration(),
+)
+
 CASES = [
+    seam_bug_widened,
+    negative_size_and_late_steps_wrong,
+    ignores_input_strides,
+    clamps_history_to_six,
     mapper_table_ends_at_24,
     step_counter_wraps_at_128,
     long_calls_truncated,
