@@ -240,16 +240,18 @@ class CheckContext:
         self._current_call = (what, time.monotonic())
         if self.call_listener is not None:
             self.call_listener(what)
+        defaults = _global_defaults()
         try:
             return fn(*args, **kwargs)
         except BaseException as err:
             if isinstance(err, CheckCancelled) and self._cancelled.is_set():
                 raise
-            if isinstance(err, KeyboardInterrupt) and not _sigint_ignored():
+            if isinstance(err, KeyboardInterrupt) and not _interrupt_is_the_decoders():
                 raise
             raise DecoderError(f"{what} raised {describe_exception(err)}") from err
         finally:
             self._current_call = None
+            _restore_global_defaults(defaults, what)
 
     def decoder(self) -> StreamingVideoDecoder[Any]:
         """The decoder under test, built once per check by the spec's factory."""
@@ -270,11 +272,12 @@ class CheckContext:
         """A fresh rollout cache: ``initialize_autoregressive_cache(**spec.cache_context)``."""
         decoder = decoder or self.decoder()
         context = {**self.spec.cache_context, **extra}
-        cache = self.call_decoder(
-            "initialize_autoregressive_cache(" + ", ".join(f"{k}=..." for k in context) + ")",
-            decoder.initialize_autoregressive_cache,
-            **context,
-        )
+        with torch.inference_mode(self.spec.inference_mode):  # as the spec says pipelines call it
+            cache = self.call_decoder(
+                "initialize_autoregressive_cache(" + ", ".join(f"{k}=..." for k in context) + ")",
+                decoder.initialize_autoregressive_cache,
+                **context,
+            )
         problems = cache_problems(cache)
         if problems:
             raise DecoderError(
@@ -303,7 +306,7 @@ class CheckContext:
         except MAPPER_REJECTIONS as err:
             return MapperAnswer(None, err)
         except BaseException as err:
-            if isinstance(err, KeyboardInterrupt) and not _sigint_ignored():
+            if isinstance(err, KeyboardInterrupt) and not _interrupt_is_the_decoders():
                 raise
             raise DecoderError(
                 f"{what} raised {describe_exception(err)}; a size mapper may only reject a "
@@ -424,9 +427,12 @@ class CheckContext:
             f"forward at AR {autoregressive_index} with {frames} latent frame"
             f"{'s' if frames != 1 else ''} (input {list(x.shape)} {self.spec.layout})"
         )
-        raw = self.call_decoder(
-            what, decoder, input=x, autoregressive_index=autoregressive_index, cache=cache
-        )
+        # Under inference_mode the outputs are inference tensors; the clone below (outside
+        # it) gives the kit ordinary tensors, and the kit never writes to the raw ones.
+        with torch.inference_mode(self.spec.inference_mode):
+            raw = self.call_decoder(
+                what, decoder, input=x, autoregressive_index=autoregressive_index, cache=cache
+            )
         if self.spec.output_adapter is not None:
             raw = self.adapt_output(raw, what)
         if not isinstance(raw, torch.Tensor):
@@ -443,6 +449,11 @@ class CheckContext:
             raise DecoderError(
                 f"{what} returned a tensor on the meta device, which holds no data; expected "
                 f"device {self.spec.torch_device}"
+            )
+        if raw.layout != torch.strided:
+            raise DecoderError(
+                f"{what} returned a tensor with layout {raw.layout} (sparse or otherwise not "
+                "dense); expected a dense (strided) video tensor"
             )
         output = self.from_output_layout(raw).detach().clone()
         self.require_finite(output, what)
@@ -567,9 +578,9 @@ class CheckContext:
         chunks) and measures the share of output elements that carry signal (not on a
         clamp bound read from the data, not in a constant frame; see
         :func:`conformance.tolerances.signal_mask`). Below ``SIGNAL_TARGET`` it halves the
-        latent scale while that share grows (down to ``2**-12``), then tries doubling it
-        (up to 8) if nothing below 1 helped, and keeps the scale with the most signal,
-        the nearest to 1 on ties. The scale (and the scales tried) go into the evidence;
+        latent scale (down to ``2**-12``; it stops after three halvings in a row that do
+        not beat the best share), then tries doubling it (up to 8) if nothing below 1
+        helped, and keeps the scale with the most signal, the nearest to 1 on ties. The scale (and the scales tried) go into the evidence;
         a check that still compares too little signal fails saying so.
         """
         if self._signal_sought:
@@ -588,23 +599,24 @@ class CheckContext:
             shares[scale] = share
             return share
 
-        previous = probe(1.0)
-        if previous < SIGNAL_TARGET:
-            scale = 1.0
-            for _ in range(12):  # down to 2**-12, while the share of signal grows
-                scale /= 2
+        def search(factor: float, steps: int) -> None:
+            # Stops at the target, or after three steps in a row that did not beat the
+            # best share so far (probes are short, so shares are noisy).
+            scale, stale = 1.0, 0
+            for _ in range(steps):
+                scale *= factor
+                best_so_far = max(shares.values())
                 share = probe(scale)
-                if share >= SIGNAL_TARGET or (previous > 0 and share <= previous):
-                    break
-                previous = share
-        if max(shares.values()) < SIGNAL_TARGET and max(shares.values()) <= shares[1.0]:
-            scale, previous = 1.0, shares[1.0]
-            for _ in range(3):  # nothing below 1 helped: up to 8
-                scale *= 2
-                share = probe(scale)
-                if share >= SIGNAL_TARGET or share <= previous:
-                    break
-                previous = share
+                if share >= SIGNAL_TARGET:
+                    return
+                stale = stale + 1 if share <= best_so_far else 0
+                if stale >= 3:
+                    return
+
+        if probe(1.0) < SIGNAL_TARGET:
+            search(0.5, 12)  # down to 2**-12
+            if max(shares.values()) < SIGNAL_TARGET and max(shares.values()) <= shares[1.0]:
+                search(2.0, 3)  # nothing below 1 helped: up to 8
         best = max(shares, key=lambda k: (shares[k], -abs(math.log2(k))))
         self.latent_scale = best
         self.evidence.note("latent_scale", best)
@@ -648,7 +660,19 @@ class CheckContext:
         key = (sequence, self.spec.batch_size)
         if key not in self._reference_decodes:
             latents = self.latents(sequence).to(self.spec.reference_dtype)
-            step = self.forward(twin, latents, 0, self.new_cache(twin))
+            try:
+                step = self.forward(twin, latents, 0, self.new_cache(twin))
+            except DecoderError as err:
+                how = (
+                    "built by DecoderSpec.reference_factory"
+                    if self.spec.reference_factory is not None
+                    else f"built as factory().to({self.spec.reference_dtype}); declare a "
+                    "reference_factory if the decoder does not compute in its parameters' dtype"
+                )
+                raise DecoderError(
+                    f"the reference decoder (DecoderSpec.reference_dtype="
+                    f"{self.spec.reference_dtype}, {how}) failed: {err}"
+                ) from err
             self._reference_decodes[key] = step.output
         return self._reference_decodes[key]
 
@@ -664,15 +688,51 @@ class CheckContext:
             yield lines
 
 
-def _sigint_ignored() -> bool:
-    """True when this process ignores SIGINT (a supervised worker): a ``KeyboardInterrupt``
-    can then only have been raised by the code under test."""
+def _interrupt_is_the_decoders() -> bool:
+    """Whether a ``KeyboardInterrupt`` seen now can only have been raised by the code under
+    test: Python delivers a real Ctrl-C to the main thread only, so one raised in a check's
+    worker thread is the decoder's; and a supervised worker process ignores SIGINT (its
+    supervisor owns the terminal), so there any ``KeyboardInterrupt`` is the decoder's."""
     import signal
 
+    if threading.current_thread() is not threading.main_thread():
+        return True
     try:
         return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     except (ValueError, AttributeError):  # pragma: no cover - exotic platforms
         return False
+
+
+def _global_defaults() -> tuple[Any, torch.dtype]:
+    get_device = getattr(torch, "get_default_device", None)
+    return (get_device() if get_device is not None else None), torch.get_default_dtype()
+
+
+def _restore_global_defaults(before: tuple[Any, torch.dtype], what: str) -> None:
+    """Undo a decoder call's change of torch's process-wide defaults, and fail it.
+
+    A factory that calls ``torch.set_default_device("meta")`` (to build on the meta
+    device) and never restores it silently moves every later tensor of the pipeline --
+    and of the kit -- onto a device with no data. The kit restores the defaults, so its
+    own work is unharmed, and reports the call that changed them.
+    """
+    after = _global_defaults()
+    if after == before:
+        return
+    device, dtype = before
+    if device is not None:
+        torch.set_default_device(device)
+    torch.set_default_dtype(dtype)
+    changes = []
+    if after[0] != device:
+        changes.append(f"default device from {device} to {after[0]} (torch.set_default_device)")
+    if after[1] != dtype:
+        changes.append(f"default dtype from {dtype} to {after[1]} (torch.set_default_dtype)")
+    raise DecoderError(
+        f"{what} changed torch's process-wide {' and '.join(changes)} and left it so; every "
+        "later tensor of a pipeline would follow it. Build under a context instead "
+        "(`with torch.device('meta'):`) or restore the default before returning"
+    )
 
 
 def _name(fn: Any) -> str:

@@ -140,9 +140,11 @@ class DecoderSpec:
             or a non-tensor result, is reported as a fault of the spec, not of the decoder.
             It should not copy needlessly: the checks that outputs survive later steps and
             inputs are untouched look at the tensor it returns.
-        inference_outputs: the decoder runs under ``torch.inference_mode()`` (or returns
-            inference tensors); the kit then clones and compares its outputs inside
-            inference mode too, and does not try in-place operations on them.
+        inference_mode: pipelines call this decoder inside ``torch.inference_mode()``
+            (its cache and outputs are inference tensors, which cannot be updated in place
+            outside that mode); the kit then makes every ``initialize_autoregressive_cache``
+            and ``forward`` call inside it too. The kit itself only reads and clones
+            outputs, which works for inference tensors in either case.
         reference_dtype: a wider floating dtype the same decoder can also compute in
             (float32 for a bfloat16 decoder). The chunk check then measures the decoder's
             own rounding noise (its one-call decode against this wider twin's) and fails
@@ -172,7 +174,7 @@ class DecoderSpec:
     check_timeout_s: float | None = None
     max_chunk_frames: int | None = None
     output_adapter: Callable[[Any], torch.Tensor] | None = field(default=None, hash=False)
-    inference_outputs: bool = False
+    inference_mode: bool = False
     reference_dtype: torch.dtype | None = None
     reference_factory: Callable[[], StreamingVideoDecoder[Any]] | None = None
 
@@ -239,9 +241,9 @@ class DecoderSpec:
                 "DecoderSpec.output_adapter must be a callable taking forward's result and "
                 f"returning the output tensor, got {self.output_adapter!r}"
             )
-        if not isinstance(self.inference_outputs, bool):
+        if not isinstance(self.inference_mode, bool):
             raise ValueError(
-                f"DecoderSpec.inference_outputs must be True or False, got {self.inference_outputs!r}"
+                f"DecoderSpec.inference_mode must be True or False, got {self.inference_mode!r}"
             )
         if self.max_chunk_frames is not None and not _positive_int(self.max_chunk_frames):
             raise ValueError(

@@ -236,3 +236,24 @@ def test_a_timeout_while_shrinking_still_reports_the_bug_found(monkeypatch: pyte
         release.set()
     assert result.status == "failed"
     assert "is wrong" in result.message and "did not finish" in result.message
+
+
+def test_cache_context_keys_may_be_any_name_even_the_call_helpers_own() -> None:
+    from reference_decoders.toy import ToyDecoderConfig, ToyVideoDecoder
+
+    class TakesAnyContext(ToyVideoDecoder):
+        def initialize_autoregressive_cache(self, **context):  # type: ignore[no-untyped-def]
+            return super().initialize_autoregressive_cache()
+
+    spec = toy_spec(
+        factory=lambda: TakesAnyContext(ToyDecoderConfig()),
+        cache_context={"fn": print, "what": "a prompt"},
+    )
+    certification = certify(spec, profile="quick", seed=0, check_ids=["cache_init_accepts_context",
+                                                                     "forward_accepts_keyword_call"])
+    assert [r.status for r in certification.results] == ["passed", "passed"], certification.results
+
+
+def test_an_oversized_latent_size_is_refused_when_the_spec_is_made_naming_it() -> None:
+    with pytest.raises(ValueError, match="toy-causal.*latent_size"):
+        toy_spec(latent_size=(8192, 8192))

@@ -143,6 +143,91 @@ class ForwardNeverReturns(PlainToy):
         raise RuntimeError("hung decoder released by the test session")
 
 
+class ForwardRaisesTheKitsCheckFailed(PlainToy):
+    """``forward`` raises the kit's own ``CheckFailed`` (a decoder whose tests share helpers
+    with the kit). It must count as the decoder's error, never as the broken promise an
+    expected-failure declaration absorbs: in-process, a decoder that never decodes was
+    CERTIFIED with 15 expected failures."""
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        from conformance.outcomes import CheckFailed
+
+        raise CheckFailed("decoded output differs from the reference")
+
+
+class ForwardRaisesKeyboardInterrupt(PlainToy):
+    """``forward`` raises ``KeyboardInterrupt`` itself (a signal handler of the decoder's own
+    that converts SIGTERM). It is the decoder's error, not a Ctrl-C of the person running
+    the kit, and never an internal error of the kit."""
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        raise KeyboardInterrupt
+
+
+class ForwardReturnsSparse(PlainToy):
+    """``forward`` returns a sparse COO tensor (a decoder that sparsifies masks and forgets to
+    densify its output). A video must be dense: a decoder error naming the layout."""
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        return super().forward(input, autoregressive_index, cache).to_sparse()
+
+
+def _factory_calls_pytest_skip() -> ToyVideoDecoder:
+    import pytest
+
+    pytest.skip("weights not downloaded")
+    raise AssertionError("unreachable")
+
+
+def _factory_leaves_meta_default_device() -> ToyVideoDecoder:
+    decoder = PlainToy(ToyDecoderConfig())
+    torch.set_default_device("meta")  # built "on meta" and never restored
+    return decoder
+
+
+factory_calls_pytest_skip = BrokenCase(
+    name="zoo-factory-calls-pytest-skip",
+    spec_factory=toy_spec_factory("zoo-factory-calls-pytest-skip", PlainToy,
+                                  factory=_factory_calls_pytest_skip),
+    must_fail=frozenset(),
+    bug="The factory calls ``pytest.skip`` when its weights are missing: the decoder cannot be "
+    "built, which is the decoder's failure, not a skip and not a kit error.",
+    hints=("Skipped", "weights not downloaded"),
+    fails_every_check=True,
+)
+factory_leaves_meta_default_device = BrokenCase(
+    name="zoo-factory-leaves-meta-default-device",
+    spec_factory=toy_spec_factory("zoo-factory-leaves-meta-default-device", PlainToy,
+                                  factory=_factory_leaves_meta_default_device),
+    must_fail=frozenset(),
+    bug="The factory sets torch's default device to ``meta`` to build the network and never "
+    "restores it, moving every later tensor of the pipeline onto a device with no data.",
+    hints=("default device",),
+    fails_every_check=True,
+)
+forward_raises_the_kits_check_failed = broken(
+    ForwardRaisesTheKitsCheckFailed,
+    must_fail={"forward_accepts_keyword_call", "chunked_decode_matches_full_decode"},
+    hints=("CheckFailed",),
+    expected_failures={"chunked_decode_matches_full_decode": "known seam bug"},
+)
+forward_raises_keyboard_interrupt = broken(
+    ForwardRaisesKeyboardInterrupt,
+    must_fail={"forward_accepts_keyword_call", "chunked_decode_matches_full_decode"},
+    hints=("KeyboardInterrupt",),
+)
+forward_returns_sparse = broken(
+    ForwardReturnsSparse,
+    must_fail={"forward_accepts_keyword_call", "output_layout_dtype_device"},
+    hints=("sparse",),
+)
+
 factory_raises = BrokenCase(
     name="zoo-factory-raises",
     spec_factory=toy_spec_factory("zoo-factory-raises", PlainToy, factory=_factory_that_raises),
@@ -213,4 +298,9 @@ CASES = [
     forward_returns_list,
     forward_returns_none,
     forward_never_returns,
+    factory_calls_pytest_skip,
+    factory_leaves_meta_default_device,
+    forward_raises_the_kits_check_failed,
+    forward_raises_keyboard_interrupt,
+    forward_returns_sparse,
 ]
