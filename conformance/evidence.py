@@ -8,7 +8,12 @@ from typing import Any
 
 from conformance.tolerances import Comparison, Tolerance
 
-__all__ = ["Evidence"]
+__all__ = ["SIGNAL_FRAME_SHARE", "Evidence"]
+
+#: Share of a check's compared pixel frames that must carry signal for its comparisons to
+#: count as evidence. Half: a correct decoder whose frames are clamped or constant in
+#: places still has signal in most frames; one clamped everywhere has it in none.
+SIGNAL_FRAME_SHARE = 0.5
 
 
 @dataclass
@@ -37,6 +42,12 @@ class Evidence:
     max_error_ratio: float | None = None
     max_frame_rms_error: float | None = None
     max_frame_rms_ratio: float | None = None
+    #: Pixel frames, among ``compared_frames``, with enough elements carrying signal (not
+    #: on a clamp bound in both outputs, not a constant frame) to be evidence; see
+    #: :func:`conformance.tolerances.signal_mask`.
+    signal_frames: int = 0
+    compared_elements: int = 0
+    signal_elements: int = 0
     tolerance: Tolerance | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -51,6 +62,9 @@ class Evidence:
         if comparison.shape_problem or frames == 0:
             return
         self.compared_frames += frames
+        self.signal_frames += min(frames, comparison.signal_frames)
+        self.compared_elements += comparison.elements
+        self.signal_elements += comparison.signal_elements
         if self.max_abs_error is None or comparison.max_abs_error > self.max_abs_error:
             self.max_abs_error = comparison.max_abs_error
         if self.max_error_ratio is None or comparison.ratio > self.max_error_ratio:
@@ -74,7 +88,17 @@ class Evidence:
         a pass to mean something); with nothing required, any activity at all will do."""
         if not required:
             return [] if self.exercised else ["anything"]
-        return [name for name in required if not getattr(self, name)]
+        missing = [name for name in required if not getattr(self, name)]
+        if "compared_frames" in required and self.compared_frames and not self.has_signal:
+            missing.append("signal")
+        return missing
+
+    @property
+    def has_signal(self) -> bool:
+        """Whether the comparisons measured something: at least ``SIGNAL_FRAME_SHARE`` of
+        the compared pixel frames carried signal. A comparison of outputs clamped
+        everywhere agrees whatever the decoder does, so it is no evidence."""
+        return self.signal_frames >= SIGNAL_FRAME_SHARE * self.compared_frames
 
     def why_unexercised(self, missing: list[str]) -> str:
         """Why a check exercised nothing, from what it did do, in words a decoder author acts on."""
@@ -95,6 +119,25 @@ class Evidence:
                 reasons.append("it made no decoder call")
             elif name == "anything":
                 reasons.append("it exercised nothing (no example, decoder call, mapper query or comparison)")
+            elif name == "signal":
+                share = self.signal_elements / self.compared_elements if self.compared_elements else 0.0
+                scale = self.extra.get("latent_scale")
+                tried = self.extra.get("latent_scales_tried")
+                reasons.append(
+                    f"its comparisons carried too little signal: only {self.signal_frames} of "
+                    f"{self.compared_frames} compared pixel frames ({share:.1%} of the compared "
+                    "elements) were neither on the output's clamp bounds in both outputs nor "
+                    "constant, so agreement there says nothing about the decoder"
+                    + (f" (latents scaled by {scale:g})" if scale is not None else "")
+                    + (
+                        f"; the latent scales tried, {', '.join(f'{t:g}' for t in tried)}, "
+                        "found none with more signal"
+                        if tried
+                        else ""
+                    )
+                    + ". Decode latents for which the output is not saturated (DecoderSpec "
+                    "latent_size, or a decoder whose random-weight output is not clamped)"
+                )
             elif name == "mapper_queries":
                 reasons.append("it queried no size mapper or compression ratio")
             else:
@@ -114,6 +157,11 @@ class Evidence:
             "comparisons": self.comparisons,
             "compared_frames": self.compared_frames,
         }
+        if self.comparisons:
+            out["signal_frames"] = self.signal_frames
+            out["signal_fraction"] = (
+                self.signal_elements / self.compared_elements if self.compared_elements else None
+            )
         if self.max_abs_error is not None:
             out["max_abs_error"] = _finite(self.max_abs_error)
             out["max_error_to_tolerance"] = _finite(self.max_error_ratio)

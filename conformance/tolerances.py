@@ -133,10 +133,16 @@ __all__ = [
     "ACCUMULATION_FACTOR",
     "STORAGE_FACTOR",
     "STORAGE_RMS_FACTOR",
+    "NOISE_FACTOR",
+    "RMS_MIN_ELEMENTS",
     "Comparison",
     "Tolerance",
     "compare",
     "default_tolerance",
+    "frame_rms_errors",
+    "noise_tolerance",
+    "saturation_bounds",
+    "signal_mask",
     "tolerance_for",
     "unit_roundoff",
 ]
@@ -144,6 +150,11 @@ __all__ = [
 STORAGE_FACTOR = 32
 STORAGE_RMS_FACTOR = 4
 ACCUMULATION_FACTOR = 2**12
+#: How many times its own measured rounding noise a chunked decode may be from the
+#: wider-dtype twin's decode (see "Measured noise" in the module docstring).
+NOISE_FACTOR = 3
+#: ``(STORAGE_FACTOR / STORAGE_RMS_FACTOR) ** 2``: see :func:`min_rms_elements`.
+RMS_MIN_ELEMENTS = (STORAGE_FACTOR // STORAGE_RMS_FACTOR) ** 2
 
 
 def unit_roundoff(dtype: torch.dtype) -> float:
@@ -169,15 +180,21 @@ class Tolerance:
         return self.atol + self.rtol * expected.abs()
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"atol": self.atol, "rtol": self.rtol, "source": self.source}
+        out: dict[str, Any] = {
+            "atol": self.atol if math.isfinite(self.atol) else None,
+            "rtol": self.rtol,
+            "source": self.source,
+        }
         out["rms"] = self.rms if math.isfinite(self.rms) else None
         return out
 
     def __str__(self) -> str:
-        text = f"atol {self.atol:.2g} + rtol {self.rtol:.2g} * |expected|"
+        parts = []
+        if math.isfinite(self.atol):
+            parts.append(f"atol {self.atol:.2g} + rtol {self.rtol:.2g} * |expected|")
         if math.isfinite(self.rms):
-            text += f", frame RMS {self.rms:.2g}"
-        return f"{text} ({self.source})"
+            parts.append(f"frame RMS {self.rms:.2g}")
+        return f"{', '.join(parts) or 'no bound'} ({self.source})"
 
 
 def default_tolerance(dtype: torch.dtype) -> Tolerance:
@@ -257,6 +274,15 @@ class Comparison:
     rms_frame: int | None = None
     first_bad_element_frame: int | None = None
     first_bad_rms_frame: int | None = None
+    elements: int = 0
+    signal_elements: int = 0
+    signal_frames: int = 0
+    non_finite: int = 0
+
+    @property
+    def signal_fraction(self) -> float:
+        """Fraction of the compared elements that carry signal (1.0 for an empty comparison)."""
+        return self.signal_elements / self.elements if self.elements else 1.0
 
     @property
     def margin(self) -> float:
@@ -329,12 +355,101 @@ class Comparison:
         return "; ".join(parts) + f" ({self.tolerance})"
 
 
+def saturation_bounds(*tensors: torch.Tensor) -> tuple[float | None, float | None]:
+    """The clamp bounds ``tensors`` show, read from the data: ``(low, high)``.
+
+    A bound is the smallest (largest) finite value over all of ``tensors`` when it is a
+    plateau: at least two elements of one tensor sit exactly on it. A clamped output has
+    many elements exactly at its bounds, whatever the bounds are ([-1, 1], [0, 1],
+    [0, 255]); a continuous output reaches its exact extreme once. ``None`` where the
+    extreme is not a plateau. Nothing assumes a range: an output clamped to [-0.5, 2]
+    has those bounds, one never clamped has none.
+    """
+    present = [t.detach() for t in tensors if t.numel()]
+    finite = [t if bool(torch.isfinite(t).all()) else t[torch.isfinite(t)] for t in present]
+    finite = [t for t in finite if t.numel()]
+    if not finite:
+        return None, None
+    low = min(float(t.min().item()) for t in finite)
+    high = max(float(t.max().item()) for t in finite)
+
+    def plateau(value: float) -> bool:
+        return any(int((t == value).sum().item()) >= 2 for t in finite)
+
+    return (low if plateau(low) else None), (high if plateau(high) else None)
+
+
+def signal_mask(expected: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    """Elements of two same-shape ``BCTHW`` outputs that carry signal.
+
+    An element carries no signal when *both* outputs sit exactly on the same clamp bound
+    there (:func:`saturation_bounds`), or when it lies in a pixel frame that is one
+    constant value in both outputs: there, any input (and any seam bug) gives the same
+    value, so agreement says nothing. Such elements always agree exactly, so leaving them
+    out never hides an error; it keeps them from diluting the frame RMS of one (a seam
+    error confined to the 5% of a frame that is not clamped would otherwise be averaged
+    with 95% zeros), and lets the kit tell a comparison that measured something from one
+    that did not. Non-finite values always count as signal (they are failures).
+    """
+    low, high = saturation_bounds(expected, actual)
+    flat = torch.zeros_like(expected, dtype=torch.bool)
+    for bound in (low, high):
+        if bound is not None:
+            flat |= (expected == bound) & (actual == bound)
+    if expected.dim() == 5 and expected.numel():
+        dims = (0, 1, 3, 4)
+        e_low, e_high = expected.amin(dim=dims), expected.amax(dim=dims)
+        a_low, a_high = actual.amin(dim=dims), actual.amax(dim=dims)
+        constant = (e_low == e_high) & (a_low == a_high) & (e_low == a_low)
+        flat |= constant.view(1, 1, -1, 1, 1)
+    finite = torch.isfinite(expected) & torch.isfinite(actual)
+    return ~(flat & finite)
+
+
+def min_rms_elements(frame_elements: int) -> int:
+    """Fewest elements a frame RMS is averaged over: ``RMS_MIN_ELEMENTS``, or the frame.
+
+    With fewer signal elements than this in a frame, the sum of squared errors is divided
+    by this number instead (as if the rest agreed exactly): one element at the elementwise
+    bound (``STORAGE_FACTOR`` u) then reaches exactly the RMS bound (``STORAGE_RMS_FACTOR``
+    u), so a handful of noisy elements can never fail the RMS criterion on their own.
+    """
+    return min(RMS_MIN_ELEMENTS, frame_elements)
+
+
+def signal_frame_threshold(frame_elements: int) -> int:
+    """Signal elements a pixel frame needs to count as compared: ``RMS_MIN_ELEMENTS``, or
+    a sixteenth of a frame smaller than ``16 * RMS_MIN_ELEMENTS`` elements (at least one)."""
+    return max(1, min(RMS_MIN_ELEMENTS, -(-frame_elements // 16)))
+
+
+def frame_rms_errors(
+    expected: torch.Tensor, actual: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """RMS of ``actual - expected`` in every pixel frame, over its signal elements (float64).
+
+    Both canonical ``BCTHW`` and finite. ``mask`` defaults to :func:`signal_mask`; a
+    frame's sum of squares is divided by ``max(signal elements, min_rms_elements)``.
+    """
+    e = expected.detach().to(device=actual.device, dtype=torch.float64)
+    a = actual.detach().to(torch.float64)
+    mask = signal_mask(e, a) if mask is None else mask
+    squares = torch.where(mask, (a - e).square(), torch.zeros_like(e))
+    frame_elements = e.numel() // max(1, e.shape[2])
+    counts = mask.sum(dim=(0, 1, 3, 4)).clamp_min(min_rms_elements(frame_elements))
+    return (squares.sum(dim=(0, 1, 3, 4)) / counts).sqrt()
+
+
 def compare(expected: torch.Tensor, actual: torch.Tensor, tolerance: Tolerance) -> Comparison:
     """Compare two canonical ``BCTHW`` tensors under ``tolerance``: elementwise, and the
-    RMS error of every pixel frame (time index).
+    RMS error of every pixel frame (time index) over its signal elements.
 
-    Computed in float64 so the comparison adds no rounding of its own. A NaN where the
-    other side has a number counts as an infinite error; NaNs in the same places agree.
+    Computed in float64 so the comparison adds no rounding of its own. A non-finite value
+    (NaN, +Inf or -Inf) on either side is an infinite error, even where both sides hold
+    the same one: a decoded pixel must be a number, and two NaNs agreeing would certify
+    a decoder that outputs nothing but NaN. The frame RMS is taken over the elements that
+    carry signal (:func:`signal_mask`); ``signal_frames`` counts the frames with enough of
+    them (:func:`signal_frame_threshold`) to be evidence.
     """
     if tuple(expected.shape) != tuple(actual.shape):
         return Comparison(
@@ -357,23 +472,38 @@ def compare(expected: torch.Tensor, actual: torch.Tensor, tolerance: Tolerance) 
         return Comparison(True, 0.0, 0.0, None, 0.0, 0.0, None, tolerance)
     e = expected.detach().to(device=actual.device, dtype=torch.float64)
     a = actual.detach().to(torch.float64)
-    error = (a - e).abs()
-    nan_e, nan_a = torch.isnan(e), torch.isnan(a)
-    error = torch.where(nan_e & nan_a, torch.zeros_like(error), error)
-    error = torch.where(nan_e ^ nan_a, torch.full_like(error, math.inf), error)
-    # Same infinities agree (inf - inf is nan otherwise).
-    error = torch.where(torch.isinf(e) & (e == a), torch.zeros_like(error), error)
+    finite = torch.isfinite(e) & torch.isfinite(a)
+    error = torch.where(finite, (a - e).abs(), torch.full_like(e, math.inf))
+    mask = signal_mask(e, a)
     allowed = tolerance.allowed(torch.nan_to_num(e, nan=0.0, posinf=0.0, neginf=0.0))
+    frames = e.shape[2] if e.dim() == 5 else 1
+    frame_elements = e.numel() // max(1, frames)
     with torch.no_grad():
         ratio = torch.where(
             allowed > 0,
             error / allowed.clamp_min(torch.finfo(torch.float64).tiny),
             torch.where(error > 0, torch.full_like(error, math.inf), torch.zeros_like(error)),
         )
-        # Per pixel frame: mean over batch, channels, height and width of the squared error.
-        frame_rms = error.square().mean(dim=(0, 1, 3, 4)).sqrt()
+        ratio = torch.where(finite, ratio, torch.full_like(ratio, math.inf))
+        if e.dim() == 5:
+            # Per pixel frame: mean over batch, channels, height and width of the squared
+            # error, over the elements that carry signal.
+            squares = torch.where(mask, error.square(), torch.zeros_like(error))
+            signal_counts = mask.sum(dim=(0, 1, 3, 4))
+            frame_rms = (
+                squares.sum(dim=(0, 1, 3, 4))
+                / signal_counts.clamp_min(min_rms_elements(frame_elements))
+            ).sqrt()
+            frame_rms = torch.where(
+                finite.all(dim=(0, 1, 3, 4)), frame_rms, torch.full_like(frame_rms, math.inf)
+            )
+        else:
+            signal_counts = mask.sum().reshape(1)
+            frame_rms = torch.zeros(1, dtype=torch.float64, device=error.device)
         if math.isinf(tolerance.rms):  # no aggregate criterion
-            frame_rms_ratio = torch.zeros_like(frame_rms)
+            frame_rms_ratio = torch.where(
+                torch.isinf(frame_rms), frame_rms, torch.zeros_like(frame_rms)
+            )
         elif tolerance.rms > 0:
             frame_rms_ratio = frame_rms / tolerance.rms
         else:
@@ -383,10 +513,14 @@ def compare(expected: torch.Tensor, actual: torch.Tensor, tolerance: Tolerance) 
     flat = int(torch.argmax(ratio).item())
     worst = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), tuple(ratio.shape)))
     worst_ratio = float(ratio.reshape(-1)[flat].item())
-    first_bad_element = _first_true(ratio.gt(1).any(dim=(0, 1, 3, 4)))
+    bad_elements = ratio.gt(1)
+    first_bad_element = _first_true(
+        bad_elements.any(dim=(0, 1, 3, 4)) if e.dim() == 5 else bad_elements.any().reshape(1)
+    )
     rms_frame = int(torch.argmax(frame_rms_ratio).item())
     first_bad_rms = _first_true(frame_rms_ratio.gt(1))
     bad_frames = [f for f in (first_bad_element, first_bad_rms) if f is not None]
+    threshold = signal_frame_threshold(frame_elements)
     return Comparison(
         ok=not bad_frames,
         max_abs_error=float(error.max().item()),
@@ -401,6 +535,39 @@ def compare(expected: torch.Tensor, actual: torch.Tensor, tolerance: Tolerance) 
         rms_frame=rms_frame,
         first_bad_element_frame=first_bad_element,
         first_bad_rms_frame=first_bad_rms,
+        elements=int(e.numel()),
+        signal_elements=int(mask.sum().item()),
+        signal_frames=int(signal_counts.ge(threshold).sum().item()),
+        non_finite=int((~finite).sum().item()),
+    )
+
+
+def noise_tolerance(
+    sigma: float, *, output_scale: float, dtype: torch.dtype, reference_dtype: torch.dtype
+) -> Tolerance:
+    """The frame RMS bound measured on the decoder itself: ``NOISE_FACTOR * sigma``.
+
+    ``sigma`` is the decoder's own rounding noise: the worst frame RMS of its one-call
+    decode against its ``reference_dtype`` twin's (same weights, same latents). A correct
+    chunked decode is another rounding of the same function, so its distance to the
+    twin's decode is noise of the same size. The bound is floored at one unit roundoff of
+    the output dtype times ``output_scale`` (the RMS of the twin's output): the final
+    rounding to the output dtype alone costs about ``0.4 u`` relative RMS, so a ``sigma``
+    below that measured only a few sparse differences and is no stable yardstick.
+    There is no elementwise part (``atol`` is infinite); the dtype default keeps that role.
+    """
+    floor = unit_roundoff(dtype) * output_scale if dtype.is_floating_point else 0.0
+    bound = max(NOISE_FACTOR * sigma, floor)
+    name = str(dtype).removeprefix("torch.")
+    wide = str(reference_dtype).removeprefix("torch.")
+    return Tolerance(
+        atol=math.inf,
+        rtol=0.0,
+        source=(
+            f"{NOISE_FACTOR} x the decoder's own {name} rounding noise (worst frame RMS "
+            f"{sigma:.3g} of its one-call decode against its {wide} twin)"
+        ),
+        rms=bound,
     )
 
 

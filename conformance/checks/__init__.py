@@ -12,6 +12,7 @@ from __future__ import annotations
 from conformance.checks import (  # noqa: F401 - importing registers the checks
     cache_isolation,
     chunking,
+    finiteness,
     forward_contract,
     resources,
     size_mappers,
@@ -41,6 +42,7 @@ CHECK_IDS: tuple[str, ...] = (
     "input_is_not_modified",
     "outputs_survive_later_steps",
     "decoding_is_deterministic",
+    "outputs_are_finite",
     "batch_elements_are_independent",
     "cache_init_accepts_context",
     # resources

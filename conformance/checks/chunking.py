@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import torch
+
 from conformance.checks._common import describe_mismatch, plan_text
 from conformance.checks.registry import promise
-from conformance.harness import CheckContext
+from conformance.harness import CheckContext, Decoded
 from conformance.latents import LatentSequence
-from conformance.outcomes import CheckFailed
+from conformance.outcomes import CheckFailed, DecoderError
 from conformance.properties import run_property
-from conformance.strategies import ChunkCase, chunk_cases, required_chunk_plans
+from conformance.strategies import ChunkCase, chunk_cases, long_chunk_plans, required_chunk_plans
+from conformance.tolerances import (
+    NOISE_FACTOR,
+    Tolerance,
+    compare,
+    frame_rms_errors,
+    noise_tolerance,
+)
 
 __all__ = ["chunked_decode_matches_full_decode"]
 
@@ -31,11 +40,30 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     rollout of one-frame steps (bugs that need many steps: ring buffers that wrap,
     position counters). Each sequence's one-call decode is computed once and compared
     with every plan drawn for it. Failures report the plan, the first mismatching pixel
-    frame with its chunk and AR index, the largest error and the tolerance.
+    frame with its chunk and AR index, the largest error and the tolerance. A failure
+    records the plans of a fixed battery that fail (``failure_fingerprint``), which an
+    expected failure can pin.
     """
+    try:
+        _chunked_vs_full(ctx)
+    except DecoderError:
+        raise
+    except CheckFailed:
+        from conformance.fingerprints import seam_fingerprint
+
+        try:
+            ctx.evidence.note("failure_fingerprint", seam_fingerprint(ctx, ctx.decoder()))
+        except CheckFailed as err:  # the decoder broke while fingerprinting: no fingerprint
+            ctx.evidence.note("failure_fingerprint_error", str(err))
+        raise
+
+
+def _chunked_vs_full(ctx: CheckContext) -> None:
     decoder = ctx.decoder()
+    ctx.seek_signal(decoder)
     max_frames = ctx.chunk_limit(ctx.profile.max_sequence_frames)
     max_chunk = ctx.spec.max_chunk_frames
+    twin = _NoiseReference(ctx) if ctx.spec.reference_dtype is not None else None
 
     def check_case(case: ChunkCase) -> None:
         ctx.evidence.examples += 1
@@ -61,6 +89,8 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
                 f"chunked decode differs from full decode: {where}: "
                 f"{describe_mismatch(comparison, decoded)}"
             )
+        if twin is not None:
+            twin.check(sequence, full, decoded, chunked, where)
 
     # Random search first, so a failure it finds is shrunk to a minimal plan; then the
     # plans every certification must try, whatever the search drew.
@@ -80,15 +110,111 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
             ) from err
     long_frames = ctx.chunk_limit(ctx.profile.long_sequence_frames)
     if long_frames > max_frames:
-        long_plan = (ctx.chunk_limit(2),) + (1,) * (long_frames - ctx.chunk_limit(2))
-        try:
-            check_case(ChunkCase(variant=0, plan=long_plan))
-        except CheckFailed as err:
-            raise type(err)(
-                f"{err}\n(found by the long rollout of one-frame steps; shorter sequences "
-                "passed, so the decoder goes wrong only after many steps)"
-            ) from err
+        for long_plan in long_chunk_plans(long_frames, max_chunk=max_chunk):
+            try:
+                check_case(ChunkCase(variant=0, plan=long_plan))
+            except CheckFailed as err:
+                raise type(err)(
+                    f"{err}\n(found by a long rollout, {plan_text(long_plan)}: one-frame steps, "
+                    "or long later chunks; shorter sequences passed, so the decoder goes wrong "
+                    "only after many steps or with long calls)"
+                ) from err
         ctx.evidence.note("long_sequence_frames", long_frames)
+    if twin is not None:
+        twin.record()
     ctx.evidence.note("max_sequence_frames", max_frames)
     ctx.evidence.note("full_decodes", ctx.full_decode_count)
     ctx.evidence.note("explicit_plans", [list(p) for p in required_chunk_plans(max_frames, max_chunk=max_chunk)])
+
+
+class _NoiseReference:
+    """The measured-noise criterion, for specs that declare ``reference_dtype``.
+
+    For each latent sequence: ``sigma``, the worst frame RMS of the one-call decode
+    against the wider twin's one-call decode (the decoder's own rounding noise), and the
+    bound :func:`conformance.tolerances.noise_tolerance` derives from it; then every
+    chunked decode of that sequence must be within the bound of the twin's decode, frame
+    by frame. A twin that agrees bitwise with the decoder measured no noise: the dtype
+    bounds alone apply, and the evidence says why.
+    """
+
+    def __init__(self, ctx: CheckContext) -> None:
+        self.ctx = ctx
+        self.bounds: dict[LatentSequence, Tolerance | None] = {}
+        self.sigma: dict[LatentSequence, float] = {}
+        self.worst_ratio = 0.0
+        self.unusable: str | None = None
+
+    def bound(self, sequence: LatentSequence, full: torch.Tensor) -> Tolerance | None:
+        if sequence in self.bounds:
+            return self.bounds[sequence]
+        ctx, spec = self.ctx, self.ctx.spec
+        reference = ctx.reference_full_decode(sequence)
+        if reference.shape != full.shape:
+            raise CheckFailed(
+                f"the reference decoder (DecoderSpec.reference_dtype={spec.reference_dtype}) "
+                f"decodes {sequence.length} latent frames to shape {list(reference.shape)} "
+                f"(B, C, T, H, W) where the decoder gives {list(full.shape)}; the reference "
+                "must be the same decoder computing in the wider dtype"
+            )
+        sigma = float(frame_rms_errors(reference, full).max().item())
+        tolerance: Tolerance | None = None
+        if sigma > 0:
+            scale = float(reference.double().square().mean().sqrt().item())
+            tolerance = noise_tolerance(
+                sigma,
+                output_scale=scale,
+                dtype=spec.resolved_output_dtype,
+                reference_dtype=spec.reference_dtype or reference.dtype,
+            )
+            self.sigma[sequence] = sigma
+        else:
+            self.unusable = (
+                "the reference decoder's one-call decode equals the decoder's bitwise, so it "
+                "measured no rounding noise; the dtype bounds alone applied"
+            )
+        self.bounds[sequence] = tolerance
+        return tolerance
+
+    def check(
+        self,
+        sequence: LatentSequence,
+        full: torch.Tensor,
+        decoded: Decoded,
+        chunked: torch.Tensor,
+        where: str,
+    ) -> None:
+        tolerance = self.bound(sequence, full)
+        if tolerance is None:
+            return
+        reference = self.ctx.reference_full_decode(sequence)
+        comparison = compare(reference, chunked, tolerance)
+        self.worst_ratio = max(self.worst_ratio, comparison.rms_ratio)
+        if comparison.ok:
+            return
+        frame = comparison.first_bad_frame or 0
+        k, local = decoded.chunk_of_frame(frame)
+        sigma = self.sigma[sequence]
+        raise CheckFailed(
+            f"chunked decode differs from full decode by more than the decoder's own rounding "
+            f"noise: {where}: from pixel frame {frame} (pixel frame {local} of chunk {k}, "
+            f"decoded at AR {decoded.first_index + k} from {decoded.plan[k]} latent frame(s)) "
+            f"the chunked decode is {comparison.rms_error:.3g} RMS (worst frame "
+            f"{comparison.rms_frame}) from the {self.ctx.spec.reference_dtype} reference "
+            f"decode of the same latents, {comparison.rms_error / sigma:.3g}x the decoder's own "
+            f"rounding noise ({sigma:.3g}: its one-call decode against the reference, worst "
+            f"frame) where {tolerance.rms:.3g} RMS ({NOISE_FACTOR}x, or one unit roundoff of the "
+            f"output's scale if that is more) is allowed. A correct chunked decode is "
+            f"another rounding of the same function and lands as close to the reference as "
+            f"the one-call decode does; an error this size, structured across a frame, comes "
+            f"from the seam ({tolerance})"
+        )
+
+    def record(self) -> None:
+        evidence = self.ctx.evidence
+        if self.sigma:
+            evidence.note("reference_noise_rms", max(self.sigma.values()))
+            evidence.note("max_frame_rms_to_noise_bound", self.worst_ratio)
+            evidence.note("noise_bound_margin", 1.0 - self.worst_ratio)
+        if self.unusable:
+            evidence.note("reference_noise_unusable", self.unusable)

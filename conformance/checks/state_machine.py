@@ -192,6 +192,7 @@ def rollout_state_machine(ctx: CheckContext) -> None:
     rollout, its chunk plan, the AR index and the first mismatching frame.
     """
     decoder = ctx.decoder()
+    ctx.seek_signal(decoder)
     profile = ctx.profile
     max_frames = ctx.chunk_limit(profile.max_sequence_frames)
     max_chunk = ctx.chunk_limit(3)

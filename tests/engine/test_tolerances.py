@@ -127,11 +127,16 @@ def test_compare_reports_shape_and_nan_problems() -> None:
     expected = torch.zeros(1, 1, 3, 1, 1)
     nan_both = expected.clone()
     nan_both[0, 0, 1] = math.nan
-    assert compare(nan_both, nan_both.clone(), tolerance).ok
     nan_one = compare(expected, nan_both, tolerance)
     assert not nan_one.ok and nan_one.first_bad_frame == 1 and math.isinf(nan_one.max_abs_error)
-    inf = torch.full((1, 1, 1, 1, 1), math.inf)
-    assert compare(inf, inf.clone(), tolerance).ok
+    # Non-finite values never agree, not even with the same non-finite value: an all-NaN
+    # decoder compared with itself must not pass as "max error 0".
+    same_nan = compare(nan_both, nan_both.clone(), tolerance)
+    assert not same_nan.ok and same_nan.first_bad_frame == 1 and same_nan.non_finite == 1
+    for value in (math.inf, -math.inf, math.nan):
+        bad = torch.full((1, 1, 2, 1, 1), value)
+        same = compare(bad, bad.clone(), tolerance)
+        assert not same.ok and same.first_bad_frame == 0 and math.isinf(same.max_abs_error)
 
 
 def _with_rounding_noise(
@@ -194,6 +199,7 @@ def test_frame_rms_is_per_frame_and_absent_from_hand_made_tolerances() -> None:
     assert comparison.rms_frame == 2 and comparison.first_bad_frame == 2
     assert compare(expected, actual, Tolerance(atol=0.1, rtol=0.0, source="test")).ok
     # One element alone in a big frame is an elementwise matter, not a frame RMS one.
-    single = expected.clone()
-    single[0, 0, 1, 0, 0] = 0.04  # frame RMS 0.04 / sqrt(96) = 0.0041
-    assert compare(expected, single, Tolerance(atol=0.1, rtol=0.0, source="test", rms=0.005)).ok
+    varied = torch.rand(2, 3, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    single = varied.clone()
+    single[0, 0, 1, 0, 0] += 0.04  # frame RMS 0.04 / sqrt(96) = 0.0041
+    assert compare(varied, single, Tolerance(atol=0.1, rtol=0.0, source="test", rms=0.005)).ok

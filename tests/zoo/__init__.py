@@ -13,7 +13,17 @@ kit on one of them (from the repository root).
 
 from __future__ import annotations
 
-from . import cache_isolation, chunking, correct, coverage, forward_contract, resources, robustness, size_mappers
+from . import (
+    cache_isolation,
+    chunking,
+    correct,
+    coverage,
+    forward_contract,
+    numerics,
+    resources,
+    robustness,
+    size_mappers,
+)
 from ._base import BrokenCase, CorrectCase
 
 __all__ = ["BROKEN", "CORRECT", "BrokenCase", "CorrectCase", "broken_specs", "correct_specs"]
@@ -26,9 +36,10 @@ BROKEN: list[BrokenCase] = [
     *resources.CASES,
     *robustness.CASES,
     *coverage.CASES,
+    *numerics.CASES,
 ]
 
-CORRECT: list[CorrectCase] = list(correct.CASES)
+CORRECT: list[CorrectCase] = [*correct.CASES, *numerics.CORRECT_CASES]
 
 
 def broken_specs() -> list[object]:
