@@ -159,6 +159,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "in the header). The same seed and profile replay the same examples.",
     )
     group.addoption(
+        "--conformance-in-process",
+        dest="conformance_in_process",
+        action="store_true",
+        default=False,
+        help="run conformance checks in this pytest process instead of a supervised worker "
+        "process per target (faster to debug; a decoder that exits, crashes or hangs its "
+        "process then takes the pytest run down with it).",
+    )
+    group.addoption(
         "--conformance-report",
         dest="conformance_report",
         default=None,
@@ -173,6 +182,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the Markdown conformance certificate of the checks this session ran to PATH.",
     )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Let the supervised worker processes of this pytest process go."""
+    from conformance.frontends.pytest_items import close_supervised_sessions
+
+    close_supervised_sessions(session.config)
 
 
 def _asks_for_conformance(config: pytest.Config) -> bool:
@@ -204,12 +220,11 @@ def pytest_configure(config: pytest.Config) -> None:
         from conformance.profiles import PROFILES
 
         if requested not in PROFILES:
-            import difflib
+            from conformance.frontends.suggest import did_you_mean
 
-            close = difflib.get_close_matches(requested, list(PROFILES), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise pytest.UsageError(
-                f"--conformance-profile={requested!r} is not a known profile{hint}; "
+                f"--conformance-profile={requested!r} is not a known profile"
+                f"{did_you_mean(requested, list(PROFILES))}; "
                 f"choose one of: {', '.join(PROFILES)}"
             )
     report = config.getoption("conformance_report", None)

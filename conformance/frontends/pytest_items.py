@@ -78,7 +78,9 @@ class TargetCollector(pytest.Collector):
         for index, spec in enumerate(specs):
             validate_spec_for_collection(spec)
             name = spec.name if names.count(spec.name) == 1 else f"{spec.name}#{index}"
-            yield DecoderCollector.from_parent(self, name=name, spec=spec, target=self.target)
+            collector = DecoderCollector.from_parent(self, name=name, spec=spec, target=self.target)
+            collector.spec_index = index
+            yield collector
 
     def repr_failure(  # type: ignore[override]
         self, excinfo: ExceptionInfo[BaseException]
@@ -157,6 +159,9 @@ class DecoderCollector(pytest.Collector):
         super().__init__(**kwargs)
         self.spec = spec
         self.target = target
+        #: Position of the spec among its target's specs (what a supervised worker is sent);
+        #: ``None`` for a spec object, which can only run in-process.
+        self.spec_index: int | None = None
 
     def collect(self) -> Iterable[pytest.Item]:
         from conformance.checks import ALL_CHECKS
@@ -183,7 +188,13 @@ class ConformanceItem(pytest.Item):
         self.result: CheckResult | None = None
 
     def runtest(self) -> None:
-        self.result = run_in_session(self.config, self.spec, self.check_id, self.target)
+        index = getattr(self.parent, "spec_index", None)
+        if self.target is not None and index is not None and not self.config.getoption(
+            "conformance_in_process", False
+        ):
+            self.result = run_supervised(self.config, self.target, index, self.spec, self.check_id)
+        else:
+            self.result = run_in_session(self.config, self.spec, self.check_id, self.target)
         seed, profile = _session_seed(self.config), _session_profile(self.config)
         replay = [
             f"pytest --conformance-decoder={shlex.quote(self.target or '<TARGET>')} "
@@ -259,6 +270,52 @@ def run_in_session(
         seed=seed if seed is not None else _session_seed(config),
         target=target,
     )
+
+
+_SESSIONS = pytest.StashKey[dict[str, Any]]()
+
+
+def run_supervised(
+    config: pytest.Config, target: str, spec_index: int, spec: DecoderSpec, check_id: str
+) -> CheckResult:
+    """Run one check in this pytest process's supervised worker for ``target``.
+
+    One worker per target, opened at the target's first check and reused for all of its
+    checks (replaced after a crash): a decoder that exits, crashes or hangs its process
+    fails its check instead of ending the pytest run. Under pytest-xdist the worker
+    inherits ``PYTEST_XDIST_WORKER`` and takes that worker's GPU for CUDA specs.
+    """
+    from conformance.workers.supervisor import SupervisorOptions, TargetSession
+
+    sessions = config.stash.setdefault(_SESSIONS, {})
+    session = sessions.get(target)
+    if session is None:
+        env = {}
+        if config.getoption("conformance_worker_gpus", "spread") == "off":
+            env["CONFORMANCE_WORKER_GPUS"] = "off"
+        options = SupervisorOptions(
+            profile=_session_profile(config), seed=_session_seed(config), env=env
+        )
+        session = sessions[target] = TargetSession(target, options)
+    if session.load_error is not None:
+        raise ConformanceFailure(
+            f"conformance check {check_id} could not run: the worker process could not load "
+            f"{target}: {session.load_error}", None,
+        )
+    names = [described["name"] for described in session.specs]
+    if spec_index >= len(names) or names[spec_index] != spec.name:
+        raise ConformanceFailure(
+            f"conformance check {check_id} could not run: the worker process loaded the decoders "
+            f"{names} from {target}, this pytest process {spec.name!r} at position {spec_index}; "
+            "the target's specs depend on something other than its code", None,
+        )
+    return session.run_check(spec_index, check_id)
+
+
+def close_supervised_sessions(config: pytest.Config) -> None:
+    """Close every worker this pytest process opened (at the end of the session)."""
+    for session in config.stash.get(_SESSIONS, {}).values():
+        session.close()
 
 
 _ENVIRONMENTS: dict[int, tuple[Any, dict[str, Any]]] = {}

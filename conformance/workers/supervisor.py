@@ -482,6 +482,8 @@ class TargetSession:
         self.worker: _Worker | None = _Worker(target, options)
         self.specs: list[dict[str, Any]] = []
         self.load_error: str | None = None
+        #: Why no worker can be had any more (a replacement failed to load the target).
+        self.unrecoverable: str | None = None
         try:
             specs, error = _hello(self.worker, options, target)
         except KeyboardInterrupt:
@@ -515,18 +517,8 @@ class TargetSession:
             runs.append(run)
             emit("decoder_started", {"target": target, "name": spec["name"], "run": run})
             for position, check_id in enumerate(check_ids):
-                if self.worker is None:
-                    self.worker, problem = _replacement(target, options, specs)
-                    if self.worker is None:
-                        notes.append(problem or "the worker could not be restarted")
-                        for rest in check_ids[position:]:
-                            results.append(_not_run(rest, f"not run: {problem}"))
-                        break
-                    notes.append(f"a fresh worker process was started before {check_id}")
                 try:
-                    result, text, usable = _run_check(
-                        self.worker, target, spec_index, spec, check_id, options, emit
-                    )
+                    result, text = self._check(spec_index, check_id, emit, notes)
                 except KeyboardInterrupt:
                     self.close()
                     for rest in check_ids[position:]:
@@ -538,11 +530,37 @@ class TargetSession:
                 results.append(result)
                 run.decoder_config = run.decoder_config or text
                 emit("check_finished", {"target": target, "name": spec["name"], "result": result})
-                if not usable and self.worker is not None:
-                    self.worker.kill()
-                    self.worker = None
             emit("decoder_finished", {"target": target, "run": run})
         return runs
+
+    def run_check(self, spec_index: int, check_id: str, on_event: EventHandler | None = None) -> CheckResult:
+        """Run one check of one decoder (the pytest plugin's unit of work)."""
+        if self.load_error is not None:
+            raise RuntimeError(f"cannot certify {self.target}: {self.load_error}")
+        result, _ = self._check(spec_index, check_id, on_event or (lambda name, payload: None), [])
+        return result
+
+    def _check(
+        self, spec_index: int, check_id: str, emit: EventHandler, notes: list[str]
+    ) -> tuple[CheckResult, str | None]:
+        """One check in the current worker (started afresh if the last one died)."""
+        if self.worker is None and self.unrecoverable is not None:
+            return _not_run(check_id, f"not run: {self.unrecoverable}"), None
+        if self.worker is None:
+            self.worker, problem = _replacement(self.target, self.options, self.specs)
+            if self.worker is None:
+                self.unrecoverable = problem or "the worker could not be restarted"
+                notes.append(self.unrecoverable)
+                return _not_run(check_id, f"not run: {self.unrecoverable}"), None
+            notes.append(f"a fresh worker process was started before {check_id}")
+            emit("worker_replaced", {"target": self.target, "check_id": check_id})
+        result, text, usable = _run_check(
+            self.worker, self.target, spec_index, self.specs[spec_index], check_id, self.options, emit
+        )
+        if not usable:
+            self.worker.kill()
+            self.worker = None
+        return result, text
 
     def close(self) -> None:
         """Let the worker go (``bye``; killed if it does not leave)."""

@@ -134,6 +134,13 @@ def _load(target: str, writer: MessageWriter, threads: int | None) -> list[Any] 
 
     if chosen is not None:
         torch.set_num_threads(chosen)
+    if (
+        any(spec.torch_device.type == "cuda" for spec in specs)
+        and os.environ.get("CONFORMANCE_WORKER_GPUS", "spread") != "off"
+    ):
+        from conformance.workers.devices import claim_worker_gpu
+
+        claim_worker_gpu()  # under pytest-xdist: this xdist worker's GPU (no-op otherwise)
     return specs
 
 
