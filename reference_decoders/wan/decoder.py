@@ -232,8 +232,6 @@ def _fast_network(
     from reference_decoders.wan.fast import fast_path_support
 
     reason = fast_path_support(config.resolved_device(), config.resolved_dtype())
-    if reason is None and (config.residual_up_stages or config.patch_size != 1):
-        reason = "it does not run Wan 2.2's residual up stages and output patches yet"
     if reason is not None:
         if config.fast_path:
             raise ValueError(f"fast_path=True, but the fast path cannot run here: {reason}")

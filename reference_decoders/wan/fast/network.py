@@ -22,6 +22,9 @@ the plain statement of the architecture. What it changes, and why (measurements 
 - A chunk is decoded in tiles of ``tile_latent_frames`` latent frames carrying the
   history, which gives the same frames (the network is chunk-invariant) with memory
   bounded by the tile instead of the chunk.
+- Wan 2.2: the residual stages' shortcut is the same channel spreading on
+  channels-last frames (one ``repeat_interleave`` and a permute), added in place after
+  the upsampler; the output patches are unpatchified on the way into the output.
 
 History tensors keep the eager cache's logical shape ``[B, C, 2, H, W]`` (in
 ``channels_last_3d`` memory), so caches made by either path are interchangeable. They
@@ -55,9 +58,11 @@ from reference_decoders.wan.model import (
     ResidualBlock,
     RMSNorm,
     SpatialAttention,
+    SpreadShortcut,
     Upsampler,
     UpStage,
     WanVAEDecoderNetwork,
+    unpatchify,
 )
 
 __all__ = ["FastWanNetwork"]
@@ -175,11 +180,12 @@ class FastWanNetwork:
         net = self.network
         batch, frames = latents.shape[:2]
         stages = [s.upsampler for s in self._stages() if s.upsampler is not None]
-        ratio_s = 2 ** len(stages)
+        ratio_s = 2 ** len(stages) * net.patch_size
         ratio_t = 2 ** sum(up.time_conv is not None for up in stages)
         out_frames = 1 + ratio_t * (frames - 1) if first_chunk else ratio_t * frames
         height, width = latents.shape[3] * ratio_s, latents.shape[4] * ratio_s
-        out = latents.new_empty(batch, out_frames, net.conv_out.out_channels, height, width)
+        channels = net.conv_out.out_channels // net.patch_size**2
+        out = latents.new_empty(batch, out_frames, channels, height, width)
         written: list[torch.Tensor | None] = [None] * len(history)
         for b in range(batch):
             tile = _Tile(index=b, first=first_chunk, read=list(history), written=written)
@@ -210,10 +216,15 @@ class FastWanNetwork:
         x = self._attention(x, net.mid.attention)
         x = self._residual_block(x, mid_blocks[1], tile, batch)
         for stage in self._stages():
+            shortcut = None
+            if stage.shortcut is not None:
+                shortcut = self._spread(x, stage.shortcut, tile)
             for block in cast(list[ResidualBlock], list(stage.resnets)):
                 x = self._residual_block(x, block, tile, batch)
             if stage.upsampler is not None:
                 x = self._upsample(x, stage.upsampler, tile, batch)
+            if shortcut is not None:
+                x = x.add_(shortcut)
         frames = x.shape[0]
         gamma = self._packed_weight(net.norm_out, "gamma")
         padded = self._conv_input(
@@ -224,7 +235,8 @@ class FastWanNetwork:
             self._packed_weight(net.conv_out, "conv3d"),
             net.conv_out.bias,
             padding=(0, 1, 1),
-        )  # [1, 3, t, H, W]
+        )  # [1, 3 * p * p, t, H / p, W / p]
+        video = unpatchify(video, net.patch_size)  # [1, 3, t, H, W]
         torch.clamp(video[0].transpose(0, 1), -1.0, 1.0, out=out[:frames])
         return frames
 
@@ -335,6 +347,18 @@ class FastWanNetwork:
         padded = F.pad(x, (0, 0, 1, 1, 1, 1))  # [n, h + 2, w + 2, c], zero border
         phases = F.conv2d(padded.permute(0, 3, 1, 2), self._packed_weight(up.conv, "subpixel"))
         return kernels.subpixel_gather(_frames_of(phases), up.conv.bias)
+
+    def _spread(self, x: torch.Tensor, shortcut: SpreadShortcut, tile: _Tile) -> torch.Tensor:
+        """Wan 2.2's stage shortcut on ``x [T, H, W, C]`` -> ``[T', 2H, 2W, Co]``: the
+        channel placement of :class:`~reference_decoders.wan.model.SpreadShortcut`
+        (channel ``(o, time, row, column)`` of the repeated input), channels last."""
+        t, h, w, _ = x.shape
+        ft, co = shortcut.time_factor, shortcut.out_channels
+        spread = x.repeat_interleave(shortcut.repeats, dim=3).view(t, h, w, co, ft, 2, 2)
+        spread = spread.permute(0, 4, 1, 5, 2, 6, 3).reshape(t * ft, 2 * h, 2 * w, co)
+        if tile.first and ft > 1:
+            spread = spread[ft - 1 :]  # the rollout's first frame: its last copy only
+        return spread
 
     def _double_frames(
         self, x: torch.Tensor, time_conv: CausalConv3d, tile: _Tile, batch: int
