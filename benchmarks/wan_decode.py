@@ -1,4 +1,9 @@
-"""Wan 2.1 VAE decode speed and memory: the bundled decoder against diffusers' AutoencoderKLWan.
+"""Wan VAE decode speed and memory: the bundled decoder against diffusers' AutoencoderKLWan.
+
+``--model wan2.1`` (default) or ``--model wan2.2`` (the TI2V-5B VAE, diffusers'
+``AutoencoderKLWan`` in its Wan 2.2 configuration); ``--dtype bf16`` (default) or
+``fp32`` (convolutions may use TF32 there, as torch allows by default, for both
+implementations alike; the report records the flags).
 
 Both implementations run in ONE process on the same device with the same seeded random
 weights: the script builds a diffusers ``AutoencoderKLWan`` with an architecture matching
@@ -8,8 +13,9 @@ decoder from that file through the real checkpoint loader.
 
 Measured (CUDA; medians of ``--repeats`` runs after ``--warmup`` runs, CUDA events):
 
-- full decode: 21 latent frames -> 81 frames at 480x832 (latent 60x104). Ours: one
-  call at autoregressive index 0. diffusers: ``vae.decode`` on de-normalized latents
+- full decode: Wan 2.1, 21 latent frames -> 81 frames at 480x832 (latent 60x104);
+  Wan 2.2, 31 latent frames -> 121 frames at 704x1280 (latent 44x80). Ours: one call at
+  autoregressive index 0. diffusers: ``vae.decode`` on de-normalized latents
   ``z * std + mean`` (it decodes one latent frame at a time internally).
 - cold start: in a fresh subprocess, decoder construction + the first full decode
   (so any compilation or graph capture a decoder does is included), plus the process's
@@ -63,7 +69,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from reference_decoders.wan import WanVAEDecoder, WanVAEDecoderConfig  # noqa: E402
+from reference_decoders.wan import (  # noqa: E402
+    Wan22VAEDecoderConfig,
+    WanVAEDecoder,
+    WanVAEDecoderConfig,
+)
+from reference_decoders.wan.config import WAN22_LATENTS_MEAN, WAN22_LATENTS_STD  # noqa: E402
 from reference_decoders.wan.model import StreamState, WanVAEDecoderNetwork  # noqa: E402
 from reference_decoders.wan.random_weights import randomize_decoder_weights_  # noqa: E402
 
@@ -100,12 +111,34 @@ class Workload:
     stream_rollout_steps: int  # AR >= 1 steps in each of those rollouts
     memory_steps: tuple[int, int]  # streaming peak read after this many AR >= 1 steps
     seed: int = 0
+    model: str = "wan2.1"  # or "wan2.2"
+
+
+_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 def full_size_workload(args: argparse.Namespace) -> Workload:
+    dtype = _DTYPES[getattr(args, "dtype", "bf16")]
+    if getattr(args, "model", "wan2.1") == "wan2.2":
+        # The TI2V-5B size: 121 frames at 704x1280. ~2 PFLOP per full decode, so fewer
+        # repeats and a shorter memory rollout than Wan 2.1's.
+        return Workload(
+            device="cuda",
+            dtype=dtype,
+            architecture={},
+            latent_size=(44, 80),
+            full_frames=31,
+            chunk_frames=3,
+            warmup=args.warmup if args.warmup is not None else 1,
+            repeats=args.repeats if args.repeats is not None else 3,
+            stream_rollouts=2,
+            stream_rollout_steps=2,
+            memory_steps=(4, 12),
+            model="wan2.2",
+        )
     return Workload(
         device="cuda",
-        dtype=torch.bfloat16,
+        dtype=dtype,
         architecture={},
         latent_size=(60, 104),
         full_frames=21,
@@ -119,11 +152,12 @@ def full_size_workload(args: argparse.Namespace) -> Workload:
 
 
 def smoke_workload(args: argparse.Namespace) -> Workload:
+    wan22 = getattr(args, "model", "wan2.1") == "wan2.2"
     return Workload(
         device="cpu",
         dtype=torch.float32,
         architecture={"base_dim": 8, "num_res_blocks": 1},
-        latent_size=(4, 6),
+        latent_size=(2, 3) if wan22 else (4, 6),
         full_frames=4,
         chunk_frames=2,
         warmup=args.warmup if args.warmup is not None else 1,
@@ -131,6 +165,39 @@ def smoke_workload(args: argparse.Namespace) -> Workload:
         stream_rollouts=1,
         stream_rollout_steps=1,
         memory_steps=(1, 2),
+        model="wan2.2" if wan22 else "wan2.1",
+    )
+
+
+def config_class(workload: Workload) -> type[WanVAEDecoderConfig]:
+    """Our config class for the workload's model; ``architecture`` holds its fields."""
+    return Wan22VAEDecoderConfig if workload.model == "wan2.2" else WanVAEDecoderConfig
+
+
+def diffusers_arguments(workload: Workload) -> dict[str, Any]:
+    """``AutoencoderKLWan`` arguments for the same architecture as our config.
+
+    Wan 2.1: the knobs are shared. Wan 2.2: the published diffusers configuration
+    (``is_residual``, ``patch_size`` 2, 48 latent channels, 12 patch channels in and
+    out, encoder base 160) with our ``base_dim`` as its ``decoder_base_dim``.
+    """
+    if workload.model != "wan2.2":
+        return dict(workload.architecture)
+    arch = workload.architecture
+    return dict(
+        base_dim=160 if "base_dim" not in arch else 8,  # the encoder: published, or tiny
+        decoder_base_dim=arch.get("base_dim", 256),
+        z_dim=48,
+        num_res_blocks=arch.get("num_res_blocks", 2),
+        temperal_downsample=[False, True, True],
+        is_residual=True,
+        in_channels=12,
+        out_channels=12,
+        patch_size=2,
+        scale_factor_temporal=4,
+        scale_factor_spatial=16,
+        latents_mean=list(WAN22_LATENTS_MEAN),
+        latents_std=list(WAN22_LATENTS_STD),
     )
 
 
@@ -173,7 +240,7 @@ def build_diffusers_vae(workload: Workload) -> torch.nn.Module:
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(workload.seed)
-        vae = AutoencoderKLWan(**workload.architecture).eval()
+        vae = AutoencoderKLWan(**diffusers_arguments(workload)).eval()
     randomize_decoder_weights_(vae, workload.seed + 1)
     return vae
 
@@ -190,7 +257,7 @@ def save_safetensors(vae: torch.nn.Module, folder: Path) -> Path:
 def build_ours(
     workload: Workload, checkpoint: Path, overrides: dict[str, Any] | None = None
 ) -> WanVAEDecoder:
-    config = WanVAEDecoderConfig(
+    config = config_class(workload)(
         checkpoint_path=str(checkpoint),
         device=workload.device,
         dtype=workload.dtype,
@@ -259,7 +326,12 @@ class DiffusersRunner:
                 )
             )
             rollout["frames_seen"] += 1
-        return torch.cat(outs, dim=2).clamp_(-1.0, 1.0)
+        video = torch.cat(outs, dim=2)
+        if vae.config.patch_size is not None:
+            from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+            video = unpatchify(video, patch_size=vae.config.patch_size)
+        return video.clamp_(-1.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -339,7 +411,7 @@ def guarded(fn: Callable[[], dict[str, Any]], device: str) -> dict[str, Any]:
 def make_latents(workload: Workload, frames: int, seed: int) -> torch.Tensor:
     """Normalized latents ``[1, T, 16, h, w]`` ~ N(0, 1), as a diffusion model emits them."""
     h, w = workload.latent_size
-    channels = WanVAEDecoderConfig(**workload.architecture).latent_channels
+    channels = config_class(workload)(**workload.architecture).latent_channels
     generator = torch.Generator().manual_seed(seed)
     latents = torch.randn(1, frames, channels, h, w, generator=generator)
     return latents.to(device=workload.device, dtype=workload.dtype)
@@ -350,7 +422,7 @@ def count_flops(workload: Workload, frames: int, first_chunk: bool) -> int:
     one), counted by FlopCounterMode over our network on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    config = WanVAEDecoderConfig(**workload.architecture)
+    config = config_class(workload)(**workload.architecture)
     with torch.device("meta"):
         network = WanVAEDecoderNetwork(config).to(workload.dtype)
     h, w = workload.latent_size
@@ -544,7 +616,7 @@ def cold_start_here(
         with torch.random.fork_rng(devices=[]):
             from diffusers import AutoencoderKLWan
 
-            vae = AutoencoderKLWan(**workload.architecture).eval()
+            vae = AutoencoderKLWan(**diffusers_arguments(workload)).eval()
         vae.load_state_dict(load_file(str(checkpoint)))
         vae = vae.to(device=workload.device, dtype=workload.dtype)
         runner = DiffusersRunner(vae)
@@ -587,6 +659,10 @@ def cold_start_subprocess(
         str(checkpoint),
         "--overrides",
         json.dumps(overrides, default=repr),
+        "--model",
+        args.model,
+        "--dtype",
+        args.dtype,
     ]
     if args.smoke:
         command.append("--smoke")
@@ -621,6 +697,8 @@ def environment(workload: Workload) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         "device": workload.device,
         "dtype": str(workload.dtype).removeprefix("torch."),
         "platform": platform.platform(),
@@ -668,7 +746,7 @@ def _median(result: dict[str, Any], *keys: str) -> float | None:
 def render_table(report: dict[str, Any]) -> str:
     env = report["environment"]
     lines = [
-        f"Wan 2.1 VAE decode, {env['dtype']} on {env.get('gpu') or env['device']} "
+        f"{report['workload'].get('model', 'wan2.1').replace('wan', 'Wan ')} VAE decode, {env['dtype']} on {env.get('gpu') or env['device']} "
         f"(torch {env['torch']}, CUDA {env['cuda']}, cuDNN {env['cudnn']}, diffusers {env['diffusers']}); "
         f"latent {report['workload']['latent_size']} -> {report['workload']['pixel_size']}, "
         f"medians of {report['workload']['repeats']} after {report['workload']['warmup']} warm-up",
@@ -733,6 +811,8 @@ def render_table(report: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny config on the CPU, fp32")
+    parser.add_argument("--model", choices=["wan2.1", "wan2.2"], default="wan2.1")
+    parser.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16", help="full-size runs")
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument("--warmup", type=int, help="warm-up runs (default 2; smoke 1)")
     parser.add_argument("--repeats", type=int, help="timed runs (default 5; smoke 2)")
@@ -774,7 +854,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log = print if not args.quiet else (lambda *a, **k: None)
 
     h, w = workload.latent_size
-    ratio = WanVAEDecoderConfig(**workload.architecture).spatial_compression_ratio
+    ratio = config_class(workload)(**workload.architecture).spatial_compression_ratio
     report: dict[str, Any] = {
         "environment": environment(workload),
         "workload": {
@@ -786,6 +866,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "repeats": workload.repeats,
             "memory_steps": list(workload.memory_steps),
             "architecture": workload.architecture,
+            "model": workload.model,
+            "diffusers_arguments": {
+                k: v for k, v in diffusers_arguments(workload).items() if not k.startswith("latents_")
+            },
             "smoke": bool(args.smoke),
         },
         "flops": {

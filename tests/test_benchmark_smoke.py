@@ -137,3 +137,71 @@ def test_flop_count_matches_a_hand_count(bench: ModuleType) -> None:
     assert counted / 1e12 == pytest.approx(13.6, rel=0.01)  # issue 4's figure at 480x832
     # A later chunk of three frames is three steady frames.
     assert bench.count_flops(workload, frames=3, first_chunk=False) == 3 * counted
+
+
+# ----------------------------------------------------------------------------- Wan 2.2
+
+
+@pytest.fixture(scope="module")
+def wan22_smoke_report(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    path = tmp_path_factory.mktemp("bench22") / "report.json"
+    threads = torch.get_num_threads()
+    try:
+        bench.main(["--smoke", "--model", "wan2.2", "--no-cold-start", "--no-channels-last", "--json", str(path)])
+    finally:
+        torch.set_num_threads(threads)
+    return json.loads(path.read_text())
+
+
+def test_wan22_both_implementations_decode_the_same_frames(wan22_smoke_report: dict) -> None:
+    """Wan 2.2, fp32 CPU: ours vs diffusers' ``AutoencoderKLWan`` (Wan 2.2 config) on the
+    same weights, within the kit's float32 default; both streaming paths ran."""
+    tolerances = pytest.importorskip("conformance.tolerances")
+    assert wan22_smoke_report["workload"]["model"] == "wan2.2"
+    assert wan22_smoke_report["workload"]["diffusers_arguments"]["is_residual"] is True
+    ours = wan22_smoke_report["ours"]["ours"]
+    agreement = ours["agreement_with_diffusers"]
+    assert agreement["max_abs_diff"] <= tolerances.default_tolerance(torch.float32).atol, agreement
+    for result in (ours, wan22_smoke_report["diffusers"]["eager"]):
+        assert result["streaming"]["ar_later"]["median_s"] > 0
+    assert "Wan 2.2" in wan22_smoke_report["table"]
+
+
+def _hand_count_wan22_per_steady_latent_frame(h: int, w: int) -> int:
+    """FLOPs of one latent frame after the first through the published Wan 2.2 decoder,
+    written from the architecture: widths 1024, 1024, 1024, 512, 256 (upsamplers keep the
+    width, the stage shortcuts are copies, no FLOPs); three residual blocks per stage;
+    the first two upsamplers double time and space, the third space only; a head conv to
+    12 patch channels at an eighth of the pixel resolution."""
+
+    def conv(cin: int, cout: int, taps: int, pixels: int, frames: int) -> int:
+        return 2 * cin * cout * taps * pixels * frames
+
+    p0 = h * w
+    total = conv(48, 48, 1, p0, 1) + conv(48, 1024, 27, p0, 1)  # post-quant, conv in
+    total += 4 * conv(1024, 1024, 27, p0, 1)  # mid residual blocks
+    total += conv(1024, 3 * 1024, 1, p0, 1) + conv(1024, 1024, 1, p0, 1)  # qkv, proj
+    total += 2 * (2 * p0 * p0 * 1024)  # q k^T and attention @ v
+    p1, p2, p3 = 4 * p0, 16 * p0, 64 * p0
+    # stage 0 at p0, 1 frame; upsampler: time conv, then 1024 -> 1024 at p1, 2 frames
+    total += 6 * conv(1024, 1024, 27, p0, 1)
+    total += conv(1024, 2048, 3, p0, 1) + conv(1024, 1024, 9, p1, 2)
+    # stage 1 at p1, 2 frames; upsampler to p2, 4 frames
+    total += 6 * conv(1024, 1024, 27, p1, 2)
+    total += conv(1024, 2048, 3, p1, 2) + conv(1024, 1024, 9, p2, 4)
+    # stage 2: 1024 -> 512 (with a 1x1 shortcut) at p2; spatial upsampler 512 -> 512 at p3
+    total += conv(1024, 512, 27, p2, 4) + conv(1024, 512, 1, p2, 4) + 5 * conv(512, 512, 27, p2, 4)
+    total += conv(512, 512, 9, p3, 4)
+    # stage 3: 512 -> 256 at p3; head conv to 12 channels
+    total += conv(512, 256, 27, p3, 4) + conv(512, 256, 1, p3, 4) + 5 * conv(256, 256, 27, p3, 4)
+    total += conv(256, 12, 27, p3, 4)
+    return total
+
+
+def test_wan22_flop_count_matches_a_hand_count(bench: ModuleType) -> None:
+    args = bench.parse_args(["--model", "wan2.2"])
+    workload = bench.full_size_workload(args)
+    assert workload.latent_size == (44, 80) and workload.full_frames == 31
+    counted = bench.count_flops(workload, frames=1, first_chunk=False)
+    assert counted == _hand_count_wan22_per_steady_latent_frame(*workload.latent_size)
+    assert counted / 1e12 == pytest.approx(66.35, rel=0.01)  # per latent frame at 704x1280
