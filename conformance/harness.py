@@ -429,7 +429,10 @@ class CheckContext:
         )
         # Under inference_mode the outputs are inference tensors; the clone below (outside
         # it) gives the kit ordinary tensors, and the kit never writes to the raw ones.
-        with torch.inference_mode(self.spec.inference_mode):
+        # (``torch.inference_mode(False)`` would switch autograd back on inside the
+        # runner's no_grad: every cache would then hold the graph of every earlier step.)
+        mode = torch.inference_mode() if self.spec.inference_mode else contextlib.nullcontext()
+        with mode:
             raw = self.call_decoder(
                 what, decoder, input=x, autoregressive_index=autoregressive_index, cache=cache
             )
