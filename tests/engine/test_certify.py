@@ -80,8 +80,14 @@ def test_evidence_records_what_was_exercised_and_the_margin() -> None:
     assert result.status == "passed"
     assert evidence["examples"] >= PROFILES["quick"].chunk_examples
     assert evidence["decoder_calls"] > evidence["full_decodes"] > 0
-    assert evidence["max_abs_error"] == 0.0 and evidence["tolerance_margin"] == 1.0
-    assert evidence["max_frame_rms_error"] == 0.0 and evidence["frame_rms_margin"] == 1.0
+    # Chunked and one-call decodes run the toy's einsums on different shapes, and the CPU
+    # GEMM picks its kernel (and so its summation order) by shape: with torch 2.13.0+cpu
+    # (MKL 2024.2) on an AVX-512 machine the first pixel frame of a one-frame call is one
+    # float32 ulp (5.96e-08) from the same frame of a longer call, with 1 or 2 threads
+    # alike; elsewhere the two can be bitwise equal. So the margin is measured, not 1.0:
+    # a few ulps of an order-one output, a thousandth of the float32 tolerance at most.
+    assert 0.0 <= evidence["max_abs_error"] <= 4 * 2.0**-24
+    assert evidence["tolerance_margin"] > 0.999 and evidence["frame_rms_margin"] > 0.999
     assert evidence["tolerance"]["source"] == "float32 default"
 
 
