@@ -130,10 +130,10 @@ def full_size_workload(args: argparse.Namespace) -> Workload:
             full_frames=31,
             chunk_frames=3,
             warmup=args.warmup if args.warmup is not None else 1,
-            repeats=args.repeats if args.repeats is not None else 3,
-            stream_rollouts=2,
-            stream_rollout_steps=2,
-            memory_steps=(4, 12),
+            repeats=args.repeats if args.repeats is not None else 2,
+            stream_rollouts=1,
+            stream_rollout_steps=3,
+            memory_steps=(3, 9),
             model="wan2.2",
         )
     return Workload(
@@ -440,9 +440,16 @@ def count_flops(workload: Workload, frames: int, first_chunk: bool) -> int:
 
 
 def measure_full(
-    decode: Callable[[torch.Tensor], torch.Tensor], latents: torch.Tensor, workload: Workload
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    latents: torch.Tensor,
+    workload: Workload,
+    keep: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
-    """Warm-up, then median of timed full decodes; peak memory of one decode."""
+    """Warm-up, then median of timed full decodes; peak memory of one decode.
+
+    With ``keep``, the last decode's output is left in ``keep["out"]`` (for the agreement
+    figure, without another decode: at the Wan 2.2 size one costs seconds).
+    """
     timer = Timer(workload.device)
     for _ in range(workload.warmup):
         decode(latents)
@@ -451,9 +458,13 @@ def measure_full(
     reset_peak(workload.device)
     samples = []
     for _ in range(workload.repeats):
+        if keep is not None:
+            keep.pop("out", None)
         with timer() as elapsed:
             out = decode(latents)
         samples.append(elapsed[0])
+        if keep is not None:
+            keep["out"] = out
         del out
     result = summarize(samples)
     result["peak_above_baseline_gib"] = peak_above(workload.device, baseline)
@@ -843,6 +854,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def save_partial(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Write what is measured so far to ``--json`` (a run cut short keeps its figures)."""
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({**report, "partial": True}, indent=2, default=str))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     workload = smoke_workload(args) if args.smoke else full_size_workload(args)
     if args.smoke:
@@ -906,13 +924,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # diffusers, eager (the baseline every ratio refers to)
         log("diffusers eager: full decode")
         result: dict[str, Any] = {}
-        result["full"] = guarded(lambda: measure_full(runner.full, full_latents, workload), workload.device)
-        reference = guarded(lambda: {"out": runner.full(full_latents)}, workload.device).get("out")
+        kept: dict[str, torch.Tensor] = {}
+        result["full"] = guarded(
+            lambda: measure_full(runner.full, full_latents, workload, keep=kept), workload.device
+        )
+        reference = kept.pop("out", None)
         if not args.no_diffusers_streaming:
             log("diffusers eager: streaming")
             result["streaming"] = guarded(lambda: diffusers_streaming(runner, workload, chunks), workload.device)
         result["cold_start"] = cold_starts.get("diffusers")
         report["diffusers"]["eager"] = result
+        save_partial(args, report)
 
         if not args.no_channels_last:
             log("diffusers channels_last_3d: full decode")
@@ -951,11 +973,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             def decode(x: torch.Tensor) -> torch.Tensor:
                 return decoder(input=x)
 
-            entry["full"] = guarded(lambda: measure_full(decode, full_latents, workload), workload.device)
-            if reference is not None:
+            ours_kept: dict[str, torch.Tensor] = {}
+            entry["full"] = guarded(
+                lambda: measure_full(decode, full_latents, workload, keep=ours_kept), workload.device
+            )
+            if reference is not None and "out" in ours_kept:
                 entry["agreement_with_diffusers"] = guarded(
-                    lambda: agreement(decode(full_latents), reference), workload.device
+                    lambda: agreement(ours_kept["out"], reference), workload.device
                 )
+            ours_kept.clear()
             entry["streaming"] = guarded(lambda: ours_streaming(decoder, workload, chunks), workload.device)
             if args.profile_dir is not None:
                 args.profile_dir.mkdir(parents=True, exist_ok=True)
@@ -965,6 +991,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             entry["cold_start"] = cold_starts.get(variant.name)
             report["ours"][variant.name] = entry
+            save_partial(args, report)
             del decoder
             if workload.device == "cuda":
                 torch.cuda.empty_cache()

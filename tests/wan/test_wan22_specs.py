@@ -45,3 +45,12 @@ def test_small_cpu_spec_is_certified_by_the_kit() -> None:
     assert certification.certified, "\n".join(failed)
     skipped = {r.check_id for r in certification.results if r.status == "skipped"}
     assert skipped == {"batch_elements_are_independent"}
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_full_size_bf16_is_certified_by_the_kit_on_cuda() -> None:
+    certification = conformance.certify(specs.wan22_full_cuda(), profile="quick", seed=0)
+    failed = [f"{r.check_id}: {r.status}: {r.message}" for r in certification.results if r.status == "failed"]
+    assert certification.certified, "\n".join(failed)
