@@ -43,7 +43,6 @@ Exit status (also in ``--help``; see :data:`EXIT_CODES`):
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import random
 import re
@@ -152,10 +151,9 @@ def _positive_int(value: str) -> int:
 
 
 def _did_you_mean(value: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(value, known, n=3, cutoff=0.5)
-    if len(value) >= 4:
-        close += [k for k in known if value in k and k not in close][: 3 - len(close)]
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    from conformance.frontends.suggest import did_you_mean
+
+    return did_you_mean(value, known)
 
 
 def _profile_name(value: str) -> str:

@@ -80,14 +80,14 @@ def conformance_tests(
     if problem is None and checks is not None:
         unknown = [check_id for check_id in checks if check_id not in [c.id for c in ALL_CHECKS]]
         if unknown:
-            import difflib
+            from conformance.frontends.suggest import did_you_mean
 
             known = [c.id for c in ALL_CHECKS]
-            hints = [
-                f"{check_id!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(check_id, known, n=1)) else "")
-                for check_id in unknown
-            ]
-            problem = f"conformance_tests(checks=...): unknown check id(s) {', '.join(hints)}; known: {', '.join(known)}"
+            hints = ", ".join(f"{check_id!r}{did_you_mean(check_id, known)}" for check_id in unknown)
+            problem = (
+                f"conformance_tests(checks=...): unknown check id {hints} "
+                "(python -m conformance certify --list-checks lists them)"
+            )
     if problem is not None:
         # A collection error of this module with just the message (pytest prints a
         # CollectError's text alone), not a chained traceback through the kit.

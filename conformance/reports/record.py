@@ -111,6 +111,7 @@ def clean_text(text: Any) -> str:
     """
     if not isinstance(text, str):
         text = _safe_str(text)
+    text = str.__str__(text)  # an exact str (execnet and json refuse str subclasses such as TorchVersion)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

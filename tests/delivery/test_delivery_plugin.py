@@ -7,6 +7,7 @@ known check guards. Runs use the ``quick`` profile to keep the suite fast on 2 c
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 
@@ -91,7 +92,10 @@ def outcome_lines(result: pytest.RunResult) -> dict[str, str]:
 
 
 def test_toy_decoder_passes_every_check_one_test_each(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest(f"--conformance-decoder={TOY}", QUICK, "-v", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        f"--conformance-decoder={TOY}", QUICK, "-v", "-p", "no:cacheprovider",
+        "--conformance-report=report.json", "--conformance-markdown=certificate.md",
+    )
 
     outcomes = outcome_lines(result)
     expected_ids = [f"{TOY}::toy-causal::{check_id}" for check_id in CHECK_IDS]
@@ -101,6 +105,14 @@ def test_toy_decoder_passes_every_check_one_test_each(pytester: pytest.Pytester)
     counts = result.parseoutcomes()
     assert counts.get("passed", 0) + counts.get("skipped", 0) == len(CHECK_IDS)
     result.stdout.re_match_lines([r"conformance: profile 'quick', seed \d+ \(replay with --conformance-seed=\d+\)"])
+    # The same certificate as `certify`: a complete pytest run certifies.
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert (report["certified"], report["complete"], report["subset"], report["partial"]) == (True, True, False, False)
+    assert report["decoder"] == "toy-causal" and report["target"] == TOY
+    assert [check["id"] for check in report["checks"]] == CHECK_IDS
+    assert report["spec"]["name"] == "toy-causal" and report["environment"]["device"] == "cpu"
+    assert "**CERTIFIED**: 1 of 1 decoder certified" in (pytester.path / "certificate.md").read_text()
+    result.stdout.fnmatch_lines(["conformance report: report.json", "conformance certificate: certificate.md"])
 
 
 def test_k_selects_one_check_by_id(pytester: pytest.Pytester) -> None:
@@ -327,3 +339,124 @@ def test_module_helper_works_with_the_plugin_disabled(pytester: pytest.Pytester)
     result = pytester.runpytest("-p", "no:conformance", "-p", "no:cacheprovider")
 
     result.assert_outcomes(passed=1, warnings=0)
+
+
+# ---------------------------------------------------------------------------------
+# One clean failure from every entry point; header only when asked; the certificate
+
+
+def test_module_helper_fails_each_check_once_without_a_chained_exception(pytester: pytest.Pytester, broken: str) -> None:
+    pytester.makepyfile(
+        test_mine=f"""
+        from conformance import conformance_tests
+        from {broken} import input_editing
+
+        test_editing = conformance_tests(input_editing(), checks=["input_is_not_modified"], profile="quick")
+        """
+    )
+
+    result = pytester.runpytest("-p", "no:cacheprovider")
+
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    failures = out.split("= FAILURES =", 1)[1].split("short test summary", 1)[0]
+    assert failures.count("conformance check input_is_not_modified failed:") == 1
+    assert "During handling of the above exception" not in out
+    assert "Traceback" not in failures
+    assert "docs: docs/checks/input_is_not_modified.md" in failures
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("conformance_tests('no_such_module_xyz:spec')", "No module named 'no_such_module_xyz'"),
+        (f"conformance_tests('{TOY}', checks=['chunked'])", "did you mean 'chunked_decode_matches_full_decode'?"),
+        ("conformance_tests('broken_decoders:unknown_expectation')", "chunked_decode_matches_ful"),
+    ],
+    ids=["unloadable", "unknown-check", "invalid-spec"],
+)
+def test_module_helper_with_a_bad_target_is_one_clean_collection_error(
+    pytester: pytest.Pytester, broken: str, source: str, says: str
+) -> None:
+    pytester.makepyfile(test_bad=f"from conformance import conformance_tests\ntest_bad = {source}\n")
+
+    result = pytester.runpytest("-p", "no:cacheprovider")
+
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting test_bad.py*", "conformance_tests(*"])
+    assert says in out
+    assert "Traceback" not in out and "direct cause" not in out and "conformance/spec.py" not in out
+
+
+def test_no_conformance_header_without_conformance_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_own="def test_own(): pass")
+
+    idle = pytester.runpytest("-p", "no:cacheprovider")
+
+    idle.assert_outcomes(passed=1)
+    assert not [line for line in idle.outlines if line.startswith("conformance")], idle.stdout.str()
+
+    pytester.makepyfile(
+        test_mine=f"""
+        from conformance import conformance_tests
+
+        test_toy = conformance_tests("{TOY}", checks=["forward_accepts_keyword_call"], profile="quick")
+        """
+    )
+    with_one = pytester.runpytest("-p", "no:cacheprovider", "--conformance-seed=77")
+    with_one.assert_outcomes(passed=2)
+    with_one.stdout.fnmatch_lines(["conformance: profile 'default', seed 77 (replay with --conformance-seed=77)"])
+
+    collected_only = pytester.runpytest("-p", "no:cacheprovider")  # no option: the line follows collection
+    collected_only.stdout.re_match_lines([r"conformance: profile 'default', seed \d+"])
+
+
+def test_unwritable_conformance_report_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(
+        f"--conformance-decoder={TOY}", "--conformance-report=missing/report.json", "-p", "no:cacheprovider"
+    )
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--conformance-report 'missing/report.json': folder 'missing' does not exist*"])
+    assert not (pytester.path / "missing").exists()
+
+
+def test_a_selection_of_checks_gives_a_subset_certificate(pytester: pytest.Pytester, broken: str) -> None:
+    result = pytester.runpytest(
+        f"--conformance-decoder={broken}:input_editing", QUICK, "-k", "input_is_not_modified or ratios_are",
+        "--conformance-report=r.json", "--conformance-markdown=c.md", "-p", "no:cacheprovider",
+    )
+
+    result.assert_outcomes(passed=1, failed=1, deselected=len(CHECK_IDS) - 2)
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert (report["certified"], report["subset"], report["complete"]) == (False, True, False)
+    assert {c["id"]: c["status"] for c in report["checks"]} == {
+        "ratios_are_positive_constant_ints": "passed", "input_is_not_modified": "failed",
+    }
+    markdown = (pytester.path / "c.md").read_text()
+    assert "**FAILED**" in markdown and "A subset run reports its checks but never certifies" in markdown
+
+
+def test_xdist_workers_send_their_results_to_the_controller_s_certificate(pytester: pytest.Pytester, broken: str) -> None:
+    pytest.importorskip("xdist")
+    chosen = ["input_is_not_modified", "ratios_are_positive_constant_ints", "forward_accepts_keyword_call"]
+    pytester.makeini(f"[pytest]\npythonpath = {pytester.path}\n")  # the workers import broken_decoders too
+
+    result = pytester.runpytest(
+        f"--conformance-decoder={broken}:input_editing", f"--conformance-decoder={TOY}", QUICK, "-n", "2",
+        "-k", " or ".join(chosen), "--conformance-report=r.json", "--conformance-markdown=c.md",
+        "-p", "no:cacheprovider", "-p", "no:benchmark",
+    )
+
+    result.assert_outcomes(passed=2 * len(chosen) - 1, failed=1)
+    report = json.loads((pytester.path / "r.json").read_text())
+    by_decoder = {entry["decoder"]: entry for entry in report["decoders"]}
+    assert set(by_decoder) == {"input-editing", "toy-causal"}
+    for entry in by_decoder.values():
+        assert sorted(c["id"] for c in entry["checks"]) == sorted(chosen)
+        assert entry["subset"] is True and entry["certified"] is False
+    editing = {c["id"]: c["status"] for c in by_decoder["input-editing"]["checks"]}
+    assert editing["input_is_not_modified"] == "failed"
+    assert by_decoder["toy-causal"]["summary"]["passed"] == len(chosen)
+    assert "input-editing" in (pytester.path / "c.md").read_text()
