@@ -54,7 +54,9 @@ __all__ = [
 CACHE_CLASS_NAME = "StreamingDecoderCache"
 #: The keywords pipelines pass to ``forward``.
 FORWARD_KEYWORDS = ("input", "autoregressive_index", "cache")
-#: Members every decoder has, with how each must be callable (``None``: any attribute).
+#: Members every decoder has, with the positional arguments each must accept (``None``:
+#: any attribute; ``()``: callable, arguments not judged here: a cache initializer may
+#: require keywords that the spec's ``cache_context`` supplies).
 DECODER_MEMBERS: dict[str, tuple[str, ...] | None] = {
     "spatial_compression_ratio": None,
     "temporal_compression_ratio": None,
@@ -168,7 +170,7 @@ def decoder_problems(obj: object) -> list[str]:
         if not callable(member):
             problems.append(f"{name} is not callable")
             continue
-        problem = _positional_problem(name, member, params)
+        problem = _positional_problem(name, member, params) if params else None
         if problem:
             problems.append(problem)
     if missing:

@@ -120,6 +120,14 @@ def test_structural_acceptance_has_no_false_alarms() -> None:
     toy = ToyDecoderConfig().setup()
     assert decoder_problems(toy) == []
     assert decoder_problems(_Wrapper(toy)) == []
+    # A cache initializer that needs a keyword the spec's cache_context supplies.
+    class NeedsBatch(type(toy)):  # type: ignore[misc]
+        def initialize_autoregressive_cache(self, *, batch_size: int, **context: Any) -> Any:
+            return ToyDecoderCache()
+
+    config = ToyDecoderConfig()
+    config._target = NeedsBatch
+    assert decoder_problems(config.setup()) == []
     # A ratio property that raises exists; its value is the ratio check's business.
     assert not any("spatial_compression_ratio" in p for p in decoder_problems(_RaisingRatio()))
 
