@@ -302,11 +302,14 @@ def _check_reference(spec: DecoderSpec) -> None:
         return
     narrow = [d for d in (spec.dtype, spec.output_dtype) if d is not None]
     if not isinstance(wide, torch.dtype) or not wide.is_floating_point or any(
-        d.is_floating_point and torch.finfo(wide).eps >= torch.finfo(d).eps for d in narrow
+        d.is_floating_point
+        and (torch.finfo(wide).eps >= torch.finfo(d).eps or torch.finfo(wide).max < torch.finfo(d).max)
+        for d in narrow
     ):
         raise ValueError(
             f"DecoderSpec.reference_dtype must be a floating dtype more precise than the "
-            f"decoder's ({', '.join(str(d) for d in narrow)}), got {wide!r}"
+            f"decoder's ({', '.join(str(d) for d in narrow)}) and with at least its range "
+            f"(float32 for bfloat16 or float16, float64 for float32), got {wide!r}"
         )
 
 

@@ -7,13 +7,19 @@ import math
 import pytest
 import torch
 
+from conformance.evidence import Evidence
 from conformance.tolerances import (
     ACCUMULATION_FACTOR,
+    NOISE_FACTOR,
     STORAGE_FACTOR,
     STORAGE_RMS_FACTOR,
     Tolerance,
     compare,
     default_tolerance,
+    frame_rms_errors,
+    noise_tolerance,
+    saturation_bounds,
+    signal_mask,
     tolerance_for,
     unit_roundoff,
 )
@@ -203,3 +209,142 @@ def test_frame_rms_is_per_frame_and_absent_from_hand_made_tolerances() -> None:
     single = varied.clone()
     single[0, 0, 1, 0, 0] += 0.04  # frame RMS 0.04 / sqrt(96) = 0.0041
     assert compare(varied, single, Tolerance(atol=0.1, rtol=0.0, source="test", rms=0.005)).ok
+
+
+# --- signal: clamp bounds from the data, constant frames, non-finite values -----------
+
+
+def test_clamp_bounds_are_read_from_the_data_not_assumed() -> None:
+    generator = torch.Generator().manual_seed(2)
+    raw = torch.randn(1, 3, 4, 8, 8, generator=generator)
+    clamped = raw.clamp(-0.5, 2.0)  # an unusual range: nothing may assume [-1, 1]
+    assert saturation_bounds(clamped) == (-0.5, 2.0)
+    assert saturation_bounds(raw) == (None, None)  # a continuous output reaches its extremes once
+    only_high = raw.clamp(max=0.25)
+    assert saturation_bounds(only_high) == (None, 0.25)
+
+
+def test_a_seam_error_in_a_mostly_clamped_frame_fails_the_frame_rms_criterion() -> None:
+    """Seven rows in eight sit on the clamp bound in both outputs; the eighth carries a 4%
+    structured error. Over the signal it is several times the bfloat16 RMS bound; averaged
+    with the clamped pixels (as before issue 9) it would have passed."""
+    generator = torch.Generator().manual_seed(3)
+    expected = (torch.rand(1, 3, 6, 32, 32, generator=generator) * 1.6 - 0.8).to(torch.bfloat16)
+    pinned = (torch.arange(32) % 8 != 0).view(1, 1, 1, -1, 1)
+    expected = torch.where(pinned, torch.ones_like(expected), expected)
+    actual = expected.clone()
+    actual[:, :, 3:] = torch.where(pinned, actual[:, :, 3:], actual[:, :, 3:] * 1.04)
+    tolerance = default_tolerance(torch.bfloat16)
+    comparison = compare(expected, actual, tolerance)
+    assert comparison.failed_criteria == ("frame RMS",) and comparison.first_bad_frame == 3
+    assert comparison.signal_fraction == pytest.approx(1 / 8, abs=0.01)
+    assert comparison.signal_frames == 6
+    diluted = (actual.double() - expected.double()).square().mean(dim=(0, 1, 3, 4)).sqrt().max()
+    assert float(diluted) < tolerance.rms < comparison.rms_error  # the slip this closes
+
+
+def test_constant_regions_of_a_correct_decoder_are_left_out_not_held_against_it() -> None:
+    generator = torch.Generator().manual_seed(4)
+    exact = torch.rand(1, 3, 8, 64, 64, generator=generator) * 1.8 - 0.9
+    exact[:, :, :, :16] = -1.0  # letterbox bars on the lower clamp bound
+    exact[:, :, :, 48:] = -1.0
+    exact[:, :, 5] = 0.25  # one frame constant (a fade to grey)
+    expected, actual = _with_rounding_noise(exact, torch.bfloat16, ulps_sd=1.5, generator=generator)
+    actual = torch.where(exact == -1.0, expected, actual)
+    actual[:, :, 5] = expected[:, :, 5]
+    comparison = compare(expected, actual, default_tolerance(torch.bfloat16))
+    assert comparison.ok, comparison.describe()
+    assert comparison.signal_frames == 7  # the constant frame carries no signal
+    assert 0.40 < comparison.signal_fraction < 0.45  # 7/8 of the frames, half of each
+
+
+def test_outputs_without_signal_are_not_evidence() -> None:
+    clamped = torch.ones(1, 3, 4, 8, 8)
+    clamped[:, :, :, ::2] = -1.0
+    comparison = compare(clamped, clamped.clone(), default_tolerance(torch.float32))
+    assert comparison.ok and comparison.signal_elements == 0 and comparison.signal_frames == 0
+    evidence = Evidence()
+    evidence.record_comparison(comparison, frames=4)
+    assert evidence.unexercised(("compared_frames",)) == ["signal"]
+    assert "too little signal" in evidence.why_unexercised(["signal"])
+    assert evidence.as_dict()["signal_frames"] == 0
+
+
+def test_signal_mask_never_hides_a_non_finite_value() -> None:
+    expected = torch.ones(1, 1, 2, 2, 2)
+    actual = expected.clone()
+    actual[0, 0, 1, 0, 0] = math.inf  # on the "bound" side, but not a number
+    mask = signal_mask(expected, actual)
+    assert bool(mask[0, 0, 1, 0, 0])
+    assert not compare(expected, actual, default_tolerance(torch.float32)).ok
+
+
+# --- measured noise -------------------------------------------------------------------
+
+
+def test_noise_tolerance_is_three_times_the_measured_noise_with_a_floor() -> None:
+    tolerance = noise_tolerance(
+        0.002, output_scale=0.4, dtype=torch.bfloat16, reference_dtype=torch.float32
+    )
+    assert tolerance.rms == pytest.approx(NOISE_FACTOR * 0.002) and NOISE_FACTOR == 3
+    assert math.isinf(tolerance.atol) and tolerance.as_dict()["atol"] is None
+    assert "rounding noise" in str(tolerance) and "float32 twin" in str(tolerance)
+    floored = noise_tolerance(1e-6, output_scale=0.4, dtype=torch.bfloat16, reference_dtype=torch.float32)
+    assert floored.rms == pytest.approx(unit_roundoff(torch.bfloat16) * 0.4)
+    # No elementwise part: a single large element is the dtype bound's business.
+    expected = torch.zeros(1, 3, 2, 16, 16)
+    actual = expected.clone()
+    actual[0, 0, 1, 0, 0] = 0.01
+    assert compare(expected, actual, tolerance).ok
+
+
+def test_noise_criterion_separates_rounding_from_a_structured_error() -> None:
+    """Two independent roundings of one function are equally far from the exact values;
+    a 3% structured error on top of one of them is several times that distance."""
+    generator = torch.Generator().manual_seed(5)
+    exact = torch.rand(1, 3, 6, 32, 32, generator=generator, dtype=torch.float64) * 1.6 - 0.8
+    full, chunked = (
+        _with_rounding_noise(exact.float(), torch.bfloat16, ulps_sd=1.0, generator=generator)[1]
+        for _ in range(2)
+    )
+    sigma = float(frame_rms_errors(exact, full).max())
+    tolerance = noise_tolerance(
+        sigma, output_scale=float(exact.square().mean().sqrt()), dtype=torch.bfloat16,
+        reference_dtype=torch.float64,
+    )
+    assert compare(exact, chunked, tolerance).rms_ratio < 1 / 2  # about 1/3
+    seam = chunked.clone()
+    seam[:, :, 4:] = (seam[:, :, 4:].float() * 1.03).to(torch.bfloat16)
+    broken = compare(exact, seam, tolerance)
+    assert not broken.ok and broken.first_bad_frame == 4
+    # The dtype-derived bound lets the same seam error through.
+    assert compare(full, seam, default_tolerance(torch.bfloat16)).ok
+
+
+def test_reference_dtype_must_be_wider_and_a_reference_factory_needs_it() -> None:
+    spec = toy_spec(dtype=torch.bfloat16, reference_dtype=torch.float32)
+    assert spec.reference_dtype is torch.float32
+    with pytest.raises(ValueError, match="more precise"):
+        toy_spec(reference_dtype=torch.float32)
+    with pytest.raises(ValueError, match="more precise"):
+        toy_spec(dtype=torch.bfloat16, reference_dtype=torch.float16)
+    with pytest.raises(ValueError, match="needs reference_dtype"):
+        toy_spec(dtype=torch.bfloat16, reference_factory=lambda: None)
+
+
+def test_small_wan_in_bfloat16_passes_against_its_own_noise() -> None:
+    """The bundled small Wan decoder in bfloat16 on the CPU, its float32 twin made by
+    ``.to(torch.float32)``: no false alarm, and the criterion really ran."""
+    import dataclasses
+
+    from conformance import run_check
+    from reference_decoders.wan.specs import small_cpu_config, spec_for
+
+    config = dataclasses.replace(small_cpu_config(), dtype=torch.bfloat16)
+    spec = dataclasses.replace(
+        spec_for(config, name="wan-small-bf16", latent_size=(4, 4)), reference_dtype=torch.float32
+    )
+    result = run_check(spec, "chunked_decode_matches_full_decode", profile="quick", seed=11)
+    assert result.status == "passed", result.message
+    assert result.evidence["reference_noise_rms"] > 0
+    assert result.evidence["max_frame_rms_to_noise_bound"] < 0.5  # measured 1/3: chunk-invariant
