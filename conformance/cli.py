@@ -123,7 +123,7 @@ class _Once(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        seen = getattr(namespace, "_given", set())
+        seen: set[str] = getattr(namespace, "_given", set())
         if self.dest in seen:
             parser.error(f"{option_string} given twice; give it once")
         namespace._given = seen | {self.dest}

@@ -17,7 +17,7 @@ from typing import Any
 from conformance.reports.record import check_docs, clean_text, replay_command, split_replay
 from conformance.results import DecoderRun
 
-__all__ = ["annotations", "append_step_summary", "in_actions", "step_summary_path"]
+__all__ = ["annotation_lines", "append_step_summary", "in_actions", "step_summary_path"]
 
 #: Lines of a failure message an annotation keeps (the report has the whole message).
 ANNOTATION_LINES = 12
@@ -49,7 +49,7 @@ def _property(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(runs: Sequence[DecoderRun], *, unloadable: Sequence[Any] = ()) -> Iterator[str]:
+def annotation_lines(runs: Sequence[DecoderRun], *, unloadable: Sequence[Any] = ()) -> Iterator[str]:
     """One workflow command per check that denies certification (and per unloadable decoder)."""
     for run in runs:
         cert = run.certification

@@ -312,7 +312,7 @@ def write_reports(
             print(f"{label}: {path}", file=out)
     if github.in_actions(env):
         try:
-            for line in github.annotations(runs, unloadable=unloadable):
+            for line in github.annotation_lines(runs, unloadable=unloadable):
                 print(line, file=out)
         except Exception as error:  # noqa: BLE001
             problems.append(f"could not print GitHub annotations: {_describe(error)}")

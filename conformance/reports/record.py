@@ -438,7 +438,7 @@ def check_to_dict(result: CheckResult) -> dict[str, Any]:
 
 def summary(certification: Certification) -> dict[str, int]:
     """How many checks have each status (every status present)."""
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     for result in certification.results:
         counts[result.status] = counts.get(result.status, 0) + 1
     return counts

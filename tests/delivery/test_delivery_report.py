@@ -245,7 +245,7 @@ def test_values_that_cannot_be_written_become_placeholders(tmp_path: Path) -> No
     markdown = to_markdown([cert])
     markdown.encode("utf-8")
     format_run(DecoderRun(cert)).encode("utf-8")
-    list(github.annotations([DecoderRun(cert)]))
+    list(github.annotation_lines([DecoderRun(cert)]))
 
 
 def test_jsonable_keeps_plain_values() -> None:
@@ -456,7 +456,7 @@ def test_replay_command_quotes_what_the_shell_would_split() -> None:
 def test_github_annotations_escape_and_name_the_check() -> None:
     cert = certification("toy", PASSED, FAILED, SKIPPED)
 
-    lines = list(github.annotations([DecoderRun(cert, target="pkg:spec")]))
+    lines = list(github.annotation_lines([DecoderRun(cert, target="pkg:spec")]))
 
     assert len(lines) == 1
     line = lines[0]
