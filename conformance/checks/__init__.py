@@ -14,6 +14,7 @@ from conformance.checks import (  # noqa: F401 - importing registers the checks
     chunking,
     finiteness,
     forward_contract,
+    pipeline_promises,
     resources,
     size_mappers,
     state_machine,
@@ -45,6 +46,8 @@ CHECK_IDS: tuple[str, ...] = (
     "outputs_are_finite",
     "batch_elements_are_independent",
     "cache_init_accepts_context",
+    "cache_none_matches_fresh_cache",
+    "autoregressive_index_only_selects_first_chunk",
     # resources
     "cache_memory_is_bounded",
     # state_machine

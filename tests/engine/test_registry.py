@@ -29,6 +29,8 @@ CONTRACT_IDS = {
         "decoding_is_deterministic",
         "batch_elements_are_independent",
         "cache_init_accepts_context",
+        "cache_none_matches_fresh_cache",
+        "autoregressive_index_only_selects_first_chunk",
     ],
     "resources": ["cache_memory_is_bounded"],
     "state_machine": ["rollout_state_machine"],

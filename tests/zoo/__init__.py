@@ -20,6 +20,7 @@ from . import (
     coverage,
     forward_contract,
     numerics,
+    pipeline_promises,
     resources,
     robustness,
     size_mappers,
@@ -37,9 +38,14 @@ BROKEN: list[BrokenCase] = [
     *robustness.CASES,
     *coverage.CASES,
     *numerics.CASES,
+    *pipeline_promises.CASES,
 ]
 
-CORRECT: list[CorrectCase] = [*correct.CASES, *numerics.CORRECT_CASES]
+CORRECT: list[CorrectCase] = [
+    *correct.CASES,
+    *numerics.CORRECT_CASES,
+    *pipeline_promises.CORRECT_CASES,
+]
 
 
 def broken_specs() -> list[object]:
