@@ -19,6 +19,7 @@ from . import (
     correct,
     coverage,
     forward_contract,
+    graph_capture,
     numerics,
     pipeline_promises,
     resources,
@@ -39,12 +40,14 @@ BROKEN: list[BrokenCase] = [
     *coverage.CASES,
     *numerics.CASES,
     *pipeline_promises.CASES,
+    *graph_capture.CASES,
 ]
 
 CORRECT: list[CorrectCase] = [
     *correct.CASES,
     *numerics.CORRECT_CASES,
     *pipeline_promises.CORRECT_CASES,
+    *graph_capture.CORRECT_CASES,
 ]
 
 
