@@ -64,9 +64,12 @@ _HIGHLIGHT_COUNTS = (
 
 
 def terminal_width(default: int = 100) -> int:
-    """Columns to wrap to: the terminal's, kept between 60 and 120."""
+    """Columns to wrap long message lines to: the terminal's, kept between 100 and 120.
+
+    Never narrower than 100, so that ordinary message lines stay whole (and searchable in
+    logs); only the very long one-line messages get broken up."""
     columns = shutil.get_terminal_size((default, 24)).columns
-    return max(60, min(120, columns))
+    return max(100, min(120, columns))
 
 
 def wrap(text: str, *, width: int, indent: str = "") -> list[str]:
