@@ -154,7 +154,8 @@ def _in_process(
     from conformance.reports.record import spec_fields
     from conformance.runner import _run, environment, validate_expected_failures
     from conformance.spec import load_target
-    from conformance.workers.worker import _ConfigRecorder
+    from conformance.results import CheckResult
+    from conformance.workers.worker import _ConfigRecorder, build_problem
 
     outcome = RunOutcome()
     loaded = []
@@ -182,13 +183,23 @@ def _in_process(
         run = DecoderRun(cert, target=target, spec=spec_fields(spec), supervised=False)
         outcome.runs.append(run)
         emit("decoder_started", {"target": target, "name": spec.name, "run": run})
+        problem = build_problem(recorder)
+        run.decoder_config = recorder.text
+        if problem is not None:
+            run.notes.append(problem)
+            cert.results += [
+                CheckResult(check_id, "not_run", "not run: the decoder could not be built (see the note)",
+                            0.0, {}, kind="not run")
+                for check_id in ids
+            ]
+            emit("build_failed", {"target": target, "name": spec.name, "problem": problem})
+            emit("decoder_finished", {"target": target, "run": run})
+            continue
         for position, check_id in enumerate(ids):
             emit("check_started", {"check_id": check_id})
             try:
                 result = _run(recorded, get_check(check_id), chosen, seed, target)
             except KeyboardInterrupt:
-                from conformance.results import CheckResult
-
                 cert.results += [
                     CheckResult(rest, "not_run", "not run: the run was interrupted (Ctrl-C)", 0.0, {},
                                 kind="not run")

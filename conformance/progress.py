@@ -104,6 +104,17 @@ class LiveProgress:
                                       profile=self.profile):
                 self._print(line)
 
+    def _on_build_failed(self, payload: dict[str, Any]) -> None:
+        from conformance.reports.text import wrap
+
+        for line in wrap(str(payload["problem"]), width=100, indent="  "):
+            self._print(line)
+        self._print("  No check was run; each is reported as not run.")
+
+    def _on_worker_replaced(self, payload: dict[str, Any]) -> None:
+        if self.verbose:
+            self._print(f"  (a fresh worker process was started before {payload['check_id']})")
+
     def _on_decoder_finished(self, payload: dict[str, Any]) -> None:
         from conformance.reports.text import verdict_line, wrap
 

@@ -7,6 +7,8 @@ other sent.
 
 Parent to worker:
 
+- ``build``: ``spec_index`` -- build the decoder once with its factory, before its checks,
+  so that a factory that cannot build is one message instead of one failure per check.
 - ``run``: ``spec_index``, ``check_id``, ``profile``, ``run_seed``, ``target`` -- run one check.
 - ``bye``: finish; the worker exits at once (``os._exit``, so that threads a decoder left
   behind cannot abort the interpreter at shutdown; results were already sent).
@@ -16,6 +18,7 @@ Worker to parent:
 - ``hello``: ``protocol``, ``pid``, ``specs`` (each: ``name``, ``fields`` JSON-ready,
   ``environment``, ``device``, ``check_timeout_s``, ``expected_failures``), or instead
 - ``load_error``: ``message`` -- the target could not be loaded (the worker then exits).
+- ``built``: ``spec_index``, ``error`` (null, or what the factory raised), ``decoder_config``.
 - ``started``: ``check_id`` -- the check began.
 - ``call``: ``check_id``, ``call`` -- a decoder call is about to be made (so a process that
   dies inside it is blamed on that call: check, phase and AR index are in its text).
@@ -52,9 +55,9 @@ PROTOCOL_VERSION = 1
 #: generous and keeps a runaway message from exhausting the parent's memory).
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
-PARENT_MESSAGES = frozenset({"run", "bye"})
+PARENT_MESSAGES = frozenset({"build", "run", "bye"})
 WORKER_MESSAGES = frozenset(
-    {"hello", "load_error", "started", "call", "heartbeat", "first_failure", "result"}
+    {"hello", "load_error", "built", "started", "call", "heartbeat", "first_failure", "result"}
 )
 
 

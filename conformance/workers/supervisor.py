@@ -516,6 +516,14 @@ class TargetSession:
             )
             runs.append(run)
             emit("decoder_started", {"target": target, "name": spec["name"], "run": run})
+            problem, run.decoder_config = self._build(spec_index)
+            if problem is not None:
+                notes.append(problem)
+                for check_id in check_ids:
+                    results.append(_not_run(check_id, "not run: the decoder could not be built (see the note)"))
+                emit("build_failed", {"target": target, "name": spec["name"], "problem": problem})
+                emit("decoder_finished", {"target": target, "run": run})
+                continue
             for position, check_id in enumerate(check_ids):
                 try:
                     result, text = self._check(spec_index, check_id, emit, notes)
@@ -532,6 +540,47 @@ class TargetSession:
                 emit("check_finished", {"target": target, "name": spec["name"], "result": result})
             emit("decoder_finished", {"target": target, "run": run})
         return runs
+
+    def _build(self, spec_index: int) -> tuple[str | None, str | None]:
+        """Build the decoder once before its checks: ``(why it cannot be built, config)``."""
+        from conformance.profiles import get_profile
+
+        if self.worker is None:
+            self.worker, problem = _replacement(self.target, self.options, self.specs)
+            if self.worker is None:
+                self.unrecoverable = problem
+                return problem, None
+        spec = self.specs[spec_index]
+        timeout = float(spec.get("check_timeout_s") or get_profile(self.options.profile).check_timeout_s)
+        worker = self.worker
+        if not worker.send("build", spec_index=spec_index):
+            worker.events.put({"msg": "_eof"})
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = worker.events.get(timeout=max(0.05, min(0.5, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() < deadline:
+                    continue
+                worker.dump_stacks()
+                worker.kill()
+                self.worker = None
+                stacks = worker.stderr_excerpt(40)
+                return (
+                    f"the decoder could not be built: its factory did not return within {timeout:g} s"
+                    + (f"\nIts stacks when it was stopped:\n{stacks}" if stacks else "")
+                ), None
+            if message["msg"] == "built":
+                return message.get("error"), message.get("decoder_config")
+            if message["msg"] in ("_eof", "_protocol_error"):
+                code = worker.wait(5.0)
+                worker.kill()
+                self.worker = None
+                tail = worker.stderr_excerpt()
+                return (
+                    f"the decoder could not be built: the worker process died while its factory ran: "
+                    f"{describe_exit(code)}" + (f"\nLast lines of its stderr:\n{tail}" if tail else "")
+                ), None
 
     def run_check(self, spec_index: int, check_id: str, on_event: EventHandler | None = None) -> CheckResult:
         """Run one check of one decoder (the pytest plugin's unit of work)."""

@@ -167,6 +167,39 @@ def _hello(specs: list[Any], writer: MessageWriter) -> None:
     writer.send("hello", protocol=PROTOCOL_VERSION, pid=os.getpid(), specs=described)
 
 
+def build_problem(factory: Any) -> str | None:
+    """Build one decoder with ``factory``; ``None``, or why it cannot be built (one line).
+
+    Only the factory's own failure counts here (it raised, or left torch's default device
+    or dtype changed); whether what it built honours the contract is for the checks.
+    """
+    import torch
+
+    from conformance.harness import describe_exception
+
+    get_device = getattr(torch, "get_default_device", None)
+    before = (get_device() if get_device else None, torch.get_default_dtype())
+    try:
+        decoder = factory()
+    except BaseException as err:  # noqa: BLE001 - whatever the factory does, say so
+        return f"the decoder could not be built: its factory raised {describe_exception(err)}"
+    finally:
+        after = (get_device() if get_device else None, torch.get_default_dtype())
+        if after != before:
+            if before[0] is not None:
+                torch.set_default_device(before[0])
+            torch.set_default_dtype(before[1])
+    del decoder
+    return None
+
+
+def _build(specs: list[Any], recorders: dict[int, _ConfigRecorder], index: int, writer: MessageWriter) -> None:
+    if index not in recorders:
+        recorders[index] = _ConfigRecorder(specs[index].factory)
+    problem = build_problem(recorders[index])
+    writer.send("built", spec_index=index, error=problem, decoder_config=recorders[index].text)
+
+
 def _run_one(
     specs: list[Any],
     recorders: dict[int, _ConfigRecorder],
@@ -257,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
         command = reader.receive()
         if command is None or command["msg"] == "bye":
             _leave(0)
+        if command["msg"] == "build":
+            _build(specs, recorders, int(command["spec_index"]), writer)
+            continue
         try:
             _run_one(specs, recorders, command, writer)
         except BaseException as err:  # noqa: BLE001 - a kit bug: report it as the check's error

@@ -176,3 +176,17 @@ def test_installed_decoder_that_exits_at_import_does_not_stop_the_others(tmp_pat
     names = [decoder["decoder"] for decoder in data["decoders"]]
     assert "toy-causal" in names
     assert "os_exit_at_import" in json.dumps(data.get("unloadable"))
+
+
+@pytest.mark.parametrize("mode", [(), ("--in-process",)])
+def test_a_factory_that_cannot_build_is_one_message_and_every_check_not_run(
+    mode: tuple[str, ...], tmp_path: Path
+) -> None:
+    report = tmp_path / "r.json"
+    done = _cli("tests.zoo.robustness:factory_raises", "--profile", "quick", "--seed", "1",
+                "--report", str(report), *mode)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.count("decoder.safetensors") == 1, done.stdout
+    (decoder,) = json.loads(report.read_text())["decoders"]
+    assert {check["status"] for check in decoder["checks"]} == {"not_run"}
+    assert "decoder.safetensors" in json.dumps(decoder)
