@@ -350,9 +350,10 @@ def share(ratio: float, what: str) -> str:
     return f"{ratio_text(ratio)} of {what}" if ratio <= 1 else f"{ratio_text(ratio)} {what}"
 
 
-def tolerance_phrase(evidence: Mapping[str, Any]) -> str | None:
-    """``error 3.1e-07 is 2.6% of the tolerance (atol ..., rtol ...)``, plus the frame RMS
-    criterion when the check measured it; ``None`` when the check compared no numbers."""
+def tolerance_phrase(evidence: Mapping[str, Any], *, bounds: bool = True) -> str | None:
+    """``largest error 3.1e-07 is 2.6% of the tolerance (atol ..., rtol ...)``, plus the
+    frame RMS criterion when the check measured it (``bounds=False`` leaves out the atol and
+    rtol); ``None`` when the check compared no numbers."""
     error = evidence.get("max_abs_error", evidence.get("max_error"))
     if isinstance(error, str):  # non-finite, spelled out by the engine
         return f"largest error {error}"
@@ -362,10 +363,10 @@ def tolerance_phrase(evidence: Mapping[str, Any]) -> str | None:
     ratio = evidence.get("max_error_to_tolerance")
     if is_number(ratio):
         text += f" is {share(ratio, 'the tolerance')}"
-    tolerance = evidence.get("tolerance")
+    tolerance = evidence.get("tolerance") if bounds else None
     if isinstance(tolerance, Mapping) and is_number(tolerance.get("atol")):
         text += f" (atol {_number(tolerance['atol'])}, rtol {_number(tolerance.get('rtol', 0.0) or 0.0)})"
-    elif is_number(tolerance):
+    elif bounds and is_number(tolerance):
         text += f" (tolerance {_number(tolerance)})"
     rms_ratio = evidence.get("max_frame_rms_to_tolerance")
     if is_number(rms_ratio):

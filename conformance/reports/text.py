@@ -89,7 +89,7 @@ def wrap(text: str, *, width: int, indent: str = "") -> list[str]:
     return out
 
 
-def evidence_highlights(evidence: Mapping[str, Any]) -> str:
+def evidence_highlights(evidence: Mapping[str, Any], *, bounds: bool = True) -> str:
     """A short phrase with the evidence a reader scans for: volume, then error against tolerance.
 
     For example ``40 examples, 212 decoder calls; largest error 3.1e-07 is 2.6% of the
@@ -103,7 +103,7 @@ def evidence_highlights(evidence: Mapping[str, Any]) -> str:
     ]
     if counts:
         pieces.append(", ".join(counts))
-    phrase = tolerance_phrase(evidence)
+    phrase = tolerance_phrase(evidence, bounds=bounds)
     if phrase:
         pieces.append(phrase)
     return "; ".join(pieces)
@@ -150,7 +150,8 @@ def check_line(result: CheckResult, *, id_width: int = 0, label_width: int = 5) 
     label = LABELS.get(result.status, result.status.upper())
     duration = result.duration_s if is_number(result.duration_s) else 0.0
     row = f"  {label:<{label_width}}  {result.check_id:<{id_width}}  {duration:7.2f}s"
-    extra = evidence_highlights(result.evidence)
+    # A pass keeps its line short; a failure names the atol and rtol it broke.
+    extra = evidence_highlights(result.evidence, bounds=result.status != "passed")
     if result.status in ("skipped", "xfailed", "not_run") and result.message:
         extra = _first_line(result.message)
     if extra:
