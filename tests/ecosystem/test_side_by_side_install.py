@@ -168,3 +168,42 @@ def test_an_editable_install_works_outside_the_checkout_next_to_a_framework(
     assert probe["source"] == "flashdreams.infra.decoder"
     assert probe["config_is_package"] is True
 
+
+
+# Each seeded bug of the worked example, through its command-line target, in one process.
+SEEDED_BUGS = r"""
+import json
+from conformance import load_target, run_check
+from standin_video.specs import BUGS
+out = {}
+for flag, (check_id, words) in BUGS.items():
+    (spec,) = load_target(f"standin_video.specs:{flag}")
+    result = run_check(spec, check_id, profile="quick", seed=3)
+    out[flag] = {"status": result.status, "hinted": all(w in result.message for w in words),
+                 "message": result.message}
+print(json.dumps(out))
+"""
+
+
+def test_the_worked_example_is_certified_end_to_end_in_a_fresh_environment(
+    wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    # Both distributions installed; the example registers its decoder under the kit's
+    # entry-point group, so `certify --installed` finds it with no target named.
+    env = Environment(tmp_path / "venv")
+    env.install(wheels["standin"])
+    env.install(wheels["kit"])
+    result = env.json(
+        "import json, subprocess, sys\n"
+        "p = subprocess.run([sys.executable, '-m', 'conformance', 'certify', '--installed', "
+        "'--profile', 'quick', '--seed', '3', '--report', 'report.json'], capture_output=True, text=True)\n"
+        "print(json.dumps({'rc': p.returncode, 'out': p.stdout + p.stderr, "
+        "'report': open('report.json').read()}))",
+        timeout=600,
+    )
+    assert result["rc"] == 0, result["out"]
+    assert "standin-video" in result["out"] and "CERTIFIED" in result["out"], result["out"]
+
+    caught = env.json(SEEDED_BUGS)
+    for flag, outcome in caught.items():
+        assert outcome["status"] == "failed" and outcome["hinted"], (flag, outcome["message"])

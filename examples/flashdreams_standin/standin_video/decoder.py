@@ -147,7 +147,8 @@ class StandinVideoDecoder(StreamingVideoDecoder[StandinCache]):
 
     def get_output_temporal_size(self, autoregressive_index: int, input_temporal_size: int) -> int:
         r = self.config.temporal_ratio
-        if input_temporal_size < 1 and not self.config.bug_negative_zero_frames:
+        zero_slips_through = self.config.bug_negative_zero_frames and input_temporal_size == 0
+        if input_temporal_size < 1 and not zero_slips_through:
             raise ValueError(f"need at least one latent frame, got {input_temporal_size}")
         if autoregressive_index == 0:
             return 1 + r * (input_temporal_size - 1)

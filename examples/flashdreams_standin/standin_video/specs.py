@@ -18,7 +18,18 @@ from conformance.helpers import materialize_random
 
 from standin_video.decoder import StandinDecoderConfig, StandinVideoDecoder, VideoFrames
 
-__all__ = ["BUGS", "bug_spec", "frames_of", "standin_spec"]
+__all__ = [
+    "BUGS",
+    "bug_cache_init_takes_no_context",
+    "bug_negative_zero_frames",
+    "bug_shared_graph_replay",
+    "bug_spec",
+    "bug_upsampler_keeps_last_chunk",
+    "frames_of",
+    "from_checkpoint",
+    "save_random_checkpoint",
+    "standin_spec",
+]
 
 #: Seed of the random weights (any seed works; fixed so that runs are reproducible).
 WEIGHT_SEED = 1234
@@ -27,7 +38,10 @@ WEIGHT_SEED = 1234
 BUGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "bug_upsampler_keeps_last_chunk": ("chunked_decode_matches_full_decode", ("chunk plan",)),
     "bug_shared_graph_replay": ("interleaved_rollouts_are_independent", ("rollout",)),
-    "bug_negative_zero_frames": ("temporal_mappers_monotone_and_steady", ("negative", "0")),
+    "bug_negative_zero_frames": (
+        "temporal_mappers_monotone_and_steady",
+        ("get_output_temporal_size(0, 0) = -1", "must raise ValueError"),
+    ),
     "bug_cache_init_takes_no_context": ("cache_init_accepts_context", ("**context",)),
 }
 
@@ -43,6 +57,13 @@ def build(config: StandinDecoderConfig) -> StandinVideoDecoder:
     if config.checkpoint_path is None:
         materialize_random(decoder, seed=WEIGHT_SEED, device=config.device, dtype=config.dtype)
     return decoder.eval()
+
+
+def save_random_checkpoint(path: str, seed: int = WEIGHT_SEED) -> None:
+    """Write a checkpoint of seeded random weights (what a trained one would be, for tests)."""
+    decoder = StandinDecoderConfig().setup()
+    materialize_random(decoder, seed=seed)
+    torch.save(decoder.network.state_dict(), path)
 
 
 def standin_spec(**config_changes: Any) -> DecoderSpec:
@@ -70,3 +91,29 @@ def bug_spec(flag: str) -> DecoderSpec:
     if flag not in BUGS:
         raise KeyError(f"no seeded bug {flag!r}; bugs are {sorted(BUGS)}")
     return standin_spec(**{flag: True})
+
+
+# One zero-argument target per seeded bug, for the command line:
+#   python -m conformance certify standin_video.specs:bug_upsampler_keeps_last_chunk
+
+
+def bug_upsampler_keeps_last_chunk() -> DecoderSpec:
+    return bug_spec("bug_upsampler_keeps_last_chunk")
+
+
+def bug_shared_graph_replay() -> DecoderSpec:
+    return bug_spec("bug_shared_graph_replay")
+
+
+def bug_negative_zero_frames() -> DecoderSpec:
+    return bug_spec("bug_negative_zero_frames")
+
+
+def bug_cache_init_takes_no_context() -> DecoderSpec:
+    return bug_spec("bug_cache_init_takes_no_context")
+
+
+def from_checkpoint(path: str) -> DecoderSpec:
+    """The correct decoder with its weights loaded from ``path`` (a ``torch.save`` state dict)."""
+    return standin_spec(checkpoint_path=path)
+
