@@ -115,7 +115,25 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (no usage dump) and exit 2."""
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            message += self._suggest_options(message.split(":", 1)[1].split())
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _suggest_options(self, unknown: list[str]) -> str:
+        """Did-you-mean for mistyped options (``--chek``), from every subcommand's options."""
+        from conformance.frontends.suggest import did_you_mean
+
+        known = [s for action in self._actions for s in action.option_strings]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    known += [s for a in sub._actions for s in a.option_strings]
+        known = list(dict.fromkeys(known))
+        hints = [
+            f"{word}{hint}" for word in unknown if word.startswith("--")
+            and (hint := did_you_mean(word.split("=", 1)[0], known, limit=1))
+        ]
+        return f" ({' '.join(hints).replace('; did', ': did')})" if hints else ""
 
 
 class _Once(argparse.Action):

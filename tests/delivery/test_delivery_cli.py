@@ -328,9 +328,10 @@ def test_version_prints_the_kit_version(capsys: pytest.CaptureFixture[str]) -> N
         (["--report", "same.md", "--markdown", "same.md"], "name the same file"),
         (["--report", "/proc/conformance-report.json"], "cannot be written"),
         (["--markdown", "."], "is a folder"),
+        (["--chek", "input_is_not_modified"], "(--chek: did you mean '--check'?)"),
     ],
     ids=["check", "check-typo", "profile", "repeated-check", "repeated-report", "repeated-seed",
-         "report-and-no-report", "same-file", "proc", "folder"],
+         "report-and-no-report", "same-file", "proc", "folder", "unknown-option"],
 )
 def test_bad_options_are_one_message_and_exit_2_before_loading_anything(
     workdir: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
