@@ -197,10 +197,10 @@ def cache_problems(cache: object) -> list[str]:
 
 
 def describe_decoder_problems(obj: object, problems: list[str]) -> str:
-    """``"MyDecoder lacks x; forward does not accept keyword 'y'"``: one line for all."""
+    """``"MyDecoder, which does not honour ...: lacks x; forward does not accept keyword 'y'"``."""
     name = obj.__qualname__ if isinstance(obj, type) else type(obj).__name__
     return (
-        f"{name} does not honour the StreamingVideoDecoder interface: {'; '.join(problems)}"
+        f"{name}, which does not honour the StreamingVideoDecoder interface: {'; '.join(problems)}"
     )
 
 

@@ -80,7 +80,7 @@ def test_one_message_names_everything_missing() -> None:
     with pytest.raises(DecoderError) as caught:
         ctx.decoder()
     message = str(caught.value)
-    assert "_NotQuiteADecoder does not honour the StreamingVideoDecoder interface" in message
+    assert "returned _NotQuiteADecoder, which does not honour the StreamingVideoDecoder interface" in message
     assert "lacks get_input_temporal_size, initialize_autoregressive_cache" in message
     assert "forward does not accept keyword 'autoregressive_index'" in message
     assert message.count("\n") == 0
