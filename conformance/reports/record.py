@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from typing_extensions import TypeGuard
 
-from conformance.results import STATUSES, Certification, CheckResult, DecoderRun
+from conformance.results import Certification, CheckResult, DecoderRun
 
 if TYPE_CHECKING:
     from conformance.spec import DecoderSpec
@@ -69,7 +69,6 @@ RUN_STATES = ("finished", "interrupted", "running")
 what it had, or has not finished (the placeholder written at its start: if a report still
 says ``running`` after the command ended, the run was killed)."""
 
-_PACKAGE = "flashdreams-conformance"
 _MAX_DEPTH = 40
 
 
@@ -87,15 +86,11 @@ class UnloadableDecoder(Protocol):
 
 
 def kit_version() -> str:
-    """Version of the installed kit, or ``conformance.__version__`` from a bare checkout."""
-    from importlib import metadata
+    """The kit's version: ``conformance.__version__``, the one home of it (``pyproject.toml``
+    reads it from there, so an installed kit and a bare checkout say the same)."""
+    import conformance
 
-    try:
-        return metadata.version(_PACKAGE)
-    except metadata.PackageNotFoundError:
-        import conformance
-
-        return str(getattr(conformance, "__version__", "unknown"))
+    return str(conformance.__version__)
 
 
 # ---------------------------------------------------------------------------------
@@ -438,11 +433,8 @@ def check_to_dict(result: CheckResult) -> dict[str, Any]:
 
 
 def summary(certification: Certification) -> dict[str, int]:
-    """How many checks have each status (every status present)."""
-    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
-    for result in certification.results:
-        counts[result.status] = counts.get(result.status, 0) + 1
-    return counts
+    """How many checks have each status (every status present): ``Certification.counts``."""
+    return dict(certification.counts())
 
 
 def run_to_dict(run: DecoderRun) -> dict[str, Any]:
