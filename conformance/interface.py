@@ -83,10 +83,11 @@ class StreamingVideoDecoderLike(Protocol):
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
-    """The call signature, or ``None`` when it cannot be read (builtins, C extensions)."""
+    """The call signature, or ``None`` when it cannot be read (builtins, C extensions, a
+    broken ``__signature__`` or ``__wrapped__``): then the call itself is the judge."""
     try:
         return inspect.signature(fn)
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001 - any failure to read it means "unknown", not "wrong"
         return None
 
 
@@ -166,7 +167,10 @@ def decoder_problems(obj: object) -> list[str]:
             continue
         if params is None:
             continue
-        member = getattr(obj, name, None)
+        try:
+            member = getattr(obj, name)
+        except Exception:  # noqa: BLE001 - present (see _has_member) but failing to load
+            member = None
         if not callable(member):
             problems.append(f"{name} is not callable")
             continue
@@ -175,8 +179,23 @@ def decoder_problems(obj: object) -> list[str]:
             problems.append(problem)
     if missing:
         problems.insert(0, "lacks " + ", ".join(missing))
-    problems.extend(_forward_problems(obj.forward))
+    problems.extend(_call_problems(obj))
     return problems
+
+
+def _call_problems(module: torch.nn.Module) -> list[str]:
+    """Problems of the call ``module(input=..., autoregressive_index=..., cache=...)``:
+    judged on ``forward``, or on ``__call__`` where the class overrides it."""
+    call = type(module).__call__
+    try:
+        if call is not torch.nn.Module.__call__:
+            return [p.replace("forward", "__call__", 1) for p in _forward_problems(module.__call__)]
+        forward = module.forward
+    except Exception:  # noqa: BLE001 - a forward that cannot even be looked up
+        return ["forward cannot be looked up"]
+    if not callable(forward):
+        return ["forward is not callable"]
+    return _forward_problems(forward)
 
 
 def cache_problems(cache: object) -> list[str]:

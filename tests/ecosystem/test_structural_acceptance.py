@@ -170,3 +170,47 @@ def test_a_cache_that_is_not_a_cache_is_one_clear_decoder_error() -> None:
     decoder = ctx.decoder()  # the decoder itself honours the interface
     with pytest.raises(DecoderError, match="initialize_autoregressive_cache returned the cache dict"):
         ctx.new_cache(decoder)
+
+
+class _HostileMembers(ToyVideoDecoder):
+    """Members that raise on lookup: the structural check must name them, not crash."""
+
+    @property
+    def forward(self) -> Any:  # type: ignore[override]
+        raise RuntimeError("forward unavailable")
+
+    @property
+    def get_input_temporal_size(self) -> Any:  # type: ignore[override]
+        raise KeyError("mapper table missing")
+
+
+class _CallOverride(nn.Module):
+    """A decoder whose call shape is its own ``__call__`` (forward left unimplemented)."""
+
+    spatial_compression_ratio = 1
+    temporal_compression_ratio = 1
+
+    def get_output_temporal_size(self, autoregressive_index: int, input_temporal_size: int) -> int:
+        return input_temporal_size
+
+    def get_input_temporal_size(self, autoregressive_index: int, output_temporal_size: int) -> int:
+        return output_temporal_size
+
+    def initialize_autoregressive_cache(self, **context: Any) -> Any:
+        return ToyDecoderCache()
+
+    def __call__(self, input: torch.Tensor, autoregressive_index: int = 0, cache: Any = None) -> torch.Tensor:
+        return input
+
+
+def test_hostile_or_unusual_members_get_named_never_crash_the_kit() -> None:
+    config = ToyDecoderConfig()
+    config._target = _HostileMembers
+    assert decoder_problems(config.setup()) == [
+        "get_input_temporal_size is not callable",
+        "forward cannot be looked up",
+    ]
+    assert decoder_problems(_CallOverride()) == []
+    assert "forward does not accept keywords 'input', 'autoregressive_index', 'cache'" in (
+        decoder_problems(nn.Linear(2, 2))[-1]
+    )
