@@ -16,7 +16,7 @@ from conformance.harness import CheckContext
 from conformance.interface import cache_problems, decoder_problems
 from conformance.outcomes import DecoderError
 from conformance.profiles import get_profile
-from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig
+from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, ToyVideoDecoder
 
 from .standin import standin_modules
 
