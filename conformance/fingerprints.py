@@ -9,6 +9,7 @@ uses :func:`seam_fingerprint`, the chunk plans that fail among a fixed battery.
 
 from __future__ import annotations
 
+import time
 from itertools import product
 from typing import Any
 
@@ -52,16 +53,25 @@ def fingerprint_plans(max_frames: int = SEAM_BATTERY_FRAMES, max_chunk: int | No
     return plans
 
 
-def seam_fingerprint(ctx: CheckContext, decoder: Any) -> list[str]:
+def seam_fingerprint(ctx: CheckContext, decoder: Any, *, deadline: float | None = None) -> list[str]:
     """The chunk plans (of the fixed battery) whose chunked decode differs from the one-call
     decode, as ``"[2, 1, 1]"`` lines: which seams a bug breaks, whatever the seed.
 
     Run only after the chunk check failed (it costs up to 63 rollouts). A plan the decoder
-    raises on is listed as ``"[..] raises"``.
+    raises on is listed as ``"[..] raises"``, one whose output the kit rejects (wrong
+    length, non-finite values) as ``"[..] rejected"``. If ``deadline`` (a
+    ``time.monotonic()`` value) passes first, the last line says the battery is
+    incomplete, so a pinned declaration cannot match by accident.
     """
     limit = ctx.chunk_limit(SEAM_BATTERY_FRAMES)
+    plans = fingerprint_plans(limit, ctx.spec.max_chunk_frames)
     failing: list[str] = []
-    for plan in fingerprint_plans(limit, ctx.spec.max_chunk_frames):
+    for done, plan in enumerate(plans):
+        if deadline is not None and time.monotonic() > deadline:
+            failing.append(
+                f"(incomplete: {done} of {len(plans)} plans decoded before the check's time ran out)"
+            )
+            break
         sequence = LatentSequence.of(0, sum(plan))
         try:
             full = ctx.full_decode(decoder, sequence)
@@ -70,10 +80,10 @@ def seam_fingerprint(ctx: CheckContext, decoder: Any) -> list[str]:
             failing.append(f"{list(plan)} raises")
             continue
         except CheckFailed:
-            failing.append(f"{list(plan)} wrong length")
+            failing.append(f"{list(plan)} rejected")
             continue
         if chunked.shape != full.shape:
-            failing.append(f"{list(plan)} wrong length")
+            failing.append(f"{list(plan)} rejected")
         elif not ctx.compare(full, chunked).ok:
             failing.append(str(list(plan)))
     return failing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from conformance.checks._common import describe_mismatch, plan_text
@@ -44,6 +46,7 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     records the plans of a fixed battery that fail (``failure_fingerprint``), which an
     expected failure can pin.
     """
+    started = time.monotonic()
     try:
         _chunked_vs_full(ctx)
     except DecoderError:
@@ -51,8 +54,11 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     except CheckFailed:
         from conformance.fingerprints import seam_fingerprint
 
+        # Leave the failure time to be reported: fingerprint within 80% of the timeout.
+        budget = 0.8 * (ctx.spec.check_timeout_s or ctx.profile.check_timeout_s)
         try:
-            ctx.evidence.note("failure_fingerprint", seam_fingerprint(ctx, ctx.decoder()))
+            fingerprint = seam_fingerprint(ctx, ctx.decoder(), deadline=started + budget)
+            ctx.evidence.note("failure_fingerprint", fingerprint)
         except CheckFailed as err:  # the decoder broke while fingerprinting: no fingerprint
             ctx.evidence.note("failure_fingerprint_error", str(err))
         raise
