@@ -55,6 +55,10 @@ T = TypeVar("T")
 #: Share of output elements carrying signal that :meth:`CheckContext.seek_signal` aims for.
 SIGNAL_TARGET = 0.5
 
+
+class _ProbeFailed(Exception):
+    """A signal probe decode failed; :meth:`CheckContext.seek_signal` stops searching."""
+
 #: Exceptions a size mapper may raise to say "this size cannot be produced".
 MAPPER_REJECTIONS: tuple[type[BaseException], ...] = (ValueError, AssertionError)
 
@@ -584,7 +588,9 @@ class CheckContext:
         latent scale (down to ``2**-12``; it stops after three halvings in a row that do
         not beat the best share), then tries doubling it (up to 8) if nothing below 1
         helped, and keeps the scale with the most signal, the nearest to 1 on ties. The scale (and the scales tried) go into the evidence;
-        a check that still compares too little signal fails saying so.
+        a check that still compares too little signal fails saying so. A probe that fails
+        (the decoder raises, or returns non-finite values) ends the search and leaves the
+        failure to the check's own decodes, which report it with their context.
         """
         if self._signal_sought:
             return self.latent_scale
@@ -596,7 +602,13 @@ class CheckContext:
 
         def probe(scale: float) -> float:
             self.latent_scale = scale
-            video = self.decode_plan(decoder, self.latents(sequence), plan).video()
+            try:
+                video = self.decode_plan(decoder, self.latents(sequence), plan).video()
+            except (CheckFailed, DecoderError) as err:
+                # The check's own decodes will meet this failure and report it in their
+                # terms (with a shrunk example); the probe only gives up searching.
+                self.evidence.note("signal_probe_failed", f"at latent scale {scale:g}: {err}")
+                raise _ProbeFailed from err
             share = float(signal_mask(video, video).double().mean().item()) if video.numel() else 0.0
             tried.append(scale)
             shares[scale] = share
@@ -616,10 +628,16 @@ class CheckContext:
                 if stale >= 3:
                     return
 
-        if probe(1.0) < SIGNAL_TARGET:
-            search(0.5, 12)  # down to 2**-12
-            if max(shares.values()) < SIGNAL_TARGET and max(shares.values()) <= shares[1.0]:
-                search(2.0, 3)  # nothing below 1 helped: up to 8
+        try:
+            if probe(1.0) < SIGNAL_TARGET:
+                search(0.5, 12)  # down to 2**-12
+                if max(shares.values()) < SIGNAL_TARGET and max(shares.values()) <= shares[1.0]:
+                    search(2.0, 3)  # nothing below 1 helped: up to 8
+        except _ProbeFailed:
+            pass
+        if not shares:
+            self.latent_scale = 1.0
+            return 1.0
         best = max(shares, key=lambda k: (shares[k], -abs(math.log2(k))))
         self.latent_scale = best
         self.evidence.note("latent_scale", best)

@@ -27,6 +27,7 @@ CONTRACT_IDS = {
         "input_is_not_modified",
         "outputs_survive_later_steps",
         "decoding_is_deterministic",
+        "outputs_are_finite",
         "batch_elements_are_independent",
         "cache_init_accepts_context",
         "cache_none_matches_fresh_cache",
