@@ -59,6 +59,17 @@ print(json.dumps(out))
 """
 
 
+WAN_ON_FRAMEWORK = r"""
+import json
+from conformance import load_target, run_check
+(spec,) = load_target("reference_decoders.wan.specs:small_cpu")
+decoder = spec.factory()
+base = [c.__module__ for c in type(decoder).__mro__ if c.__name__ == "StreamingVideoDecoder"][0]
+result = run_check(spec, "decoded_sizes_match_mappers", profile="quick", seed=3)
+print(json.dumps({"base": base, "ok": result.status == "passed", "message": result.message}))
+"""
+
+
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_wheels(tmp_path_factory.mktemp("wheels"))
@@ -109,6 +120,10 @@ def test_both_distributions_coexist_in_either_order(
         assert set(outcome["statuses"].values()) == {"passed"}, (target, outcome["messages"])
     # With a framework installed, the bundled decoders build on the framework's classes.
     assert results["reference_decoders.toy:toy_spec"]["base_id"] == results["standin_video.specs:standin_spec"]["base_id"]
+    # The bundled Wan decoder too (its config derives from the framework's DecoderConfig).
+    if order[0] == "standin":
+        wan = env.json(WAN_ON_FRAMEWORK)
+        assert wan["base"] == "flashdreams.infra.decoder.base" and wan["ok"], wan
 
 
 def test_decoders_on_the_kit_s_copy_and_the_framework_s_copy_certify_together(
