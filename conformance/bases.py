@@ -10,7 +10,8 @@ under the private name ``conformance._flashdreams`` (built from this repository'
 1. ``FLASHDREAMS_CONFORMANCE_INTERFACE=bundled`` forces the private copy;
    ``=installed`` requires an importable ``flashdreams.infra.decoder`` (error otherwise);
 2. otherwise (``auto``, the default) an importable ``flashdreams.infra.decoder`` that
-   provides the interface's names is used: whichever distribution provides it (the
+   provides the interface's names, and whose configs the bundled decoders' configs can
+   derive from (see ``_usable``), is used: whichever distribution provides it (the
    framework, this repository's checkout, or the optional ``flashdreams-interface``
    distribution in ``packaging/``), so bundled decoders subclass the framework's classes;
 3. else the kit's private copy.
@@ -21,10 +22,13 @@ Which copy was chosen never matters to the checks: they judge decoders structura
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from types import ModuleType
 from typing import TYPE_CHECKING
+
+from torch import nn
 
 __all__ = [
     "BUNDLED_PACKAGE",
@@ -61,6 +65,29 @@ def _load(root: str) -> tuple[ModuleType, ModuleType]:
     return decoder, config
 
 
+def _usable(decoder: ModuleType) -> None:
+    """``ImportError`` unless the bundled decoders can build on ``decoder``'s classes:
+    configs are keyword-only dataclasses with ``setup()``, caches are dataclasses, and a
+    config subclass with defaulted fields can be made (no required fields of its own)."""
+    config_cls = decoder.DecoderConfig
+    if not (dataclasses.is_dataclass(config_cls) and callable(getattr(config_cls, "setup", None))):
+        raise ImportError(f"{decoder.__name__}.DecoderConfig is not a dataclass with setup()")
+    if not dataclasses.is_dataclass(decoder.StreamingDecoderCache):
+        raise ImportError(f"{decoder.__name__}.StreamingDecoderCache is not a dataclass")
+    if not issubclass(decoder.StreamingVideoDecoder, nn.Module):
+        raise ImportError(f"{decoder.__name__}.StreamingVideoDecoder is not a torch.nn.Module")
+    try:
+        probe = dataclasses.make_dataclass(
+            "_Probe", [("probe", int, dataclasses.field(default=0))], bases=(config_cls,), kw_only=True
+        )
+        probe()
+    except Exception as err:  # noqa: BLE001 - any failure means the bundled configs cannot derive
+        raise ImportError(
+            f"{decoder.__name__}.DecoderConfig cannot be subclassed by the bundled decoders' "
+            f"configs ({type(err).__name__}: {err})"
+        ) from err
+
+
 def _bundled() -> tuple[ModuleType, ModuleType]:
     try:
         return _load(BUNDLED_PACKAGE)
@@ -83,6 +110,7 @@ def _resolve() -> tuple[ModuleType, ModuleType, str, str]:
         return decoder, config, decoder.__name__, f"forced by {ENVIRONMENT_VARIABLE}=bundled"
     try:
         decoder, config = _load(PUBLIC_PACKAGE)
+        _usable(decoder)
     except ImportError as err:
         if choice == "installed":
             raise ImportError(
