@@ -446,6 +446,11 @@ class CheckContext:
             raise DecoderError(
                 f"{what} returned {type(raw).__name__}, expected a torch.Tensor "
                 f"[{', '.join(self.spec.resolved_output_layout)}]"
+                + (
+                    "" if raw is None or isinstance(raw, (tuple, list)) else
+                    "; if it returns a video object by design, declare DecoderSpec.output_adapter "
+                    "to map it to that tensor"
+                )
             )
         if raw.dim() != 5:
             raise DecoderError(
