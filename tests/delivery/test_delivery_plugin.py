@@ -460,3 +460,20 @@ def test_xdist_workers_send_their_results_to_the_controller_s_certificate(pytest
     assert editing["input_is_not_modified"] == "failed"
     assert by_decoder["toy-causal"]["summary"]["passed"] == len(chosen)
     assert "input-editing" in (pytester.path / "c.md").read_text()
+
+
+def test_a_session_stopped_early_writes_a_partial_certificate(pytester: pytest.Pytester, broken: str) -> None:
+    result = pytester.runpytest(
+        f"--conformance-decoder={broken}:input_editing", QUICK, "-x",
+        "-k", "ratios_are_positive or input_is_not_modified or outputs_survive_later_steps",
+        "--conformance-report=r.json", "-p", "no:cacheprovider",
+    )
+
+    result.assert_outcomes(passed=1, failed=1, deselected=len(CHECK_IDS) - 3)
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert (report["certified"], report["partial"], report["run_state"]) == (False, True, "interrupted")
+    assert {c["id"]: c["status"] for c in report["checks"]} == {
+        "ratios_are_positive_constant_ints": "passed",
+        "input_is_not_modified": "failed",
+        "outputs_survive_later_steps": "not_run",
+    }
