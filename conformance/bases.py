@@ -69,7 +69,7 @@ def _usable(decoder: ModuleType) -> None:
     """``ImportError`` unless the bundled decoders can build on ``decoder``'s classes:
     configs are keyword-only dataclasses with ``setup()``, caches are dataclasses, and a
     config subclass with defaulted fields can be made (no required fields of its own)."""
-    config_cls = decoder.DecoderConfig
+    config_cls: type = decoder.DecoderConfig
     if not (dataclasses.is_dataclass(config_cls) and callable(getattr(config_cls, "setup", None))):
         raise ImportError(f"{decoder.__name__}.DecoderConfig is not a dataclass with setup()")
     if not dataclasses.is_dataclass(decoder.StreamingDecoderCache):

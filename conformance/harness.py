@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 
@@ -269,7 +269,7 @@ class CheckContext:
                     f"factory {_name(self.spec.factory)}() returned "
                     f"{describe_decoder_problems(built, problems)}"
                 )
-            self._decoder = built
+            self._decoder = cast("StreamingVideoDecoder[Any]", built)  # structurally one
         return self._decoder
 
     def new_cache(self, decoder: StreamingVideoDecoder[Any] | None = None, **extra: Any) -> Any:
@@ -666,7 +666,7 @@ class CheckContext:
         if self._reference is None:
             if spec.reference_factory is not None:
                 what = f"reference_factory {_name(spec.reference_factory)}()"
-                built = self.call_decoder(what, spec.reference_factory)
+                built: torch.nn.Module = self.call_decoder(what, spec.reference_factory)
             else:
                 what = f"factory {_name(spec.factory)}().to({spec.reference_dtype})"
                 fresh = self.call_decoder(f"factory {_name(spec.factory)}()", spec.factory)
@@ -674,7 +674,7 @@ class CheckContext:
             problems = decoder_problems(built)
             if problems:
                 raise DecoderError(f"{what} returned {describe_decoder_problems(built, problems)}")
-            self._reference = built
+            self._reference = cast("StreamingVideoDecoder[Any]", built)  # structurally one
         return self._reference
 
     def reference_full_decode(self, sequence: LatentSequence) -> torch.Tensor:
