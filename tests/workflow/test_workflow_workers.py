@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import conformance.plugin as plugin
-import conformance.workers as workers
+import conformance.workers.devices as workers
 from conformance.results import CheckResult
 from reference_decoders.toy import toy_spec
 
@@ -86,7 +86,7 @@ def test_only_cuda_specs_claim_a_gpu_before_their_check(
     monkeypatch: pytest.MonkeyPatch, device: str, worker_gpus: str, claims: bool
 ) -> None:
     events: list[str] = []
-    monkeypatch.setattr(workers, "claim_worker_gpu", lambda: events.append("claim"))
+    monkeypatch.setattr("conformance.workers.claim_worker_gpu", lambda: events.append("claim"))
     monkeypatch.setattr(plugin, "session_seed", lambda config: 1)
 
     def fake_run_check(spec: Any, check_id: str, **kwargs: Any) -> CheckResult:
