@@ -276,7 +276,9 @@ class CheckContext:
         """A fresh rollout cache: ``initialize_autoregressive_cache(**spec.cache_context)``."""
         decoder = decoder or self.decoder()
         context = {**self.spec.cache_context, **extra}
-        with torch.inference_mode(self.spec.inference_mode):  # as the spec says pipelines call it
+        # As the spec says pipelines call it (never inference_mode(False): see forward()).
+        mode = torch.inference_mode() if self.spec.inference_mode else contextlib.nullcontext()
+        with mode:
             cache = self.call_decoder(
                 "initialize_autoregressive_cache(" + ", ".join(f"{k}=..." for k in context) + ")",
                 decoder.initialize_autoregressive_cache,

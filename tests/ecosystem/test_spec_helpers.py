@@ -178,3 +178,29 @@ def test_decoders_called_under_inference_mode_certify_with_the_spec_option() -> 
     assert {r.check_id: r.status for r in cert.results} == dict.fromkeys(checks, "passed"), [
         r.message for r in cert.results
     ]
+
+
+class GradModeRecordingToy(ToyVideoDecoder):
+    """Records whether autograd was on in each cache initialization and forward call."""
+
+    grad_seen: list[bool] = []
+
+    def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
+        GradModeRecordingToy.grad_seen.append(torch.is_grad_enabled())
+        return super().initialize_autoregressive_cache(**context)
+
+    def forward(self, input: torch.Tensor, autoregressive_index: int = 0, cache: Any = None) -> torch.Tensor:
+        GradModeRecordingToy.grad_seen.append(torch.is_grad_enabled())
+        return super().forward(input, autoregressive_index, cache)
+
+
+@pytest.mark.parametrize("inference_mode", [False, True])
+def test_the_decoder_never_runs_with_autograd_on(inference_mode: bool) -> None:
+    # torch.inference_mode(False) turns autograd back on inside no_grad; the kit must not
+    # use it for specs that do not ask for inference mode.
+    GradModeRecordingToy.grad_seen.clear()
+    cert = certify(
+        _toy(GradModeRecordingToy, inference_mode=inference_mode), profile="quick", seed=2, check_ids=CHECKS[:1]
+    )
+    assert cert.results[0].status == "passed", cert.results[0].message
+    assert GradModeRecordingToy.grad_seen and not any(GradModeRecordingToy.grad_seen)
