@@ -28,7 +28,9 @@ class DecoderError(CheckFailed):
 
 class SpecFault(Exception):
     """Code the spec supplies (its ``output_adapter``) raised or returned something unusable:
-    the check cannot judge the decoder -> ``error``, named as a fault of the spec."""
+    the check cannot judge the decoder -> ``failed``, named as a fault of the spec (never
+    ``error``, which is reserved for bugs of the kit, and never covered by an expected-failure
+    declaration)."""
 
 
 class CheckSkipped(Exception):

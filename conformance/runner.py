@@ -186,7 +186,7 @@ def outcome_of(check: Check, ctx: CheckContext) -> tuple[Status, str, str | None
     except CheckFailed as err:
         return "failed", str(err), BROKEN_PROMISE
     except SpecFault as err:
-        return "error", f"spec fault: {err}", SPEC_FAULT
+        return "failed", f"spec fault: {err}", SPEC_FAULT
     except BaseException as err:  # noqa: BLE001 - a kit bug must be reported, not raised
         return "error", (
             f"internal error in the conformance kit while running {check.id} "
@@ -329,6 +329,8 @@ _NOT_COVERED = {
     "there",
     CRASH: "the decoder's process died while the check ran, while an expected failure only "
     "covers a wrong result (a crash is never expected)",
+    SPEC_FAULT: "code of the spec itself (its output_adapter) failed, so the decoder was not "
+    "judged; fix the spec",
 }
 
 

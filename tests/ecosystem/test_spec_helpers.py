@@ -131,7 +131,7 @@ def test_a_failing_adapter_is_a_spec_fault_not_a_decoder_failure() -> None:
 
     cert = certify(_toy(ClipToy, output_adapter=broken), profile="quick", seed=2, check_ids=CHECKS[:1])
     result = cert.results[0]
-    assert result.status == "error" and result.kind == "spec fault", result.message
+    assert result.status == "failed" and result.kind == "spec fault", result.message
     assert result.message.startswith("spec fault: DecoderSpec.output_adapter")
     assert "AttributeError" in result.message and "fix the adapter in the spec" in result.message
 
