@@ -135,8 +135,9 @@ class Evidence:
                         if tried
                         else ""
                     )
-                    + ". Decode latents for which the output is not saturated (DecoderSpec "
-                    "latent_size, or a decoder whose random-weight output is not clamped)"
+                    + ". Certify the decoder with weights for which its output is not "
+                    "clamped or constant everywhere (trained weights, or random weights of a "
+                    "smaller scale)"
                 )
             elif name == "mapper_queries":
                 reasons.append("it queried no size mapper or compression ratio")

@@ -55,6 +55,10 @@ T = TypeVar("T")
 #: Share of output elements carrying signal that :meth:`CheckContext.seek_signal` aims for.
 SIGNAL_TARGET = 0.5
 
+#: Smallest latent scale :meth:`CheckContext.seek_signal` tries: a random-weight decoder
+#: with a gain of a million in front of its clamp still shows signal above it.
+SIGNAL_MIN_SCALE = 2.0**-24
+
 
 class _ProbeFailed(Exception):
     """A signal probe decode failed; :meth:`CheckContext.seek_signal` stops searching."""
@@ -592,9 +596,9 @@ class CheckContext:
         chunks) and measures the share of output elements that carry signal (not on a
         clamp bound read from the data, not in a constant frame; see
         :func:`conformance.tolerances.signal_mask`). Below ``SIGNAL_TARGET`` it halves the
-        latent scale (down to ``2**-12``; it stops after three halvings in a row that do
-        not beat the best share), then tries doubling it (up to 8) if nothing below 1
-        helped, and keeps the scale with the most signal, the nearest to 1 on ties. The scale (and the scales tried) go into the evidence;
+        latent scale (quartering it while no element carries signal at all, down to
+        ``SIGNAL_MIN_SCALE = 2**-24``; it stops after three halvings in a row that do not
+        beat the best share), then tries doubling it (up to 8) if nothing below 1 helped, and keeps the scale with the most signal, the nearest to 1 on ties. The scale (and the scales tried) go into the evidence;
         a check that still compares too little signal fails saying so. A probe that fails
         (the decoder raises, or returns non-finite values) ends the search and leaves the
         failure to the check's own decodes, which report it with their context.
@@ -621,25 +625,29 @@ class CheckContext:
             shares[scale] = share
             return share
 
-        def search(factor: float, steps: int) -> None:
-            # Stops at the target, or after three steps in a row that did not beat the
+        def search(factor: float, limit: float) -> None:
+            # Steps by ``factor`` (by its square while no element carries signal at all, so
+            # an output clamped everywhere is crossed quickly) until ``limit``; stops at the
+            # target, or after three steps in a row with some signal that did not beat the
             # best share so far (probes are short, so shares are noisy).
             scale, stale = 1.0, 0
-            for _ in range(steps):
-                scale *= factor
+            while True:
+                scale *= factor if shares[tried[-1]] > 0 else factor * factor
+                if (scale < limit) if factor < 1 else (scale > limit):
+                    return
                 best_so_far = max(shares.values())
                 share = probe(scale)
                 if share >= SIGNAL_TARGET:
                     return
-                stale = stale + 1 if share <= best_so_far else 0
+                stale = stale + 1 if 0 < share <= best_so_far else 0
                 if stale >= 3:
                     return
 
         try:
             if probe(1.0) < SIGNAL_TARGET:
-                search(0.5, 12)  # down to 2**-12
+                search(0.5, SIGNAL_MIN_SCALE)
                 if max(shares.values()) < SIGNAL_TARGET and max(shares.values()) <= shares[1.0]:
-                    search(2.0, 3)  # nothing below 1 helped: up to 8
+                    search(2.0, 8.0)  # nothing below 1 helped: up to 8
         except _ProbeFailed:
             pass
         if not shares:

@@ -116,42 +116,69 @@ class NanAfterThirtyLatentFrames(PlainToy):
 
 
 class HotClampedToy(PlainToy):
-    """The toy with a hard clamp of a high-gain last layer: ``clamp(1000 * rgb, -1, 1)``.
+    """The toy with an energy head of huge gain: pixels are ``clamp(2**40 * rgb**2, 0, 1)``.
 
-    Correct and unusual: with random weights and unit-variance latents nearly every pixel
-    sits on the clamp bound, so chunked and one-call decodes agree whatever the decoder
-    does. The kit must find latents that give signal (here about 2**-10 of the usual
-    scale) instead of comparing clamped pixels, and must certify it.
+    Correct and unusual: with random weights and unit-variance latents every pixel sits
+    on the upper clamp bound (and a squared output cannot flip sign), so chunked and
+    one-call decodes agree whatever the decoder does. The kit must find latents that
+    give signal (here about 2**-20 of the usual scale) instead of comparing clamped
+    pixels, and must certify it.
     """
 
-    GAIN = 1000.0
+    GAIN = 2.0**40
 
     def forward(
         self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
     ) -> torch.Tensor:
         output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
         rgb = torch.atanh(output.double().clamp(-1 + 1e-12, 1 - 1e-12))  # undo the toy's tanh
-        return (self.GAIN * rgb).clamp(-1.0, 1.0).to(output.dtype)
+        return (self.GAIN * rgb.square()).clamp(0.0, 1.0).to(output.dtype)
 
 
-class HotClampedHistoryOneFrameShort(HotClampedToy):
-    """A seam bug (history one frame short) in a decoder whose output is clamped nearly
-    everywhere at unit-variance latents.
+class _OneFrameShort:
+    """Mixin: after each call, keep one frame of latent history where two are needed."""
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)  # type: ignore[misc]
+        if cache is not None and cache.latent_history is not None:
+            kept = cache.latent_history[:, :, -1:]
+            cache.latent_history = torch.cat([torch.zeros_like(kept), kept], dim=2)
+        return output  # type: ignore[no-any-return]
+
+
+class HotClampedHistoryOneFrameShort(_OneFrameShort, HotClampedToy):
+    """A seam bug (history one frame short) in a decoder whose output is clamped everywhere
+    at unit-variance latents.
 
     Real bug: found in a random-weight decoder whose output was clamped everywhere; the
     chunk and state-machine checks compared clamped pixels (equal whatever the seam
     does) and passed. Caught by ``chunked_decode_matches_full_decode`` and
-    ``rollout_state_machine`` once the kit decodes latents that give signal.
+    ``rollout_state_machine`` once the kit decodes rescaled latents that give signal.
     """
+
+
+class BiasSaturated(PlainToy):
+    """Mixin base: pixels are ``clamp(rgb + 4, -1, 1)``, +1 for any latents."""
 
     def forward(
         self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
     ) -> torch.Tensor:
         output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
-        if cache is not None and cache.latent_history is not None:
-            kept = cache.latent_history[:, :, -1:]
-            cache.latent_history = torch.cat([torch.zeros_like(kept), kept], dim=2)
-        return output
+        return (output + 4.0).clamp(-1.0, 1.0)
+
+
+class BiasSaturatedHistoryOneFrameShort(_OneFrameShort, BiasSaturated):
+    """A seam bug in a decoder whose output is +1 everywhere for any latents (a huge output
+    bias): no input gives signal.
+
+    Real bug: a random-weight decoder whose output bias drives every pixel into the clamp;
+    its seam bug cannot show in any comparison. Before issue 9 its comparisons passed
+    ("max error 0"); now the numeric checks fail, saying that no latent scale gave the
+    comparisons signal. Meant for ``chunked_decode_matches_full_decode`` and
+    ``rollout_state_machine``.
+    """
 
 
 class LetterboxedToy(PlainToy):
@@ -188,17 +215,19 @@ class UnitRangeToy(PlainToy):
 
 class MostlyPinnedHistoryDecays(_HistoryCorruptedBetweenCalls):
     """A bfloat16 decoder whose output is pinned to +1 in seven rows of every eight, for any
-    latents, and whose carried history is scaled by 0.9 at every seam.
+    latents, and whose carried history is scaled by 0.95 at every seam.
 
-    Real bug: the seam error of ``HistoryDecaysAtSeams`` at half the size, in a decoder
-    whose output is saturated over most of the frame (an over-exposed sky, a bias that
-    drives most pixels into the clamp). Averaged over whole frames, pinned pixels
-    included, its frame RMS error fell under the bound; over the pixels that carry
-    signal it does not. Caught by ``chunked_decode_matches_full_decode``.
+    Real bug: ``HistoryDecaysFivePercent`` in a decoder whose output is saturated over
+    most of the frame (an over-exposed sky, a bias that drives most pixels into the
+    clamp). Its spec declares a float32 twin (``reference_dtype``). Over the pixels that
+    carry signal its chunked decodes are about 8 times its own rounding noise from the
+    twin's; averaged over whole frames, pinned pixels included, that fell to
+    ``8 / sqrt(8) ~ 2.8`` times, under the bound of 3, and under the dtype bounds too.
+    Caught by ``chunked_decode_matches_full_decode``.
     """
 
     def corrupt(self, history: torch.Tensor) -> torch.Tensor:
-        return history * 0.9
+        return history * 0.95
 
     def forward(
         self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
@@ -322,12 +351,19 @@ hot_clamped_history_one_frame_short = broken(
     must_fail={"chunked_decode_matches_full_decode", "rollout_state_machine"},
     hints=CHUNK_HINTS,
 )
+bias_saturated_history_one_frame_short = broken(
+    BiasSaturatedHistoryOneFrameShort,
+    must_fail={"chunked_decode_matches_full_decode", "rollout_state_machine"},
+    hints=("signal",),
+)
 mostly_pinned_history_decays = broken(
     MostlyPinnedHistoryDecays,
     must_fail={"chunked_decode_matches_full_decode"},
     hints=CHUNK_HINTS,
     config={"dtype": torch.bfloat16},
     latent_size=(8, 8),
+    reference_dtype=torch.float32,
+    reference_factory=widened(MostlyPinnedHistoryDecays),
 )
 noisy_bfloat16_output = broken(
     NoisyBfloat16Output,
@@ -378,6 +414,7 @@ CASES = [
     first_frame_inf,
     nan_after_thirty_latent_frames,
     hot_clamped_history_one_frame_short,
+    bias_saturated_history_one_frame_short,
     mostly_pinned_history_decays,
     noisy_bfloat16_output,
     rarely_perturbed_float32_output,
