@@ -596,10 +596,12 @@ class CheckContext:
         chunks) and measures the share of output elements that carry signal (not on a
         clamp bound read from the data, not in a constant frame; see
         :func:`conformance.tolerances.signal_mask`). Below ``SIGNAL_TARGET`` it halves the
-        latent scale (quartering it while no element carries signal at all, down to
-        ``SIGNAL_MIN_SCALE = 2**-24``; it stops after three halvings in a row that do not
-        beat the best share), then tries doubling it (up to 8) if nothing below 1 helped, and keeps the scale with the most signal, the nearest to 1 on ties. The scale (and the scales tried) go into the evidence;
-        a check that still compares too little signal fails saying so. A probe that fails
+        latent scale (quartering it while under 1% carries signal, down to
+        ``SIGNAL_MIN_SCALE = 2**-24``; once 10% does, it stops after three halvings in a
+        row that do not beat the best share), then tries doubling it (up to 8) if nothing
+        below 1 helped, and keeps the scale with the most signal, the nearest to 1 on
+        ties. The scale (and the scales tried) go into the evidence; a check that still
+        compares too little signal fails saying so. A probe that fails
         (the decoder raises, or returns non-finite values) ends the search and leaves the
         failure to the check's own decodes, which report it with their context.
         """
@@ -626,20 +628,21 @@ class CheckContext:
             return share
 
         def search(factor: float, limit: float) -> None:
-            # Steps by ``factor`` (by its square while no element carries signal at all, so
-            # an output clamped everywhere is crossed quickly) until ``limit``; stops at the
-            # target, or after three steps in a row with some signal that did not beat the
-            # best share so far (probes are short, so shares are noisy).
+            # Steps by ``factor`` (by its square while under 1% of the elements carry
+            # signal, so an output clamped everywhere is crossed quickly) until ``limit``;
+            # stops at the target, or, once at least 10% carry signal, after three steps in
+            # a row that did not beat the best share so far (a decoder whose constant
+            # regions no scale changes; probes are short, so shares are noisy).
             scale, stale = 1.0, 0
             while True:
-                scale *= factor if shares[tried[-1]] > 0 else factor * factor
+                scale *= factor if shares[tried[-1]] >= 0.01 else factor * factor
                 if (scale < limit) if factor < 1 else (scale > limit):
                     return
                 best_so_far = max(shares.values())
                 share = probe(scale)
                 if share >= SIGNAL_TARGET:
                     return
-                stale = stale + 1 if 0 < share <= best_so_far else 0
+                stale = stale + 1 if best_so_far >= 0.1 and share <= best_so_far else 0
                 if stale >= 3:
                     return
 

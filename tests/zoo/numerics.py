@@ -213,26 +213,27 @@ class UnitRangeToy(PlainToy):
         return (2 * output).clamp(0.0, 1.0)
 
 
-class MostlyPinnedHistoryDecays(_HistoryCorruptedBetweenCalls):
+class MostlyPinnedChunkOffset(PlainToy):
     """A bfloat16 decoder whose output is pinned to +1 in seven rows of every eight, for any
-    latents, and whose carried history is scaled by 0.95 at every seam.
+    latents, and whose chunks after the first come out 0.03 too bright.
 
-    Real bug: ``HistoryDecaysFivePercent`` in a decoder whose output is saturated over
-    most of the frame (an over-exposed sky, a bias that drives most pixels into the
-    clamp). Its spec declares a float32 twin (``reference_dtype``). Over the pixels that
-    carry signal its chunked decodes are about 8 times its own rounding noise from the
-    twin's; averaged over whole frames, pinned pixels included, that fell to
-    ``8 / sqrt(8) ~ 2.8`` times, under the bound of 3, and under the dtype bounds too.
-    Caught by ``chunked_decode_matches_full_decode``.
+    Real bug: a per-call brightness or normalisation constant applied again at every
+    chunk after the first, in a decoder whose output is saturated over most of the frame
+    (an over-exposed sky, a bias that drives most pixels into the clamp). The offset is
+    a quarter of the elementwise bf16 bound, and its frame RMS, averaged over whole
+    frames pinned pixels included, was ``0.03 / sqrt(8) = 0.011``, under the frame RMS
+    bound (0.016); over the pixels that carry signal it is 0.03. Caught by
+    ``chunked_decode_matches_full_decode`` and ``rollout_state_machine``.
     """
 
-    def corrupt(self, history: torch.Tensor) -> torch.Tensor:
-        return history * 0.95
+    OFFSET = 0.03
 
     def forward(
         self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
     ) -> torch.Tensor:
         output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        if autoregressive_index > 0:
+            output = output + self.OFFSET
         keep = torch.arange(output.shape[3], device=output.device) % 8 == 0
         return torch.where(keep.view(1, 1, 1, -1, 1), output, torch.ones_like(output))
 
@@ -356,14 +357,12 @@ bias_saturated_history_one_frame_short = broken(
     must_fail={"chunked_decode_matches_full_decode", "rollout_state_machine"},
     hints=("signal",),
 )
-mostly_pinned_history_decays = broken(
-    MostlyPinnedHistoryDecays,
-    must_fail={"chunked_decode_matches_full_decode"},
+mostly_pinned_chunk_offset = broken(
+    MostlyPinnedChunkOffset,
+    must_fail={"chunked_decode_matches_full_decode", "rollout_state_machine"},
     hints=CHUNK_HINTS,
     config={"dtype": torch.bfloat16},
     latent_size=(8, 8),
-    reference_dtype=torch.float32,
-    reference_factory=widened(MostlyPinnedHistoryDecays),
 )
 noisy_bfloat16_output = broken(
     NoisyBfloat16Output,
@@ -415,7 +414,7 @@ CASES = [
     nan_after_thirty_latent_frames,
     hot_clamped_history_one_frame_short,
     bias_saturated_history_one_frame_short,
-    mostly_pinned_history_decays,
+    mostly_pinned_chunk_offset,
     noisy_bfloat16_output,
     rarely_perturbed_float32_output,
     history_decays_five_percent,
