@@ -348,3 +348,27 @@ def test_small_wan_in_bfloat16_passes_against_its_own_noise() -> None:
     assert result.status == "passed", result.message
     assert result.evidence["reference_noise_rms"] > 0
     assert result.evidence["max_frame_rms_to_noise_bound"] < 0.5  # measured 1/3: chunk-invariant
+
+
+def test_a_non_finite_output_fails_naming_the_call_the_frames_and_the_count() -> None:
+    """Every output the kit sees must be finite: the failure names the AR index, the
+    pixel frames and how many values, in whichever check meets it first."""
+    from conformance import run_check
+    from reference_decoders.toy import ToyVideoDecoder
+
+    class TurnsNaNAtStepTwo(ToyVideoDecoder):
+        def forward(self, input, autoregressive_index=0, cache=None):  # type: ignore[no-untyped-def]
+            output = super().forward(input, autoregressive_index, cache)
+            if autoregressive_index == 2:
+                output[:, 1, -1] = float("nan")  # one channel of the call's last frame
+                output[0, 0, 0, 0, 0] = -math.inf
+            return output
+
+    spec = toy_spec(factory=lambda: TurnsNaNAtStepTwo(__import__("reference_decoders.toy", fromlist=["x"]).ToyDecoderConfig()))
+    result = run_check(spec, "outputs_are_finite", profile="quick", seed=3)
+    assert result.status == "failed"
+    message = result.message
+    assert "forward at AR 2 with 2 latent frames" in message  # the plan is [3, 1, 2, ...]
+    assert "65 non-finite value(s) out of 1536 (64 NaN, 0 +Inf, 1 -Inf)" in message
+    assert "in 2 of its 8 pixel frame(s), first in pixel frame 0 of that output" in message
+    assert "the 4 latent frames before that call decoded to finite pixels" in message
