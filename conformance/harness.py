@@ -633,9 +633,9 @@ class CheckContext:
             # stops at the target, or, once at least 10% carry signal, after three steps in
             # a row that did not beat the best share so far (a decoder whose constant
             # regions no scale changes; probes are short, so shares are noisy).
-            scale, stale = 1.0, 0
+            scale, stale, share = 1.0, 0, shares[1.0]
             while True:
-                scale *= factor if shares[tried[-1]] >= 0.01 else factor * factor
+                scale *= factor if share >= 0.01 else factor * factor
                 if (scale < limit) if factor < 1 else (scale > limit):
                     return
                 best_so_far = max(shares.values())
