@@ -154,7 +154,11 @@ signal elements, worst frame) and every chunked decode must satisfy
   calls sum three bfloat16 products rounding after each term, 1.29 ``sigma`` over 10
   seeds (bound 3: margin 57%). Carried history rounded to float8 is 3.7-6.6 ``sigma``
   (worst plan per check, 10 seeds), history decayed by 5% at seams 7.7-9.9 ``sigma``.
-  (``sigma`` itself: 0.45-0.55 ``u`` for the toy, about 2 ``u`` for small Wan.)
+  (``sigma`` itself: 0.45-0.55 ``u`` for the toy, about 2 ``u`` for small Wan.) On an
+  NVIDIA H200 (torch 2.11.0+cu130) the full-size Wan decoder in bfloat16 on its fast
+  path, against an eager float32 twin of the same weights: ``sigma`` 1.29-1.33 ``u``,
+  chunked decodes of 24 random plans 1.00 ``sigma`` from the twin (the fast path is
+  chunk-invariant there too), repeats bitwise equal.
 * **Floor.** The bound is never below ``u * rms(H)``: the final rounding to the output
   dtype alone costs about ``0.4 u`` relative RMS, so a smaller ``sigma`` measured only
   sparse differences (an output quantized to a coarse grid in both), too few to be a
