@@ -192,6 +192,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from conformance.ratios import share
+
 if TYPE_CHECKING:
     from conformance.spec import DecoderSpec
 
@@ -396,27 +398,26 @@ class Comparison:
                 f"{self.first_bad_element_frame + frame_offset}: largest error "
                 f"{self.max_abs_error:.3g}; worst element (batch {b}, channel {c}, frame "
                 f"{t + frame_offset}, y {h}, x {w}) is off by {self.error_at_worst:.3g} where "
-                f"{self.allowed_at_worst:.3g} is allowed ({self.ratio:.3g}x the tolerance, "
-                f"margin {self.margin:.3g})"
+                f"{self.allowed_at_worst:.3g} is allowed (error is {share(self.ratio, 'the tolerance')})"
             )
         else:
             parts.append(
                 f"elementwise criterion holds: largest error {self.max_abs_error:.3g}, "
-                f"{self.ratio:.3g}x the tolerance (margin {self.margin:.3g})"
+                f"error is {share(self.ratio, 'the tolerance')}"
             )
         if self.first_bad_rms_frame is not None:
             parts.append(
                 f"frame RMS criterion failed from pixel frame "
                 f"{self.first_bad_rms_frame + frame_offset}: worst frame "
                 f"{(self.rms_frame or 0) + frame_offset} has RMS error {self.rms_error:.3g} "
-                f"where {self.tolerance.rms:.3g} is allowed ({self.rms_ratio:.3g}x the bound, "
-                f"margin {self.rms_margin:.3g}); rounding noise averages out over a frame, "
+                f"where {self.tolerance.rms:.3g} is allowed ({share(self.rms_ratio, 'its bound')}); "
+                f"rounding noise averages out over a frame, "
                 f"an error this size across a frame is structured"
             )
         else:
             parts.append(
                 f"frame RMS criterion holds: worst frame RMS error {self.rms_error:.3g}, "
-                f"{self.rms_ratio:.3g}x the bound (margin {self.rms_margin:.3g})"
+                f"{share(self.rms_ratio, 'its bound')}"
             )
         return "; ".join(parts) + f" ({self.tolerance})"
 

@@ -10,6 +10,7 @@ and explained.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,30 +145,114 @@ class RolloutDriver:
         self.live -= 1
 
 
-def run_scripted_program(ctx: CheckContext, driver: RolloutDriver) -> None:
-    """A fixed program covering the basic interleavings, run before the random search so
-    they are exercised whatever Hypothesis draws: a multi-frame first chunk, a fork after
-    it stepped in the other order than its parent, a rollout started while others are
-    mid-way, and a rollout started after one finished."""
+#: The fixed program every run starts with, as data so that a failure can be shrunk to the
+#: steps that matter. Operations: ``("start", name)``, ``("step", name, frames)`` (frames
+#: capped by ``max_chunk_frames``), ``("fork", new, parent)``, ``("finish", name)``.
+SCRIPTED_PROGRAM: tuple[tuple[Any, ...], ...] = (
+    ("start", "a"),
+    ("step", "a", 3),
+    ("fork", "b", "a"),
+    ("step", "b", 1),
+    ("step", "a", 1),
+    ("start", "c"),
+    ("step", "c", 1),
+    ("step", "a", 2),
+    ("step", "b", 2),
+    ("finish", "b"),
+    ("step", "c", 2),
+    ("finish", "a"),
+    ("start", "d"),
+    ("step", "d", 2),
+    ("step", "c", 1),
+    ("step", "d", 1),
+)
+
+#: Most re-runs spent shrinking a failing scripted program (each re-run decodes it again).
+MAX_SHRINK_RUNS = 40
+
+
+def run_scripted_program(
+    ctx: CheckContext, driver: RolloutDriver, program: Sequence[tuple[Any, ...]] = SCRIPTED_PROGRAM
+) -> None:
+    """Run a fixed program (by default :data:`SCRIPTED_PROGRAM`) covering the basic
+    interleavings, before the random search so they are exercised whatever Hypothesis
+    draws: a multi-frame first chunk, a fork stepped in the other order than its parent, a
+    rollout started while others are mid-way, and one started after another finished.
+    A fork the cache cannot support drops the forked rollout's steps."""
     ctx.evidence.examples += 1
-    a = driver.start()
-    driver.step(a, ctx.chunk_limit(3))
-    b = driver.fork(a)
-    if b is not None:
-        driver.step(b, 1)
-        driver.step(a, 1)
-    c = driver.start()
-    driver.step(c, 1)
-    driver.step(a, ctx.chunk_limit(2))
-    if b is not None:
-        driver.step(b, ctx.chunk_limit(2))
-        driver.finish(b)
-    driver.step(c, ctx.chunk_limit(2))
-    driver.finish(a)
-    d = driver.start()
-    driver.step(d, ctx.chunk_limit(2))
-    driver.step(c, 1)
-    driver.step(d, 1)
+    live: dict[str, RolloutState | None] = {}
+    for op in program:
+        kind, name = op[0], op[1]
+        if kind == "start":
+            live[name] = driver.start()
+        elif kind == "fork":
+            parent = live.get(op[2])
+            live[name] = driver.fork(parent) if parent is not None else None
+        elif live.get(name) is None:
+            continue  # an unsupported fork, or a rollout the shrinker removed
+        elif kind == "step":
+            driver.step(live[name], ctx.chunk_limit(int(op[2])))  # type: ignore[arg-type]
+        elif kind == "finish":
+            driver.finish(live[name])  # type: ignore[arg-type]
+            live[name] = None
+
+
+def shrink_scripted_program(
+    ctx: CheckContext,
+    decoder: Any,
+    max_frames: int,
+    program: Sequence[tuple[Any, ...]],
+    failure: CheckFailed,
+) -> tuple[RolloutDriver, CheckFailed]:
+    """The smallest sub-program (greedy one-step removal, a bounded number of re-runs)
+    that still fails the way ``failure`` did (same exception type); returns the driver of
+    its last failing run, whose ``program`` lists the steps that matter, and its failure. Removing a rollout's ``start`` or ``fork``
+    removes everything done to it and to rollouts forked from it."""
+    best = list(program)
+    failing: RolloutDriver | None = None
+    error = failure
+    runs = 0
+    improved = True
+    while improved and runs < MAX_SHRINK_RUNS:
+        improved = False
+        for index in range(len(best)):
+            if runs >= MAX_SHRINK_RUNS or index >= len(best):
+                break
+            candidate = _without(best, index)
+            if not candidate or candidate == best:
+                continue
+            driver = RolloutDriver(ctx, decoder, max_frames)
+            runs += 1
+            try:
+                run_scripted_program(ctx, driver, candidate)
+            except CheckFailed as err:
+                if type(err) is not type(failure):
+                    continue  # a different failure: not the one being shrunk
+                best, failing, error, improved = candidate, driver, err, True
+                break
+    if failing is None:  # nothing could be removed: re-run the whole program to list it
+        failing = RolloutDriver(ctx, decoder, max_frames)
+        try:
+            run_scripted_program(ctx, failing, best)
+        except CheckFailed as err:
+            error = err
+    return failing, error
+
+
+def _without(program: list[tuple[Any, ...]], index: int) -> list[tuple[Any, ...]]:
+    """``program`` without step ``index``; dropping a ``start``/``fork`` drops its rollout."""
+    op = program[index]
+    if op[0] not in ("start", "fork"):
+        return program[:index] + program[index + 1 :]
+    gone = {op[1]}
+    kept = []
+    for other in program:
+        if other[0] == "fork" and other[2] in gone:
+            gone.add(other[1])
+        if other[1] in gone:
+            continue
+        kept.append(other)
+    return kept
 
 
 @promise("state_machine", exercises=("compared_frames",))
@@ -202,8 +287,12 @@ def rollout_state_machine(ctx: CheckContext) -> None:
     try:
         run_scripted_program(ctx, scripted)
     except CheckFailed as err:
-        program = "\n".join("    " + line for line in scripted.program)
-        raise type(err)(f"{err}\nFailing program (fixed, run before the random search):\n{program}") from err
+        shrunk, shrunk_error = shrink_scripted_program(ctx, decoder, max_frames, SCRIPTED_PROGRAM, err)
+        program = "\n".join("    " + line for line in shrunk.program)
+        raise type(err)(
+            f"{shrunk_error}\nFailing program (the fixed program run before the random search, shrunk "
+            f"to the steps that still fail):\n{program}"
+        ) from err
 
     class StreamingRollouts(RuleBasedStateMachine):
         rollouts = Bundle("rollouts")

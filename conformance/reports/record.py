@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from typing_extensions import TypeGuard
 
+from conformance.ratios import ratio_text, share
 from conformance.results import Certification, CheckResult, DecoderRun
 
 if TYPE_CHECKING:
@@ -322,27 +323,6 @@ def category(check_id: str) -> str | None:
 
 def is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def ratio_text(ratio: float) -> str:
-    """The largest error as a share of what the tolerance allows: ``2.6%``, ``100%``, ``41,666x``.
-
-    Every format says it the same way: "error is X% of the tolerance" (0% is exact, above
-    100% fails). The JSON carries the same figure as ``max_error_to_tolerance``.
-    """
-    if ratio <= 1:
-        percent = 100 * ratio
-        if 0 < percent < 0.1:
-            return "<0.1%"
-        return f"{percent:.1f}%".replace(".0%", "%")
-    if ratio < 1000:
-        return f"{ratio:.3g}x"
-    return f"{ratio:,.0f}x"
-
-
-def share(ratio: float, what: str) -> str:
-    """``2.6% of the tolerance`` or ``41,666x the tolerance``."""
-    return f"{ratio_text(ratio)} of {what}" if ratio <= 1 else f"{ratio_text(ratio)} {what}"
 
 
 def tolerance_phrase(evidence: Mapping[str, Any], *, bounds: bool = True) -> str | None:

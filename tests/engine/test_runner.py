@@ -257,3 +257,16 @@ def test_cache_context_keys_may_be_any_name_even_the_call_helpers_own() -> None:
 def test_an_oversized_latent_size_is_refused_when_the_spec_is_made_naming_it() -> None:
     with pytest.raises(ValueError, match="toy-causal.*latent_size"):
         toy_spec(latent_size=(8192, 8192))
+
+
+def test_the_failing_fixed_program_is_shrunk_to_the_steps_that_matter() -> None:
+    from tests.zoo.chunking import history_dropped_at_seams
+
+    result = run_check(history_dropped_at_seams(), "rollout_state_machine", profile="quick", seed=3)
+    assert result.status == "failed"
+    program = result.message.split("Failing program", 1)[1].split("Replay:", 1)[0]
+    steps = [line.strip() for line in program.splitlines()[1:] if line.strip()]
+    # A seam bug needs one rollout and two steps; the fixed program's forks and other
+    # rollouts have nothing to do with it and are shrunk away.
+    assert not any("fork(" in step for step in steps), steps
+    assert len(steps) <= 3, steps
