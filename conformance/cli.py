@@ -400,6 +400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CERTIFIED if args.command == "certify" and args.list_checks else EXIT_NOT_CERTIFIED
 
 
+_IN_PROCESS_RUNS: list[bool] = []
+
+
+def decoders_ran_in_this_process() -> bool:
+    """True once ``certify --in-process`` has run decoder code in this process."""
+    return bool(_IN_PROCESS_RUNS)
+
+
 def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Load, check preconditions, certify with live progress, report, exit (see the module doc).
 
@@ -459,6 +467,8 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         + ("" if not getattr(args, "in_process", False) else " (in-process, unsupervised)"),
         file=out, flush=True,
     )
+    if getattr(args, "in_process", False):
+        _IN_PROCESS_RUNS.append(True)
     outcome = certify_targets(
         targets, profile=args.profile, seed=seed, check_ids=check_ids,
         threads=getattr(args, "threads", None), supervised=not getattr(args, "in_process", False),
