@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conformance.checks import ALL_CHECKS, Check, get_check
-    from conformance.plugin_api import conformance_tests
-    from conformance.profiles import PROFILES, Profile
-    from conformance.results import Certification, CheckResult
-    from conformance.runner import certify, run_check
-    from conformance.spec import DecoderSpec, ExpectedFailure, TargetError, load_target
+    from conformance.frontends.pytest_api import conformance_tests
+    from conformance.core.profiles import PROFILES, Profile
+    from conformance.core.results import Certification, CheckResult
+    from conformance.engine.runner import certify, run_check
+    from conformance.core.spec import DecoderSpec, ExpectedFailure, TargetError, load_target
 
 #: The kit's version; reports record it, and ``pyproject.toml`` reads it from here, so a
 #: source checkout that is not installed (a GPU machine, a vendored copy) reports it too.
@@ -53,17 +53,17 @@ _LAZY_EXPORTS: dict[str, str] = {
     "ALL_CHECKS": "conformance.checks",
     "Check": "conformance.checks",
     "get_check": "conformance.checks",
-    "PROFILES": "conformance.profiles",
-    "Profile": "conformance.profiles",
-    "Certification": "conformance.results",
-    "CheckResult": "conformance.results",
-    "certify": "conformance.runner",
-    "run_check": "conformance.runner",
-    "DecoderSpec": "conformance.spec",
-    "ExpectedFailure": "conformance.spec",
-    "TargetError": "conformance.spec",
-    "load_target": "conformance.spec",
-    "conformance_tests": "conformance.plugin_api",
+    "PROFILES": "conformance.core.profiles",
+    "Profile": "conformance.core.profiles",
+    "Certification": "conformance.core.results",
+    "CheckResult": "conformance.core.results",
+    "certify": "conformance.engine.runner",
+    "run_check": "conformance.engine.runner",
+    "DecoderSpec": "conformance.core.spec",
+    "ExpectedFailure": "conformance.core.spec",
+    "TargetError": "conformance.core.spec",
+    "load_target": "conformance.core.spec",
+    "conformance_tests": "conformance.frontends.pytest_api",
 }
 
 

@@ -1,4 +1,4 @@
-"""``python -m conformance``: the kit's command line (see :mod:`conformance.cli`)."""
+"""``python -m conformance``: the kit's command line (see :mod:`conformance.frontends.cli`)."""
 
 import os
 import sys

@@ -17,7 +17,7 @@ under the private name ``conformance._flashdreams`` (built from this repository'
 3. else the kit's private copy.
 
 Which copy was chosen never matters to the checks: they judge decoders structurally
-(:mod:`conformance.interface`), so decoders built on any copy certify on their merits.
+(:mod:`conformance.core.interface`), so decoders built on any copy certify on their merits.
 """
 
 from __future__ import annotations

@@ -16,14 +16,14 @@ Two ways to use it:
   target that cannot be loaded is a collection error naming the target and the reason.
 
 - for every decoder installed packages register (entry-point group
-  ``flashdreams.conformance.decoders``, see :mod:`conformance.discovery`)::
+  ``flashdreams.conformance.decoders``, see :mod:`conformance.core.discovery`)::
 
       pytest --conformance-installed
 
   collects the same tests for each registered target; one that cannot be loaded
   becomes a single failing test ``<target>::load`` saying why, and the others still run.
 
-- from a test module, without any option (see :mod:`conformance.plugin_api`)::
+- from a test module, without any option (see :mod:`conformance.frontends.pytest_api`)::
 
       from conformance import conformance_tests
 
@@ -102,7 +102,7 @@ __all__ = [
 ]
 
 #: The profile a session uses unless ``--conformance-profile`` says otherwise (kept equal
-#: to ``conformance.profiles.DEFAULT_PROFILE``, which this module does not import so that
+#: to ``conformance.core.profiles.DEFAULT_PROFILE``, which this module does not import so that
 #: an installed plugin costs nothing in sessions that certify nothing; a test pins them).
 DEFAULT_PROFILE = "default"
 
@@ -211,13 +211,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_ReplayLog(config), "conformance-replay-log")
     controller = not hasattr(config, "workerinput")
     if config.getoption("conformance_installed", False) and controller:
-        from conformance.discovery import no_decoders_registered_message, registered_decoders
+        from conformance.core.discovery import no_decoders_registered_message, registered_decoders
 
         if not registered_decoders():
             raise pytest.UsageError(f"--conformance-installed: {no_decoders_registered_message()}")
     requested = config.getoption("conformance_profile")
     if requested is not None:
-        from conformance.profiles import PROFILES
+        from conformance.core.profiles import PROFILES
 
         if requested not in PROFILES:
             from conformance.frontends.suggest import did_you_mean
@@ -291,7 +291,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if targets:
         lines.append(f"conformance decoders: {', '.join(targets)}")
     if config.getoption("conformance_installed", False):
-        from conformance.discovery import registered_decoders
+        from conformance.core.discovery import registered_decoders
 
         entries = registered_decoders()
         lines.append(
@@ -385,7 +385,7 @@ def pytest_make_collect_report(
                 TargetCollector.from_parent(collector, name=target, nodeid=target, target=target)
             )
         if collector.config.getoption("conformance_installed", False):
-            from conformance.discovery import registered_decoders
+            from conformance.core.discovery import registered_decoders
 
             for entry in registered_decoders():
                 if entry.target in targets:

@@ -25,7 +25,7 @@ from conformance.reports.text import (
     format_failure,
     format_run,
 )
-from conformance.results import STATUSES
+from conformance.core.results import STATUSES
 
 __all__ = [
     "DEFAULT_REPORT_PATH",

@@ -1,9 +1,9 @@
 """The checks: one named function per promise of the streaming decoder contract.
 
 ``ALL_CHECKS`` lists them in a stable order (by category, then as below); ``get_check``
-finds one by id. Each check is a function of a :class:`~conformance.harness.CheckContext`
+finds one by id. Each check is a function of a :class:`~conformance.checks.context.CheckContext`
 that returns normally when the promise holds and raises
-:class:`~conformance.outcomes.CheckFailed` / :class:`~conformance.outcomes.CheckSkipped`
+:class:`~conformance.core.outcomes.CheckFailed` / :class:`~conformance.core.outcomes.CheckSkipped`
 otherwise; its docstring says the promise, why it matters and what it does.
 """
 

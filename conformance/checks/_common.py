@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 import torch
 
-from conformance.harness import CheckContext, Decoded
-from conformance.tolerances import Comparison
+from conformance.checks.context import CheckContext, Decoded
+from conformance.checks.tolerances import Comparison
 
 __all__ = [
     "bitwise_equal",

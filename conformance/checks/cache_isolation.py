@@ -19,10 +19,10 @@ from conformance.checks._common import (
     rollout_plan,
 )
 from conformance.checks.registry import promise
-from conformance.harness import CheckContext, Decoded, describe_exception
-from conformance.latents import LatentSequence
-from conformance.outcomes import CheckFailed, CheckSkipped
-from conformance.reachability import StorageSpan, overlapping_spans, reachable_tensors, spans_of
+from conformance.checks.context import CheckContext, Decoded, describe_exception
+from conformance.checks.latents import LatentSequence
+from conformance.core.outcomes import CheckFailed, CheckSkipped
+from conformance.checks.reachability import StorageSpan, overlapping_spans, reachable_tensors, spans_of
 
 __all__ = [
     "caches_are_fresh_and_unshared",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from conformance.checks._common import plan_text
 from conformance.checks.registry import promise
-from conformance.harness import CheckContext
-from conformance.latents import LatentSequence
-from conformance.outcomes import CheckFailed
+from conformance.checks.context import CheckContext
+from conformance.checks.latents import LatentSequence
+from conformance.core.outcomes import CheckFailed
 
 __all__ = ["FINITE_ROLLOUT_MIN_FRAMES", "finite_rollout_plan", "outputs_are_finite"]
 

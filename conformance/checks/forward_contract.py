@@ -11,9 +11,9 @@ import torch
 from conformance.checks._common import bitwise_equal, plan_text, rollout_plan
 from conformance.checks.registry import promise
 from conformance.checks.size_mappers import read_ratio
-from conformance.harness import CheckContext, Step, describe_exception
-from conformance.latents import LatentSequence
-from conformance.outcomes import CheckFailed, CheckSkipped, DecoderError
+from conformance.checks.context import CheckContext, Step, describe_exception
+from conformance.checks.latents import LatentSequence
+from conformance.core.outcomes import CheckFailed, CheckSkipped, DecoderError
 
 __all__ = [
     "batch_elements_are_independent",

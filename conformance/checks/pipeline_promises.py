@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 
 from conformance.checks.registry import promise
-from conformance.harness import CheckContext, Step
-from conformance.latents import LatentSequence
-from conformance.outcomes import CheckFailed, DecoderError
+from conformance.checks.context import CheckContext, Step
+from conformance.checks.latents import LatentSequence
+from conformance.core.outcomes import CheckFailed, DecoderError
 
 __all__ = ["autoregressive_index_only_selects_first_chunk", "cache_none_matches_fresh_cache"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from conformance.harness import CheckContext
+    from conformance.checks.context import CheckContext
 
 __all__ = ["CATEGORIES", "EXERCISE_COUNTERS", "Check", "promise", "registered"]
 
@@ -35,7 +35,7 @@ class Check:
     id: str
     category: str
     function: Callable[[CheckContext], None]
-    #: Evidence counters (:class:`conformance.evidence.Evidence` attributes) that must all
+    #: Evidence counters (:class:`conformance.checks.evidence.Evidence` attributes) that must all
     #: be positive for a pass to mean something: a check that returns without, say,
     #: comparing a single pixel frame has tested nothing, and fails saying so. Empty: any
     #: activity at all (an example, a decoder call, a mapper query) will do.

@@ -8,10 +8,10 @@ from typing import Any
 import torch
 
 from conformance.checks.registry import promise
-from conformance.harness import CheckContext
-from conformance.latents import LatentSequence
-from conformance.outcomes import CheckFailed
-from conformance.reachability import (
+from conformance.checks.context import CheckContext
+from conformance.checks.latents import LatentSequence
+from conformance.core.outcomes import CheckFailed
+from conformance.checks.reachability import (
     describe_holder,
     live_tensors,
     reachable_tensors,

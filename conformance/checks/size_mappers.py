@@ -11,9 +11,9 @@ import hashlib
 from typing import Any
 
 from conformance.checks.registry import promise
-from conformance.harness import CheckContext, describe_exception
-from conformance.latents import LatentSequence
-from conformance.outcomes import CheckFailed, DecoderError
+from conformance.checks.context import CheckContext, describe_exception
+from conformance.checks.latents import LatentSequence
+from conformance.core.outcomes import CheckFailed, DecoderError
 
 __all__ = [
     "decoded_sizes_match_mappers",

@@ -26,10 +26,10 @@ from hypothesis.stateful import (
 
 from conformance.checks._common import plan_text
 from conformance.checks.registry import promise
-from conformance.harness import CheckContext, describe_exception
-from conformance.latents import LatentSequence
-from conformance.outcomes import CheckFailed
-from conformance.properties import run_machine
+from conformance.checks.context import CheckContext, describe_exception
+from conformance.checks.latents import LatentSequence
+from conformance.core.outcomes import CheckFailed
+from conformance.checks.search import run_machine
 from conformance.strategies import chunk_sizes
 
 __all__ = ["RolloutDriver", "RolloutState", "rollout_state_machine", "run_scripted_program"]

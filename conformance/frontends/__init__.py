@@ -4,5 +4,5 @@
 header, hooks); :mod:`~conformance.frontends.pytest_items` holds the collectors and one
 item per check; :mod:`~conformance.frontends.pytest_certificate` gathers every check's
 result (from pytest-xdist workers too) into ``DecoderRun`` records and writes the JSON
-report and Markdown certificate of a pytest run. The command line is ``conformance.cli``.
+report and Markdown certificate of a pytest run. The command line is ``conformance.frontends.cli``.
 """

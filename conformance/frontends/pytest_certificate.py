@@ -25,7 +25,7 @@ import pytest
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
-    from conformance.results import DecoderRun
+    from conformance.core.results import DecoderRun
 
 __all__ = ["CertificateLog", "RECORD_ATTRIBUTE", "planned_check"]
 
@@ -90,7 +90,7 @@ class CertificateLog:
     def runs(self, *, interrupted: bool) -> list[DecoderRun]:
         """One ``DecoderRun`` per decoder seen (or planned), checks in the kit's order."""
         from conformance.checks import CHECK_IDS
-        from conformance.results import Certification, CheckResult, DecoderRun
+        from conformance.core.results import Certification, CheckResult, DecoderRun
 
         order = {check_id: index for index, check_id in enumerate(CHECK_IDS)}
         keys = list(dict.fromkeys([*self.records, *self.planned]))

@@ -2,7 +2,7 @@
 
 ``--conformance-decoder`` targets become :class:`TargetCollector` nodes at the session's
 top level, a spec a :class:`DecoderCollector`, each check a :class:`ConformanceItem`;
-``conformance_tests`` (:mod:`conformance.plugin_api`) makes ordinary parametrized tests
+``conformance_tests`` (:mod:`conformance.frontends.pytest_api`) makes ordinary parametrized tests
 that end through the same :func:`apply_result`. Every entry point fails a check once,
 with the check's own message (no traceback through the kit, no chained exception).
 """
@@ -19,9 +19,9 @@ import pytest
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-    from conformance.discovery import RegisteredDecoder
-    from conformance.results import CheckResult
-    from conformance.spec import DecoderSpec
+    from conformance.core.discovery import RegisteredDecoder
+    from conformance.core.results import CheckResult
+    from conformance.core.spec import DecoderSpec
 
 __all__ = [
     "MARKER",
@@ -71,7 +71,7 @@ class TargetCollector(pytest.Collector):
         self.target = target
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        from conformance.spec import load_target
+        from conformance.core.spec import load_target
 
         specs = load_target(self.target)
         names = [spec.name for spec in specs]
@@ -85,7 +85,7 @@ class TargetCollector(pytest.Collector):
     def repr_failure(  # type: ignore[override]
         self, excinfo: ExceptionInfo[BaseException]
     ) -> str | TerminalRepr:
-        from conformance.spec import TargetError
+        from conformance.core.spec import TargetError
 
         if isinstance(excinfo.value, (TargetError, InvalidSpecError)):
             return f"conformance target {self.target!r} could not be loaded:\n{excinfo.value}"
@@ -101,7 +101,7 @@ class RegisteredCollector(TargetCollector):
         self.entry = entry
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        from conformance.spec import TargetError
+        from conformance.core.spec import TargetError
 
         try:
             collected = list(super().collect())
@@ -232,7 +232,7 @@ class ConformanceFailure(Exception):
 
 def validate_spec_for_collection(spec: DecoderSpec) -> None:
     """Reject unknown ids in ``expected_failures`` at collection, before any check runs."""
-    from conformance.runner import validate_expected_failures
+    from conformance.engine.runner import validate_expected_failures
 
     try:
         validate_expected_failures(spec)
@@ -254,7 +254,7 @@ def run_in_session(
     Under pytest-xdist, a CUDA spec first gets this worker's GPU (see
     :mod:`conformance.workers`).
     """
-    from conformance.runner import run_check
+    from conformance.engine.runner import run_check
 
     if (
         spec.torch_device.type == "cuda"
@@ -326,7 +326,7 @@ def _environment(spec: DecoderSpec) -> dict[str, Any]:
     cached = _ENVIRONMENTS.get(id(spec))
     if cached is not None and cached[0] is spec:
         return cached[1]
-    from conformance.runner import environment
+    from conformance.engine.runner import environment
 
     try:
         env = environment(spec)

@@ -1,4 +1,4 @@
-"""Reports: one record per decoder run (:class:`~conformance.results.DecoderRun`), thin renderers.
+"""Reports: one record per decoder run (:class:`~conformance.core.results.DecoderRun`), thin renderers.
 
 - :mod:`~conformance.reports.record`: the record as the JSON schema's dict, values made
   safe to write, the replay command, a check's docs page, error against tolerance.

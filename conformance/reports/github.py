@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.reports.record import check_docs, clean_text, replay_command, split_replay
-from conformance.results import DecoderRun
+from conformance.core.results import DecoderRun
 
 __all__ = ["annotation_lines", "append_step_summary", "in_actions", "step_summary_path"]
 

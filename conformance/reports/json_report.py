@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from conformance.reports.outputs import atomic_write
 from conformance.reports.record import UnloadableDecoder, as_runs, report_dict
-from conformance.results import Certification, DecoderRun
+from conformance.core.results import Certification, DecoderRun
 
 if TYPE_CHECKING:
-    from conformance.spec import DecoderSpec
+    from conformance.core.spec import DecoderSpec
 
 __all__ = ["dumps", "to_json_dict", "write_json_report"]
 

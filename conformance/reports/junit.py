@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from conformance.reports.record import category, check_docs, kit_version
-from conformance.results import CheckResult
+from conformance.core.results import CheckResult
 
 __all__ = ["result_properties"]
 

@@ -33,10 +33,10 @@ from conformance.reports.record import (
     summary,
 )
 from conformance.reports.text import evidence_highlights, wrap
-from conformance.results import Certification, DecoderRun
+from conformance.core.results import Certification, DecoderRun
 
 if TYPE_CHECKING:
-    from conformance.spec import DecoderSpec
+    from conformance.core.spec import DecoderSpec
 
 __all__ = ["WRAP_WIDTH", "placeholder_markdown", "to_markdown", "write_markdown_report"]
 

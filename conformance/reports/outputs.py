@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from conformance.results import DecoderRun
+from conformance.core.results import DecoderRun
 
 __all__ = [
     "OutputPaths",

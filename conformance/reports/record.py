@@ -1,6 +1,6 @@
 """One record per decoder run, turned into the report's plain dict (JSON schema 2).
 
-Every report format renders the same :class:`~conformance.results.DecoderRun` records:
+Every report format renders the same :class:`~conformance.core.results.DecoderRun` records:
 this module makes them into the dict the JSON report writes (``docs/report-schema.md``)
 and holds what the other renderers share (the replay command, the docs link of a check,
 the one definition of "error against tolerance", text made safe to write).
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from typing_extensions import TypeGuard
 
-from conformance.ratios import ratio_text, share
-from conformance.results import Certification, CheckResult, DecoderRun
+from conformance.core.ratios import ratio_text, share
+from conformance.core.results import Certification, CheckResult, DecoderRun
 
 if TYPE_CHECKING:
-    from conformance.spec import DecoderSpec
+    from conformance.core.spec import DecoderSpec
 
 __all__ = [
     "CHECK_DOCS_BASE",
@@ -74,7 +74,7 @@ _MAX_DEPTH = 40
 
 
 class UnloadableDecoder(Protocol):
-    """A registered decoder that could not be loaded (see :mod:`conformance.discovery`)."""
+    """A registered decoder that could not be loaded (see :mod:`conformance.core.discovery`)."""
 
     @property
     def name(self) -> str: ...  # the entry point's name

@@ -25,7 +25,7 @@ from conformance.reports.record import (
     summary,
     tolerance_phrase,
 )
-from conformance.results import Certification, CheckResult, DecoderRun
+from conformance.core.results import Certification, CheckResult, DecoderRun
 
 __all__ = [
     "LABELS",

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.results import Certification, CheckResult, DecoderRun
+from conformance.core.results import Certification, CheckResult, DecoderRun
 from conformance.workers.capture import Tail
 from conformance.workers.protocol import (
     PROTOCOL_VERSION,
@@ -304,7 +304,7 @@ def _replay(target: str, options: SupervisorOptions, check_id: str) -> str:
 def _failed(
     flight: _InFlight, target: str, options: SupervisorOptions, kind: str, message: str, status: str = "failed"
 ) -> CheckResult:
-    from conformance.runner import check_seed
+    from conformance.engine.runner import check_seed
 
     evidence = dict(flight.counters)
     evidence["seed"] = check_seed(options.seed, flight.check_id)
@@ -330,8 +330,8 @@ def _run_check(
     on_event: EventHandler,
 ) -> tuple[CheckResult, str | None, bool]:
     """Run one check in ``worker``: ``(result, decoder config text, worker still usable)``."""
-    from conformance.profiles import get_profile
-    from conformance.runner import CRASH, INCONCLUSIVE, TIMEOUT, timeout_outcome
+    from conformance.core.profiles import get_profile
+    from conformance.engine.runner import CRASH, INCONCLUSIVE, TIMEOUT, timeout_outcome
 
     timeout = float(spec.get("check_timeout_s") or get_profile(options.profile).check_timeout_s)
     now = time.monotonic()
@@ -543,7 +543,7 @@ class TargetSession:
 
     def _build(self, spec_index: int) -> tuple[str | None, str | None]:
         """Build the decoder once before its checks: ``(why it cannot be built, config)``."""
-        from conformance.profiles import get_profile
+        from conformance.core.profiles import get_profile
 
         if self.worker is None:
             self.worker, problem = _replacement(self.target, self.options, self.specs)

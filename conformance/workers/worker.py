@@ -13,7 +13,7 @@ clock and every verdict about the process. What it does:
    watchdog exits the worker if its parent dies.
 2. Loads the target (``MODULE:ATTR``); says ``hello`` with every spec's fields and the
    environment the checks will run in, or ``load_error`` naming what went wrong.
-3. Runs each ``run`` command in its main thread with :func:`conformance.runner.execute`'s
+3. Runs each ``run`` command in its main thread with :func:`conformance.engine.runner.execute`'s
    parts, while a heartbeat thread reports the decoder call in progress and the evidence
    counters, so the supervisor can tell a slow check from a stuck one.
 4. On ``bye`` (or when the command pipe closes) leaves with ``os._exit``: every result has
@@ -102,11 +102,11 @@ def _choose_threads(specs: list[Any], requested: int | None) -> int | None:
 
 
 def _load(target: str, writer: MessageWriter, threads: int | None) -> list[Any] | None:
-    from conformance.spec import TargetError, load_target
+    from conformance.core.spec import TargetError, load_target
 
     try:
         specs = list(load_target(target))
-        from conformance.runner import validate_expected_failures
+        from conformance.engine.runner import validate_expected_failures
 
         for spec in specs:
             validate_expected_failures(spec)
@@ -146,7 +146,7 @@ def _load(target: str, writer: MessageWriter, threads: int | None) -> list[Any] 
 
 def _hello(specs: list[Any], writer: MessageWriter) -> None:
     from conformance.report import spec_fields
-    from conformance.runner import environment
+    from conformance.engine.runner import environment
 
     described = []
     for spec in specs:
@@ -175,7 +175,7 @@ def build_problem(factory: Any) -> str | None:
     """
     import torch
 
-    from conformance.harness import describe_exception
+    from conformance.checks.context import describe_exception
 
     get_device = getattr(torch, "get_default_device", None)
     before = (get_device() if get_device else None, torch.get_default_dtype())
@@ -207,8 +207,8 @@ def _run_one(
     writer: MessageWriter,
 ) -> None:
     from conformance.checks import get_check
-    from conformance.profiles import get_profile
-    from conformance.runner import finish, new_context, outcome_of
+    from conformance.core.profiles import get_profile
+    from conformance.engine.runner import finish, new_context, outcome_of
 
     index = int(command["spec_index"])
     check = get_check(str(command["check_id"]))

@@ -29,7 +29,7 @@ This index is generated from `conformance.ALL_CHECKS` by `python docs/checks/mak
 
 def render() -> str:
     from conformance.checks import ALL_CHECKS
-    from conformance.cli import _promise
+    from conformance.frontends.cli import _promise
 
     lines = [HEADER.rstrip()]
     category = None

@@ -1,7 +1,7 @@
 """Tests of ``python -m conformance certify``: exit codes, summary text, JSON report, replay.
 
 The exit-code contract is tested through a real ``python -m conformance`` subprocess,
-as CI and people call it; finer points go through ``conformance.cli.main`` in-process
+as CI and people call it; finer points go through ``conformance.frontends.cli.main`` in-process
 (same code path after argument parsing, without paying a torch import per test).
 Broken decoders are the toy decoder with one bug, written into the test's directory.
 """
@@ -19,7 +19,7 @@ import pytest
 
 import conformance
 from conformance.checks import ALL_CHECKS
-from conformance.cli import main
+from conformance.frontends.cli import main
 
 TOY = "reference_decoders.toy:toy_spec"
 CHECK_IDS = [check.id for check in ALL_CHECKS]
@@ -352,7 +352,7 @@ def test_bad_options_are_one_message_and_exit_2_before_loading_anything(
 
 
 def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
-    from conformance.cli import EXIT_CODES
+    from conformance.frontends.cli import EXIT_CODES
 
     with pytest.raises(SystemExit):
         main(["certify", "--help"])
@@ -383,7 +383,7 @@ def test_list_checks_stays_quiet_when_the_reader_goes_away(workdir: Path) -> Non
 def test_numpy_start_up_warning_is_silenced() -> None:
     import warnings
 
-    from conformance.cli import silence_startup_warnings
+    from conformance.frontends.cli import silence_startup_warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -395,7 +395,7 @@ def test_numpy_start_up_warning_is_silenced() -> None:
 
 
 def test_precondition_problems_name_a_device_the_machine_lacks() -> None:
-    from conformance.cli import precondition_problems
+    from conformance.frontends.cli import precondition_problems
 
     no_gpu = {"cuda_available": False, "torch": "2.13.0+cpu", "cuda": None}
     two_gpus = {"cuda_available": True, "cuda_device_count": 2}
@@ -421,7 +421,7 @@ def test_a_cuda_spec_without_a_gpu_is_one_message_and_exit_2(workdir: Path, caps
 
 def test_a_killed_run_never_leaves_an_older_certified_report(workdir: Path) -> None:
     from conformance.reports import write_json_report
-    from conformance.results import Certification, CheckResult
+    from conformance.core.results import Certification, CheckResult
 
     old = Certification("self-killing", [CheckResult(c, "passed", "", 0.0, {}) for c in CHECK_IDS], seed=1, profile="quick")
     write_json_report(workdir / "conformance-report.json", [old])

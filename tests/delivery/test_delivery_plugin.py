@@ -169,7 +169,7 @@ def test_broken_decoder_fails_its_check_and_every_other_check_still_runs(
     assert "conformance check input_is_not_modified failed" in failures
     # The check's own words, not a traceback through the kit.
     assert "Traceback" not in failures
-    assert "conformance/runner.py" not in failures
+    assert "conformance/engine/runner.py" not in failures
     assert "INTERNALERROR" not in result.stdout.str()
     # Replay instructions, with the seed, for both pytest and the CLI.
     result.stdout.fnmatch_lines(
@@ -386,7 +386,7 @@ def test_module_helper_with_a_bad_target_is_one_clean_collection_error(
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*ERROR collecting test_bad.py*", "conformance_tests(*"])
     assert says in out
-    assert "Traceback" not in out and "direct cause" not in out and "conformance/spec.py" not in out
+    assert "Traceback" not in out and "direct cause" not in out and "conformance/core/spec.py" not in out
 
 
 def test_no_conformance_header_without_conformance_tests(pytester: pytest.Pytester) -> None:

@@ -41,7 +41,7 @@ from conformance.reports.text import (
     format_failure,
     format_run,
 )
-from conformance.results import Certification, CheckResult, DecoderRun
+from conformance.core.results import Certification, CheckResult, DecoderRun
 
 ENVIRONMENT = {"kit": "0.1.0", "torch": torch.__version__, "python": "3.11", "device": "cpu", "dtype": "torch.float32"}
 

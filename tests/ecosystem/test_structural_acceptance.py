@@ -1,5 +1,5 @@
 """The kit judges any implementation of the interface, whichever copy of the base classes
-it derives from (conformance.interface), and names everything a non-decoder lacks."""
+it derives from (conformance.core.interface), and names everything a non-decoder lacks."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from torch import nn
 
 from conformance import DecoderSpec, certify
 from conformance.bases import StreamingDecoderCache, StreamingVideoDecoder
-from conformance.harness import CheckContext
-from conformance.interface import cache_problems, decoder_problems
-from conformance.outcomes import DecoderError
-from conformance.profiles import get_profile
+from conformance.checks.context import CheckContext
+from conformance.core.interface import cache_problems, decoder_problems
+from conformance.core.outcomes import DecoderError
+from conformance.core.profiles import get_profile
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, ToyVideoDecoder
 
 from .standin import standin_modules

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from conformance.reachability import (
+from conformance.checks.reachability import (
     overlapping_spans,
     reachable_tensors,
     spans_of,

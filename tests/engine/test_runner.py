@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-import conformance.runner as runner
+import conformance.engine.runner as runner
 from conformance import ALL_CHECKS, Certification, certify, run_check
 from conformance.checks import Check
-from conformance.outcomes import CheckSkipped
+from conformance.core.outcomes import CheckSkipped
 from reference_decoders.toy import toy_spec
 
 from .decoders import (
@@ -212,8 +212,8 @@ def test_a_timeout_while_shrinking_still_reports_the_bug_found(monkeypatch: pyte
 
     from hypothesis import strategies as st
 
-    from conformance.outcomes import CheckFailed
-    from conformance.properties import run_property
+    from conformance.core.outcomes import CheckFailed
+    from conformance.checks.search import run_property
 
     release = threading.Event()
 

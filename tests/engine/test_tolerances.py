@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from conformance.evidence import Evidence
-from conformance.tolerances import (
+from conformance.checks.evidence import Evidence
+from conformance.checks.tolerances import (
     ACCUMULATION_FACTOR,
     NOISE_FACTOR,
     STORAGE_FACTOR,

@@ -145,7 +145,7 @@ def test_slow_but_steady_is_inconclusive_not_failed(tmp_path: Path) -> None:
 
 def test_inconclusive_alone_exits_4() -> None:
     from conformance.engine import EXIT_INCONCLUSIVE, RunOutcome, exit_code
-    from conformance.results import Certification, CheckResult, DecoderRun
+    from conformance.core.results import Certification, CheckResult, DecoderRun
 
     results = [CheckResult("a", "passed", "", 0.1), CheckResult("b", "inconclusive", "slow", 9.0)]
     outcome = RunOutcome(runs=[DecoderRun(Certification("d", results, 0, "quick"))])

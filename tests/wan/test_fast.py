@@ -4,7 +4,7 @@ Runs on CUDA; on a machine without one, only under Triton's CPU interpreter
 (``TRITON_INTERPRET=1`` with Triton installed: slow, for checking the kernels' logic),
 else skipped. The wiring tests at the end run everywhere.
 
-Tolerances are the kit's derived defaults (``conformance.tolerances``): float32 fast vs
+Tolerances are the kit's derived defaults (``conformance.checks.tolerances``): float32 fast vs
 float32 eager differ by reassociation only (fused norms, the sub-pixel conv's collapsed
 taps, cuDNN algorithms; observed ~1e-5 on the H100 with TF32 off), bfloat16 fast vs the
 float32 eager reference by bf16 rounding. Weights are seeded random with every norm
@@ -23,7 +23,7 @@ from reference_decoders.wan.fast import fast_path_support
 
 from .helpers import SMALL, decode_in_chunks
 
-tolerances = pytest.importorskip("conformance.tolerances")
+tolerances = pytest.importorskip("conformance.checks.tolerances")
 
 
 def _fast_device() -> str | None:

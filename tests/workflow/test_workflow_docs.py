@@ -105,7 +105,7 @@ def plugin_options() -> set[str]:
 
 
 def cli_options() -> set[str]:
-    from conformance.cli import build_parser
+    from conformance.frontends.cli import build_parser
 
     parser = build_parser()
     (commands,) = [action for action in parser._actions if action.choices]  # the subcommands

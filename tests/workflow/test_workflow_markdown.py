@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import main
+from conformance.frontends.cli import main
 from conformance.report import decoder_config_text, spec_fields, to_markdown
-from conformance.results import Certification, CheckResult
+from conformance.core.results import Certification, CheckResult
 from reference_decoders.toy import ToyDecoderConfig, toy_spec
 
 ENVIRONMENT = {"kit_version": "0.1.0", "python": "3.11", "torch": "2.13.0", "device": "cpu", "dtype": "float32"}

@@ -13,9 +13,9 @@ from dataclasses import fields
 import pytest
 
 from conformance import DecoderSpec
-from conformance.cli import main
+from conformance.frontends.cli import main
 from conformance.report import SCHEMA_VERSION
-from conformance.results import STATUSES
+from conformance.core.results import STATUSES
 from workflow_support import REPO_ROOT
 
 SCHEMA_PAGE = REPO_ROOT / "docs" / "report-schema.md"
@@ -137,7 +137,7 @@ def test_environment_keys_documented_as_always_present_are(reports: dict[str, di
 
 
 def test_unloadable_keys_are_documented() -> None:
-    from conformance.discovery import Unloadable
+    from conformance.core.discovery import Unloadable
     from conformance.report import to_json_dict
 
     entry = Unloadable(name="acme", target="acme.specs:spec", distribution="acme-video", error="ImportError")

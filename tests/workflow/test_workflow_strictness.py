@@ -25,11 +25,11 @@ import pytest
 import torch
 from hypothesis import strategies as st
 
-import conformance.runner as runner
+import conformance.engine.runner as runner
 from conformance import certify, run_check
 from conformance.checks import Check
-from conformance.outcomes import CheckFailed, DecoderError
-from conformance.properties import run_property
+from conformance.core.outcomes import CheckFailed, DecoderError
+from conformance.checks.search import run_property
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, ToyVideoDecoder, toy_spec
 
 RELEASE = threading.Event()

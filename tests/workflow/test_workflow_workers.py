@@ -15,7 +15,7 @@ import torch
 
 import conformance.plugin as plugin
 import conformance.workers.devices as workers
-from conformance.results import CheckResult
+from conformance.core.results import CheckResult
 from reference_decoders.toy import toy_spec
 
 
@@ -93,9 +93,9 @@ def test_only_cuda_specs_claim_a_gpu_before_their_check(
         events.append(f"run on {spec.device}")
         return CheckResult(check_id, "passed", "", 0.0, {"examples": 1})
 
-    import conformance.runner
+    import conformance.engine.runner
 
-    monkeypatch.setattr(conformance.runner, "run_check", fake_run_check)
+    monkeypatch.setattr(conformance.engine.runner, "run_check", fake_run_check)
     spec = toy_spec(device=device)
 
     plugin.run_in_session(fake_config(worker_gpus), spec, "forward_accepts_keyword_call", None)

@@ -152,7 +152,7 @@ class ForwardRaisesTheKitsCheckFailed(PlainToy):
     def forward(
         self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
     ) -> torch.Tensor:
-        from conformance.outcomes import CheckFailed
+        from conformance.core.outcomes import CheckFailed
 
         raise CheckFailed("decoded output differs from the reference")
 

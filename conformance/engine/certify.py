@@ -1,7 +1,7 @@
 """Certify targets: the run every front end asks for, supervised or in-process.
 
 ``certify_targets`` takes ``MODULE:ATTR`` targets and gives back one
-:class:`~conformance.results.DecoderRun` per decoder, the targets that could not be
+:class:`~conformance.core.results.DecoderRun` per decoder, the targets that could not be
 loaded, and whether the run was interrupted. Supervised (the default, and the CLI's):
 each target is loaded and judged in a worker process (:mod:`conformance.workers`), so
 nothing a decoder does to its process decides the outcome. In-process (``supervised=False``,
@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conformance.results import Certification, DecoderRun
+from conformance.core.results import Certification, DecoderRun
 
 __all__ = [
     "EXIT_CERTIFIED",
@@ -150,11 +150,11 @@ def _in_process(
     emit: EventHandler,
 ) -> RunOutcome:
     from conformance.checks import CHECK_IDS, get_check
-    from conformance.profiles import get_profile
+    from conformance.core.profiles import get_profile
     from conformance.reports.record import spec_fields
-    from conformance.runner import _run, environment, validate_expected_failures
-    from conformance.spec import load_target
-    from conformance.results import CheckResult
+    from conformance.engine.runner import _run, environment, validate_expected_failures
+    from conformance.core.spec import load_target
+    from conformance.core.results import CheckResult
     from conformance.workers.worker import _ConfigRecorder, build_problem
 
     outcome = RunOutcome()
