@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -191,25 +193,32 @@ def _factory_leaves_meta_default_device() -> ToyVideoDecoder:
     return decoder
 
 
-factory_calls_pytest_skip = BrokenCase(
-    name="zoo-factory-calls-pytest-skip",
-    spec_factory=toy_spec_factory("zoo-factory-calls-pytest-skip", PlainToy,
-                                  factory=_factory_calls_pytest_skip),
-    must_fail=frozenset(),
-    bug="The factory calls ``pytest.skip`` when its weights are missing: the decoder cannot be "
+def unbuildable(name: str, factory: Callable[[], Any], bug: str, hints: tuple[str, ...]) -> BrokenCase:
+    """A decoder that cannot be built: ``factory`` fails, so every check must fail with
+    its reason (and none counts towards a check's coverage)."""
+    return BrokenCase(
+        name=name,
+        spec_factory=toy_spec_factory(name, PlainToy, factory=factory),
+        must_fail=frozenset(),
+        bug=bug,
+        hints=hints,
+        fails_every_check=True,
+    )
+
+
+factory_calls_pytest_skip = unbuildable(
+    "zoo-factory-calls-pytest-skip",
+    _factory_calls_pytest_skip,
+    "The factory calls ``pytest.skip`` when its weights are missing: the decoder cannot be "
     "built, which is the decoder's failure, not a skip and not a kit error.",
-    hints=("Skipped", "weights not downloaded"),
-    fails_every_check=True,
+    ("Skipped", "weights not downloaded"),
 )
-factory_leaves_meta_default_device = BrokenCase(
-    name="zoo-factory-leaves-meta-default-device",
-    spec_factory=toy_spec_factory("zoo-factory-leaves-meta-default-device", PlainToy,
-                                  factory=_factory_leaves_meta_default_device),
-    must_fail=frozenset(),
-    bug="The factory sets torch's default device to ``meta`` to build the network and never "
+factory_leaves_meta_default_device = unbuildable(
+    "zoo-factory-leaves-meta-default-device",
+    _factory_leaves_meta_default_device,
+    "The factory sets torch's default device to ``meta`` to build the network and never "
     "restores it, moving every later tensor of the pipeline onto a device with no data.",
-    hints=("default device",),
-    fails_every_check=True,
+    ("default device",),
 )
 forward_raises_the_kits_check_failed = broken(
     ForwardRaisesTheKitsCheckFailed,
@@ -228,23 +237,17 @@ forward_returns_sparse = broken(
     hints=("sparse",),
 )
 
-factory_raises = BrokenCase(
-    name="zoo-factory-raises",
-    spec_factory=toy_spec_factory("zoo-factory-raises", PlainToy, factory=_factory_that_raises),
-    must_fail=frozenset(),
-    bug="The decoder cannot be built: the factory raises (a missing checkpoint).",
-    hints=("checkpoint", "factory"),
-    fails_every_check=True,
+factory_raises = unbuildable(
+    "zoo-factory-raises",
+    _factory_that_raises,
+    "The decoder cannot be built: the factory raises (a missing checkpoint).",
+    ("checkpoint", "factory"),
 )
-factory_returns_config = BrokenCase(
-    name="zoo-factory-returns-config",
-    spec_factory=toy_spec_factory(
-        "zoo-factory-returns-config", PlainToy, factory=lambda: ToyDecoderConfig()
-    ),
-    must_fail=frozenset(),
-    bug="The factory returns the decoder's config instead of the decoder (``setup()`` forgotten).",
-    hints=("ToyDecoderConfig", "StreamingVideoDecoder"),
-    fails_every_check=True,
+factory_returns_config = unbuildable(
+    "zoo-factory-returns-config",
+    lambda: ToyDecoderConfig(),
+    "The factory returns the decoder's config instead of the decoder (``setup()`` forgotten).",
+    ("ToyDecoderConfig", "StreamingVideoDecoder"),
 )
 forward_always_raises = broken(
     ForwardAlwaysRaises,
