@@ -113,6 +113,9 @@ def test_ctrl_c_stops_the_run_writes_a_partial_report_and_exits_130(tmp_path: Pa
         [sys.executable, "-m", "conformance", "certify", "tests.zoo.process:forward_sleeps_forever",
          "--profile", "quick", "--seed", "1", "--report", str(report)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A CI job started in the background inherits SIGINT ignored (and Python then never
+        # raises KeyboardInterrupt); give the command a terminal user's default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert child.stdout is not None
