@@ -487,7 +487,8 @@ class TargetSession:
         try:
             specs, error = _hello(self.worker, options, target)
         except KeyboardInterrupt:
-            self.close()
+            self.worker.kill()
+            self.worker = None
             raise RunInterrupted([]) from None
         if specs is None:
             self.load_error = error
@@ -506,39 +507,48 @@ class TargetSession:
         check_ids = list(options.check_ids) if options.check_ids is not None else list(CHECK_IDS)
         subset = options.check_ids is not None and set(check_ids) != set(CHECK_IDS)
         runs: list[DecoderRun] = []
-        for spec_index, spec in enumerate(specs):
-            results: list[CheckResult] = []
-            notes: list[str] = []
-            run = DecoderRun(
-                Certification(spec["name"], results, options.seed, options.profile,
-                              environment=dict(spec.get("environment") or {}), subset=subset),
-                target=target, spec=dict(spec.get("fields") or {}), supervised=True, notes=notes,
-            )
-            runs.append(run)
-            emit("decoder_started", {"target": target, "name": spec["name"], "run": run})
-            problem, run.decoder_config = self._build(spec_index)
-            if problem is not None:
-                notes.append(problem)
+        try:
+            for spec_index, spec in enumerate(specs):
+                results: list[CheckResult] = []
+                notes: list[str] = []
+                run = DecoderRun(
+                    Certification(spec["name"], results, options.seed, options.profile,
+                                  environment=dict(spec.get("environment") or {}), subset=subset),
+                    target=target, spec=dict(spec.get("fields") or {}), supervised=True, notes=notes,
+                )
+                runs.append(run)
+                emit("decoder_started", {"target": target, "name": spec["name"], "run": run})
+                problem, run.decoder_config = self._build(spec_index)
+                if problem is not None:
+                    notes.append(problem)
+                    for check_id in check_ids:
+                        results.append(
+                            _not_run(check_id, "not run: the decoder could not be built (see the note)")
+                        )
+                    emit("build_failed", {"target": target, "name": spec["name"], "problem": problem})
+                    emit("decoder_finished", {"target": target, "run": run})
+                    continue
                 for check_id in check_ids:
-                    results.append(_not_run(check_id, "not run: the decoder could not be built (see the note)"))
-                emit("build_failed", {"target": target, "name": spec["name"], "problem": problem})
-                emit("decoder_finished", {"target": target, "run": run})
-                continue
-            for position, check_id in enumerate(check_ids):
-                try:
                     result, text = self._check(spec_index, check_id, emit, notes)
-                except KeyboardInterrupt:
-                    self.close()
-                    for rest in check_ids[position:]:
-                        results.append(_not_run(rest, "not run: the run was interrupted (Ctrl-C)"))
-                    run.certification.interrupted = True
-                    for later in specs[spec_index + 1 :]:
-                        runs.append(_unstarted(later, target, options, check_ids, subset))
-                    raise RunInterrupted(runs) from None
-                results.append(result)
-                run.decoder_config = run.decoder_config or text
-                emit("check_finished", {"target": target, "name": spec["name"], "result": result})
-            emit("decoder_finished", {"target": target, "run": run})
+                    results.append(result)
+                    run.decoder_config = run.decoder_config or text
+                    emit("check_finished", {"target": target, "name": spec["name"], "result": result})
+                emit("decoder_finished", {"target": target, "run": run})
+        except KeyboardInterrupt:
+            # Wherever Ctrl-C lands (in a check, between two, while printing), stop the
+            # worker and keep every result received; what has none is ``not_run``.
+            self.close()
+            for run in runs:
+                done = {result.check_id for result in run.certification.results}
+                run.certification.results += [
+                    _not_run(check_id, "not run: the run was interrupted (Ctrl-C)")
+                    for check_id in check_ids
+                    if check_id not in done
+                ]
+                run.certification.interrupted = True
+            for later in specs[len(runs) :]:
+                runs.append(_unstarted(later, target, options, check_ids, subset))
+            raise RunInterrupted(runs) from None
         return runs
 
     def _build(self, spec_index: int) -> tuple[str | None, str | None]:
@@ -612,10 +622,15 @@ class TargetSession:
         return result, text
 
     def close(self) -> None:
-        """Let the worker go (``bye``; killed if it does not leave)."""
+        """Let the worker go (``bye``; killed if it does not leave, or if closing is itself
+        interrupted)."""
         if self.worker is not None:
             worker, self.worker = self.worker, None
-            worker.bye()
+            try:
+                worker.bye()
+            finally:
+                if worker.alive():
+                    worker.kill()
 
 
 def _unstarted(
@@ -653,7 +668,11 @@ def _replacement(
 ) -> tuple[_Worker | None, str | None]:
     """A fresh worker for the remaining checks, checked to load the same decoders."""
     worker = _Worker(target, options)
-    fresh, error = _hello(worker, options, target)
+    try:
+        fresh, error = _hello(worker, options, target)
+    except BaseException:
+        worker.kill()  # interrupted while it loaded: never leave it behind
+        raise
     if fresh is None:
         return None, f"the replacement worker could not load the target: {error}"
     if [s["name"] for s in fresh] != [s["name"] for s in specs]:
