@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_exit_codes_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    certify.add_argument(  # also after the command: `certify --version` is what people type
+        "--version", action="version", version=f"python -m conformance {_kit_version()} (flashdreams-conformance)"
+    )
     certify.add_argument(
         "targets",
         nargs="*",

@@ -307,9 +307,10 @@ def test_list_checks_names_every_check(capsys: pytest.CaptureFixture[str]) -> No
 # Arguments and preconditions: one message, exit 2, before anything runs
 
 
-def test_version_prints_the_kit_version(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [["--version"], ["certify", "--version"]])
+def test_version_prints_the_kit_version(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit:
-        main(["--version"])
+        main(argv)
 
     assert exit.value.code == 0
     assert capsys.readouterr().out.strip() == f"python -m conformance {conformance.__version__} (flashdreams-conformance)"
