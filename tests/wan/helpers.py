@@ -148,6 +148,22 @@ _OFFICIAL_RESNET_PARTS = {
 }
 
 
+def _official_shared_names(key: str) -> str:
+    """The renames Wan 2.1 and Wan 2.2 share (residual block parts, the 1x1 quant convs,
+    the decoder's first conv and middle); each layout adds its own up-stage rules."""
+    new = re.sub(
+        r"\.resnets\.(\d+)\.(norm1|conv1|norm2|conv2|conv_shortcut)\.",
+        lambda m: f".resnets.{m[1]}.{_OFFICIAL_RESNET_PARTS[m[2]]}.",
+        key,
+    )
+    new = re.sub(r"^quant_conv\.", "conv1.", new)
+    new = re.sub(r"^post_quant_conv\.", "conv2.", new)
+    new = re.sub(r"^decoder\.conv_in\.", "decoder.conv1.", new)
+    new = re.sub(r"^decoder\.mid_block\.resnets\.0\.", "decoder.middle.0.", new)
+    new = re.sub(r"^decoder\.mid_block\.attentions\.0\.", "decoder.middle.1.", new)
+    return re.sub(r"^decoder\.mid_block\.resnets\.1\.", "decoder.middle.2.", new)
+
+
 def to_official_layout(
     state: dict[str, torch.Tensor], num_res_blocks: int
 ) -> dict[str, torch.Tensor]:
@@ -163,17 +179,7 @@ def to_official_layout(
     per_stage = num_res_blocks + 2
     official = {}
     for key, value in state.items():
-        new = re.sub(
-            r"\.resnets\.(\d+)\.(norm1|conv1|norm2|conv2|conv_shortcut)\.",
-            lambda m: f".resnets.{m[1]}.{_OFFICIAL_RESNET_PARTS[m[2]]}.",
-            key,
-        )
-        new = re.sub(r"^quant_conv\.", "conv1.", new)
-        new = re.sub(r"^post_quant_conv\.", "conv2.", new)
-        new = re.sub(r"^decoder\.conv_in\.", "decoder.conv1.", new)
-        new = re.sub(r"^decoder\.mid_block\.resnets\.0\.", "decoder.middle.0.", new)
-        new = re.sub(r"^decoder\.mid_block\.attentions\.0\.", "decoder.middle.1.", new)
-        new = re.sub(r"^decoder\.mid_block\.resnets\.1\.", "decoder.middle.2.", new)
+        new = _official_shared_names(key)
         new = re.sub(
             r"^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.",
             lambda m: f"decoder.upsamples.{int(m[1]) * per_stage + int(m[2])}.",
@@ -204,17 +210,7 @@ def to_official_wan22_layout(
     """
     official = {}
     for key, value in state.items():
-        new = re.sub(
-            r"\.resnets\.(\d+)\.(norm1|conv1|norm2|conv2|conv_shortcut)\.",
-            lambda m: f".resnets.{m[1]}.{_OFFICIAL_RESNET_PARTS[m[2]]}.",
-            key,
-        )
-        new = re.sub(r"^quant_conv\.", "conv1.", new)
-        new = re.sub(r"^post_quant_conv\.", "conv2.", new)
-        new = re.sub(r"^decoder\.conv_in\.", "decoder.conv1.", new)
-        new = re.sub(r"^decoder\.mid_block\.resnets\.0\.", "decoder.middle.0.", new)
-        new = re.sub(r"^decoder\.mid_block\.attentions\.0\.", "decoder.middle.1.", new)
-        new = re.sub(r"^decoder\.mid_block\.resnets\.1\.", "decoder.middle.2.", new)
+        new = _official_shared_names(key)
         new = re.sub(
             r"^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.", r"decoder.upsamples.\1.upsamples.\2.", new
         )
