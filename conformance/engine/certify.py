@@ -155,7 +155,7 @@ def _in_process(
     from conformance.engine.runner import _run, environment, validate_expected_failures
     from conformance.core.spec import load_target
     from conformance.core.results import CheckResult
-    from conformance.workers.worker import _ConfigRecorder, build_problem
+    from conformance.engine.runner import ConfigRecorder, build_problem
 
     outcome = RunOutcome()
     loaded = []
@@ -177,7 +177,7 @@ def _in_process(
     ids = list(check_ids) if check_ids is not None else list(CHECK_IDS)
     subset = check_ids is not None and set(ids) != set(CHECK_IDS)
     for target, spec in loaded:
-        recorder = _ConfigRecorder(spec.factory)
+        recorder = ConfigRecorder(spec.factory)
         recorded = replace(spec, factory=recorder)
         cert = Certification(spec.name, [], seed, chosen.name, environment=environment(spec), subset=subset)
         run = DecoderRun(cert, target=target, spec=spec_fields(spec), supervised=False)

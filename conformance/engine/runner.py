@@ -291,6 +291,56 @@ def timeout_outcome(
     }
 
 
+class ConfigRecorder:
+    """Wraps a spec's factory to keep ``str(decoder.config)`` of the first decoder it builds
+    (the checks build their decoders themselves; building one more just for the report
+    could cost a checkpoint load)."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+        self.text: str | None = None
+        for name in ("__name__", "__qualname__", "__module__", "__doc__"):
+            try:
+                setattr(self, name, getattr(factory, name))
+            except (AttributeError, TypeError):
+                pass
+
+    def __call__(self) -> Any:
+        decoder = self.factory()
+        if self.text is None:
+            from conformance.report import decoder_config_text
+
+            try:
+                self.text = decoder_config_text(decoder)
+            except Exception:  # noqa: BLE001 - the config is for the report only
+                self.text = None
+        return decoder
+
+
+def build_problem(factory: Any) -> str | None:
+    """Build one decoder with ``factory``; ``None``, or why it cannot be built (one line).
+
+    Only the factory's own failure counts here (it raised, or left torch's default device
+    or dtype changed); whether what it built honours the contract is for the checks.
+    """
+    from conformance.checks.context import describe_exception
+
+    get_device = getattr(torch, "get_default_device", None)
+    before = (get_device() if get_device else None, torch.get_default_dtype())
+    try:
+        decoder = factory()
+    except BaseException as err:  # noqa: BLE001 - whatever the factory does, say so
+        return f"the decoder could not be built: its factory raised {describe_exception(err)}"
+    finally:
+        after = (get_device() if get_device else None, torch.get_default_dtype())
+        if after != before:
+            if before[0] is not None:
+                torch.set_default_device(before[0])
+            torch.set_default_dtype(before[1])
+    del decoder
+    return None
+
+
 def _cuda_device_index(spec: DecoderSpec) -> int | None:
     """The CUDA device the worker thread must make current (it is per thread in CUDA):
     the spec's explicit index, else the caller's current device if CUDA is in use."""

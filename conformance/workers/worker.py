@@ -30,7 +30,10 @@ import sys
 import threading
 import time
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the engine (and torch) load only after the worker is armed
+    from conformance.engine.runner import ConfigRecorder
 
 from conformance.workers.protocol import (
     PARENT_MESSAGES,
@@ -58,32 +61,6 @@ def _arm(parent: int) -> None:
                 os._exit(70)
 
     threading.Thread(target=watch_parent, name="conformance-parent-watch", daemon=True).start()
-
-
-class _ConfigRecorder:
-    """Wraps a spec's factory to keep ``str(decoder.config)`` of the first decoder it builds
-    (the checks build their decoders themselves; building one more just for the report
-    could cost a checkpoint load)."""
-
-    def __init__(self, factory: Any) -> None:
-        self.factory = factory
-        self.text: str | None = None
-        for name in ("__name__", "__qualname__", "__module__", "__doc__"):
-            try:
-                setattr(self, name, getattr(factory, name))
-            except (AttributeError, TypeError):
-                pass
-
-    def __call__(self) -> Any:
-        decoder = self.factory()
-        if self.text is None:
-            from conformance.report import decoder_config_text
-
-            try:
-                self.text = decoder_config_text(decoder)
-            except Exception:  # noqa: BLE001 - the config is for the report only
-                self.text = None
-        return decoder
 
 
 def _choose_threads(specs: list[Any], requested: int | None) -> int | None:
@@ -167,53 +144,29 @@ def _hello(specs: list[Any], writer: MessageWriter) -> None:
     writer.send("hello", protocol=PROTOCOL_VERSION, pid=os.getpid(), specs=described)
 
 
-def build_problem(factory: Any) -> str | None:
-    """Build one decoder with ``factory``; ``None``, or why it cannot be built (one line).
+def _build(specs: list[Any], recorders: dict[int, ConfigRecorder], index: int, writer: MessageWriter) -> None:
+    from conformance.engine.runner import ConfigRecorder, build_problem
 
-    Only the factory's own failure counts here (it raised, or left torch's default device
-    or dtype changed); whether what it built honours the contract is for the checks.
-    """
-    import torch
-
-    from conformance.checks.context import describe_exception
-
-    get_device = getattr(torch, "get_default_device", None)
-    before = (get_device() if get_device else None, torch.get_default_dtype())
-    try:
-        decoder = factory()
-    except BaseException as err:  # noqa: BLE001 - whatever the factory does, say so
-        return f"the decoder could not be built: its factory raised {describe_exception(err)}"
-    finally:
-        after = (get_device() if get_device else None, torch.get_default_dtype())
-        if after != before:
-            if before[0] is not None:
-                torch.set_default_device(before[0])
-            torch.set_default_dtype(before[1])
-    del decoder
-    return None
-
-
-def _build(specs: list[Any], recorders: dict[int, _ConfigRecorder], index: int, writer: MessageWriter) -> None:
     if index not in recorders:
-        recorders[index] = _ConfigRecorder(specs[index].factory)
+        recorders[index] = ConfigRecorder(specs[index].factory)
     problem = build_problem(recorders[index])
     writer.send("built", spec_index=index, error=problem, decoder_config=recorders[index].text)
 
 
 def _run_one(
     specs: list[Any],
-    recorders: dict[int, _ConfigRecorder],
+    recorders: dict[int, ConfigRecorder],
     command: dict[str, Any],
     writer: MessageWriter,
 ) -> None:
     from conformance.checks import get_check
     from conformance.core.profiles import get_profile
-    from conformance.engine.runner import finish, new_context, outcome_of
+    from conformance.engine.runner import ConfigRecorder, finish, new_context, outcome_of
 
     index = int(command["spec_index"])
     check = get_check(str(command["check_id"]))
     if index not in recorders:
-        recorders[index] = _ConfigRecorder(specs[index].factory)
+        recorders[index] = ConfigRecorder(specs[index].factory)
     spec = replace(specs[index], factory=recorders[index])
     ctx = new_context(spec, check, get_profile(str(command["profile"])), int(command["run_seed"]),
                       command.get("target"))
@@ -285,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     if specs is None:
         _leave(0)
     _hello(specs, writer)
-    recorders: dict[int, _ConfigRecorder] = {}
+    recorders: dict[int, ConfigRecorder] = {}
     while True:
         command = reader.receive()
         if command is None or command["msg"] == "bye":
