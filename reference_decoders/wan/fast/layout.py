@@ -10,7 +10,7 @@ compute the same function; this only picks the faster one.
 
 from __future__ import annotations
 
-__all__ = ["use_stacked_conv"]
+__all__ = ["use_implicit_gemm", "use_stacked_conv"]
 
 
 def use_stacked_conv(in_channels: int, frames: int) -> bool:
@@ -20,3 +20,9 @@ def use_stacked_conv(in_channels: int, frames: int) -> bool:
     if frames == 1 and in_channels >= 384:
         return False
     return True
+
+
+def use_implicit_gemm(in_channels: int, out_channels: int, frames: int) -> bool:
+    """True to run a 3x3x3 conv as the Triton implicit GEMM, False for cuDNN (Hopper,
+    half precision; the rule is applied only there)."""
+    return in_channels % 32 == 0

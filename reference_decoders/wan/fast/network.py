@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reference_decoders.wan.fast import kernels
-from reference_decoders.wan.fast.layout import use_stacked_conv
+from reference_decoders.wan.fast import implicit_gemm, kernels
+from reference_decoders.wan.fast.layout import use_implicit_gemm, use_stacked_conv
 from reference_decoders.wan.fast.weights import (
     pointwise_weight,
     stacked_conv_weight,
@@ -77,32 +77,52 @@ def _frames_of(nchw: torch.Tensor) -> torch.Tensor:
 class _Tile:
     """History bookkeeping of one call, for one batch element.
 
-    ``read[slot]`` is what the next use of a conv reads: the cache's tensor, then this
-    call's own. ``written[slot]`` is this call's new history ``[B, C, 2, H, W]`` (shared
-    by the batch elements, each writing its own index), allocated on first write.
+    ``read[slot]`` is the dense ``[2, H, W, C]`` history the next use of a conv reads
+    (None: zeros, the rollout's start): first the cache's, then the fresh tensor each
+    conv run replaces it with. Fresh tensors are never written after they are set, so a
+    cache's tensors are never modified and a tile can read the history its predecessor
+    wrote without a copy.
     """
 
     index: int
     first: bool  # this tile holds the rollout's causal first frame
     read: list[torch.Tensor | None]
-    written: list[torch.Tensor | None]
 
     def history(self, slot: int) -> torch.Tensor | None:
-        """``[2, H, W, C]`` dense history this conv reads, or None (zeros)."""
-        past = self.read[slot]
-        if past is None:
-            return None
-        return past[self.index].permute(1, 2, 3, 0).contiguous()
+        return self.read[slot]
 
-    def new_history(self, slot: int, like: torch.Tensor, batch: int) -> torch.Tensor:
-        """``[2, H, W, C]`` dense view to write this conv's new history into."""
-        buffer = self.written[slot]
-        if buffer is None:
-            _, h, w, c = like.shape
-            buffer = like.new_empty(batch, HISTORY_FRAMES, h, w, c).permute(0, 4, 1, 2, 3)
-            self.written[slot] = buffer
-        self.read[slot] = buffer
-        return buffer[self.index].permute(1, 2, 3, 0)
+    def set_history(self, slot: int, frames: torch.Tensor) -> None:
+        self.read[slot] = frames
+
+
+def _element_history(history: torch.Tensor | None, index: int) -> torch.Tensor | None:
+    """Batch element ``index`` of a cache history ``[B, C, 2, H, W]`` as dense
+    ``[2, H, W, C]`` (a view when the cache's tensor is channels_last_3d)."""
+    if history is None:
+        return None
+    return history[index].permute(1, 2, 3, 0).contiguous()
+
+
+def _store_history(
+    written: torch.Tensor | None, frames: torch.Tensor, index: int, batch: int
+) -> torch.Tensor:
+    """Put batch element ``index``'s new history ``[2, H, W, C]`` into the call's
+    ``[B, C, 2, H, W]`` (channels_last_3d) history tensor; with one element, the
+    tensor is a view of ``frames`` itself."""
+    if batch == 1:
+        return frames.unsqueeze(0).permute(0, 4, 1, 2, 3)
+    if written is None:
+        _, h, w, c = frames.shape
+        written = frames.new_empty(batch, HISTORY_FRAMES, h, w, c).permute(0, 4, 1, 2, 3)
+    written[index].permute(1, 2, 3, 0).copy_(frames)
+    return written
+
+
+def _use_implicit_gemm_on(device: torch.device, dtype: torch.dtype) -> bool:
+    """The implicit-GEMM conv runs in half precision on Hopper GPUs, where it was tuned."""
+    if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
+        return False
+    return torch.cuda.get_device_capability(device)[0] == 9
 
 
 class FastWanNetwork:
@@ -112,8 +132,12 @@ class FastWanNetwork:
         network: the eager network; its parameters are read, never modified.
         tile_latent_frames: at most this many latent frames go through the network at
             once; longer chunks are decoded tile by tile.
-        stacked: ``(in_channels, frames) -> bool``, whether a 3x3x3 conv runs as a
-            time-stacked 2-D conv; :func:`.layout.use_stacked_conv` by default.
+        stacked: ``(in_channels, frames) -> bool``, whether a cuDNN 3x3x3 conv runs as
+            a time-stacked 2-D conv; :func:`.layout.use_stacked_conv` by default.
+        implicit: ``(in_channels, out_channels, frames) -> bool``, whether a 3x3x3 conv
+            runs as the Triton implicit GEMM (:mod:`.implicit_gemm`) instead of cuDNN. By
+            default :func:`.layout.use_implicit_gemm`, in half precision on Hopper GPUs
+            only; a rule given here applies everywhere (tests run it in the interpreter).
     """
 
     def __init__(
@@ -121,12 +145,14 @@ class FastWanNetwork:
         network: WanVAEDecoderNetwork,
         tile_latent_frames: int = 1,
         stacked: Callable[[int, int], bool] | None = None,
+        implicit: Callable[[int, int, int], bool] | None = None,
     ) -> None:
         if tile_latent_frames < 1:
             raise ValueError(f"tile_latent_frames must be >= 1, got {tile_latent_frames}")
         self.network = network
         self.tile_latent_frames = tile_latent_frames
         self.stacked = stacked or use_stacked_conv
+        self.implicit = implicit
         self._packed: dict[tuple[int, str], torch.Tensor] = {}
         self._packed_for: tuple[tuple[int, int], ...] = ()
 
@@ -160,6 +186,8 @@ class FastWanNetwork:
                 packed = time_conv_weight(w)
             elif form == "pointwise":
                 packed = pointwise_weight(w)
+            elif form == "implicit":
+                packed = implicit_gemm.pack_weight(w)
             elif form == "subpixel":
                 packed = subpixel_weight(w)
             else:  # pragma: no cover - a typo in this module
@@ -188,20 +216,24 @@ class FastWanNetwork:
         out = latents.new_empty(batch, out_frames, channels, height, width)
         written: list[torch.Tensor | None] = [None] * len(history)
         for b in range(batch):
-            tile = _Tile(index=b, first=first_chunk, read=list(history), written=written)
+            before = [_element_history(h, b) for h in history]
+            tile = _Tile(index=b, first=first_chunk, read=list(before))
             produced = 0
             for start in range(0, frames, self.tile_latent_frames):
                 chunk = latents[b, start : start + self.tile_latent_frames]
                 chunk = chunk.permute(0, 2, 3, 1).contiguous()  # [t, h, w, C]
-                produced += self._decode_tile(chunk, tile, batch, out[b, produced:])
+                produced += self._decode_tile(chunk, tile, out[b, produced:])
                 tile.first = False
             if produced != out_frames:  # pragma: no cover - would be a bug here
                 raise RuntimeError(f"decoded {produced} frames, expected {out_frames}")
-        # A conv this call never ran (a lone first frame skips the time convs) keeps its history.
+            for slot, (new, old) in enumerate(zip(tile.read, before)):
+                if new is None or new is old:
+                    continue  # a conv this call never ran (a lone first frame skips the time convs)
+                written[slot] = _store_history(written[slot], new, b, batch)
         return out, [new if new is not None else old for new, old in zip(written, history)]
 
     def _decode_tile(
-        self, latents: torch.Tensor, tile: _Tile, batch: int, out: torch.Tensor
+        self, latents: torch.Tensor, tile: _Tile, out: torch.Tensor
     ) -> int:
         """Decode ``latents [t, h, w, C]`` into the first frames of ``out [T', 3, H, W]``;
         returns how many frames it wrote."""
@@ -210,25 +242,25 @@ class FastWanNetwork:
         z = latents * net.latents_std.reshape(-1).to(dtype) + net.latents_mean.reshape(-1).to(dtype)
         post_quant = self._packed_weight(net.post_quant_conv, "pointwise")
         x = F.linear(z, post_quant, net.post_quant_conv.bias)
-        x = self._causal_conv(x, net.conv_in, tile, batch, with_bias=True)
+        x = self._causal_conv(x, net.conv_in, tile, bias=net.conv_in.bias)
         mid_blocks = cast(list[ResidualBlock], list(net.mid.resnets))
-        x = self._residual_block(x, mid_blocks[0], tile, batch)
+        x = self._residual_block(x, mid_blocks[0], tile)
         x = self._attention(x, net.mid.attention)
-        x = self._residual_block(x, mid_blocks[1], tile, batch)
+        x = self._residual_block(x, mid_blocks[1], tile)
         for stage in self._stages():
             shortcut = None
             if stage.shortcut is not None:
                 shortcut = self._spread(x, stage.shortcut, tile)
             for block in cast(list[ResidualBlock], list(stage.resnets)):
-                x = self._residual_block(x, block, tile, batch)
+                x = self._residual_block(x, block, tile)
             if stage.upsampler is not None:
-                x = self._upsample(x, stage.upsampler, tile, batch)
+                x = self._upsample(x, stage.upsampler, tile)
             if shortcut is not None:
                 x = x.add_(shortcut)
         frames = x.shape[0]
         gamma = self._packed_weight(net.norm_out, "gamma")
         padded = self._conv_input(
-            x, net.conv_out, tile, batch, gamma=gamma, silu=True, stacked=False
+            x, net.conv_out, tile, gamma=gamma, silu=True, stacked=False
         )
         video = F.conv3d(
             padded.permute(3, 0, 1, 2).unsqueeze(0),
@@ -247,7 +279,6 @@ class FastWanNetwork:
         x: torch.Tensor,
         conv: CausalConv3d,
         tile: _Tile,
-        batch: int,
         *,
         stacked: bool,
         gamma: torch.Tensor | None = None,
@@ -258,8 +289,7 @@ class FastWanNetwork:
         on the way if ``gamma``), and record its new history (the last two input frames).
         Returns ``[T + 2, H, W, C]``, or ``[T, H, W, 3C]`` if ``stacked``."""
         t, h, w, c = x.shape
-        slot = conv.slot
-        past = tile.history(slot)
+        past = tile.history(conv.slot)
         if past is None:  # rollout start: the published decoder pads with zeros
             past = x.new_zeros(HISTORY_FRAMES, h, w, c)
         buffer = x.new_empty(t, h * w, 3 * c) if stacked else x.new_empty(t + 2, h * w, c)
@@ -267,43 +297,107 @@ class FastWanNetwork:
         kernels.norm_into(
             x.view(t, h * w, c), buffer, first=2, gamma=gamma, bias=pre_bias, silu=silu
         )
-        new = tile.new_history(slot, x, batch)
         if stacked:
             # The last stacked frame holds padded frames t-1, t, t+1: the history is the last two.
-            new.view(2, h * w, c).copy_(buffer[t - 1].view(h * w, 3, c)[:, 1:].transpose(0, 1))
+            new = buffer[t - 1].view(h * w, 3, c)[:, 1:].transpose(0, 1).contiguous()
+            tile.set_history(conv.slot, new.view(2, h, w, c))
             return buffer.view(t, h, w, 3 * c)
-        new.copy_(buffer[t:].view(2, h, w, c))
+        tile.set_history(conv.slot, buffer[t:].view(2, h, w, c).clone())
         return buffer.view(t + 2, h, w, c)
+
+    def _conv_segments(
+        self,
+        x: torch.Tensor,
+        conv: CausalConv3d,
+        tile: _Tile,
+        *,
+        gamma: torch.Tensor | None,
+        pre_bias: torch.Tensor | None,
+        silu: bool,
+    ) -> list[torch.Tensor]:
+        """The implicit-GEMM conv's input as segments read in place: the history, the
+        chunk's frames but the last two, and the new history (those two frames, or the
+        old history's last frame and the chunk's only one), normalized once on the way.
+        No frame is copied but a lone frame's one history frame."""
+        t, h, w, c = x.shape
+        past = tile.history(conv.slot)
+        if past is None:
+            past = x.new_zeros(HISTORY_FRAMES, h, w, c)
+        new = x.new_empty(HISTORY_FRAMES, h, w, c)
+
+        def normalize(frames: torch.Tensor, into: torch.Tensor, first: int) -> None:
+            kernels.norm_into(
+                frames.view(-1, h * w, c), into.view(-1, h * w, c),
+                first=first, gamma=gamma, bias=pre_bias, silu=silu,
+            )  # fmt: skip
+
+        if t >= HISTORY_FRAMES:
+            segments = [past]
+            if t > HISTORY_FRAMES:
+                body = x.new_empty(t - HISTORY_FRAMES, h, w, c)
+                normalize(x[: t - HISTORY_FRAMES], body, first=0)
+                segments.append(body)
+            normalize(x[t - HISTORY_FRAMES :], new, first=0)
+        else:
+            new[0].copy_(past[1])
+            normalize(x, new, first=1)
+            segments = [past[:1]]
+        segments.append(new)
+        tile.set_history(conv.slot, new)
+        return segments
 
     def _causal_conv(
         self,
         x: torch.Tensor,
         conv: CausalConv3d,
         tile: _Tile,
-        batch: int,
         *,
         gamma: torch.Tensor | None = None,
         pre_bias: torch.Tensor | None = None,
         silu: bool = False,
-        with_bias: bool = False,
+        bias: torch.Tensor | None = None,
+        residual: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """3x3x3 causal conv ``[T, H, W, C] -> [T, H, W, Co]``; its bias only if ``with_bias``."""
+        """3x3x3 causal conv ``[T, H, W, C] -> [T, H, W, Co]``, plus ``bias`` and
+        ``residual`` if given (the input normalized first if ``gamma``)."""
         t, c = x.shape[0], x.shape[3]
+        if self._implicit_gemm(x, conv):
+            segments = self._conv_segments(
+                x, conv, tile, gamma=gamma, pre_bias=pre_bias, silu=silu
+            )
+            weight = self._packed_weight(conv, "implicit")
+            return implicit_gemm.causal_conv(
+                segments, weight, (3, 3, 3), bias=bias, residual=residual
+            )
         stacked = self.stacked(c, t)
         buffer = self._conv_input(
-            x, conv, tile, batch, stacked=stacked, gamma=gamma, pre_bias=pre_bias, silu=silu
+            x, conv, tile, stacked=stacked, gamma=gamma, pre_bias=pre_bias, silu=silu
         )
-        bias = conv.bias if with_bias else None
+        conv_bias = bias if residual is None else None
         if stacked:
             weight = self._packed_weight(conv, "stacked")
-            return _frames_of(F.conv2d(buffer.permute(0, 3, 1, 2), weight, bias, padding=1))
-        weight = self._packed_weight(conv, "conv3d")
-        y = F.conv3d(buffer.permute(3, 0, 1, 2).unsqueeze(0), weight, bias, padding=(0, 1, 1))
-        return y[0].permute(1, 2, 3, 0).contiguous()
+            y = _frames_of(F.conv2d(buffer.permute(0, 3, 1, 2), weight, conv_bias, padding=1))
+        else:
+            weight = self._packed_weight(conv, "conv3d")
+            y = F.conv3d(
+                buffer.permute(3, 0, 1, 2).unsqueeze(0), weight, conv_bias, padding=(0, 1, 1)
+            )
+            y = y[0].permute(1, 2, 3, 0).contiguous()
+        if residual is not None:
+            kernels.add_bias_residual_(y, residual, bias)
+        return y
 
-    def _residual_block(
-        self, x: torch.Tensor, block: ResidualBlock, tile: _Tile, batch: int
-    ) -> torch.Tensor:
+    def _implicit_gemm(self, x: torch.Tensor, conv: CausalConv3d) -> bool:
+        """Whether this conv runs as the Triton implicit GEMM (else cuDNN)."""
+        if self.implicit is None:
+            if not _use_implicit_gemm_on(x.device, x.dtype):
+                return False
+            rule = use_implicit_gemm
+        else:
+            rule = self.implicit
+        return rule(x.shape[3], conv.out_channels, x.shape[0])
+
+    def _residual_block(self, x: torch.Tensor, block: ResidualBlock, tile: _Tile) -> torch.Tensor:
         """Norm, SiLU, conv, twice, plus the shortcut; conv1's bias enters norm2's kernel,
         conv2's (and the shortcut's) the residual add."""
         bias = block.conv2.bias
@@ -314,17 +408,17 @@ class FastWanNetwork:
         else:
             residual = x
         gamma1 = self._packed_weight(block.norm1, "gamma")
-        y = self._causal_conv(x, block.conv1, tile, batch, gamma=gamma1, silu=True)
-        y = self._causal_conv(
+        y = self._causal_conv(x, block.conv1, tile, gamma=gamma1, silu=True)
+        return self._causal_conv(
             y,
             block.conv2,
             tile,
-            batch,
             gamma=self._packed_weight(block.norm2, "gamma"),
             pre_bias=block.conv1.bias,
             silu=True,
+            bias=bias,
+            residual=residual,
         )
-        return kernels.add_bias_residual_(y, residual, bias)
 
     def _attention(self, x: torch.Tensor, attention: SpatialAttention) -> torch.Tensor:
         """Single-head attention over each frame's pixels, plus the input."""
@@ -340,10 +434,10 @@ class FastWanNetwork:
         y = F.linear(attended, proj_weight, attention.proj.bias)
         return y.view(t, h, w, c).add_(x)
 
-    def _upsample(self, x: torch.Tensor, up: Upsampler, tile: _Tile, batch: int) -> torch.Tensor:
+    def _upsample(self, x: torch.Tensor, up: Upsampler, tile: _Tile) -> torch.Tensor:
         """Time doubling (if any), then nearest 2x + 3x3 conv as a sub-pixel conv."""
         if up.time_conv is not None:
-            x = self._double_frames(x, up.time_conv, tile, batch)
+            x = self._double_frames(x, up.time_conv, tile)
         padded = F.pad(x, (0, 0, 1, 1, 1, 1))  # [n, h + 2, w + 2, c], zero border
         phases = F.conv2d(padded.permute(0, 3, 1, 2), self._packed_weight(up.conv, "subpixel"))
         return kernels.subpixel_gather(_frames_of(phases), up.conv.bias)
@@ -361,7 +455,7 @@ class FastWanNetwork:
         return spread
 
     def _double_frames(
-        self, x: torch.Tensor, time_conv: CausalConv3d, tile: _Tile, batch: int
+        self, x: torch.Tensor, time_conv: CausalConv3d, tile: _Tile
     ) -> torch.Tensor:
         """The rollout's first frame passes as it is; every other frame becomes two
         (``time_conv`` gives 2C channels: the earlier frame's C, then the later one's)."""
@@ -371,7 +465,7 @@ class FastWanNetwork:
         if head:
             out[0].copy_(x[0])
         if t > head:
-            stacked = self._conv_input(x[head:], time_conv, tile, batch, stacked=True)
+            stacked = self._conv_input(x[head:], time_conv, tile, stacked=True)
             doubled = F.linear(stacked, self._packed_weight(time_conv, "time"), time_conv.bias)
             pairs = doubled.view(t - head, h, w, 2, c).permute(0, 3, 1, 2, 4)
             out[head:].view(t - head, 2, h, w, c).copy_(pairs)

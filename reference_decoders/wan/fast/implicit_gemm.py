@@ -1,0 +1,204 @@
+"""A causal 3-D convolution as one implicit GEMM in Triton, history read in place.
+
+cuDNN runs a 3x3x3 conv over a buffer that already holds the two history frames followed
+by the chunk, so the fast path copied the history in before every conv (and the stacked
+2-D form, which cuDNN runs faster for some widths, writes every frame three times). This
+kernel removes both: it reads the conv's input frames from up to three separate tensors
+("segments": the cache's history, then the chunk, then the tensor that becomes the new
+history), so no buffer joins them, and it adds the conv bias and a residual in its
+epilogue, so the separate bias + residual pass goes too.
+
+The GEMM: output pixels are rows (``M = T * H * W``), output channels columns
+(``N = Co``), and the reduction runs over ``K = taps * C`` in one flat loop (tap-major,
+``BLOCK_K`` channels at a time) so Triton software-pipelines it end to end. The A tile of
+iteration ``(tap, k0)`` is the block of input rows each output pixel reads at that tap,
+shifted in time, height and width, with rows that fall into the spatial zero padding
+masked to zero; B is the weight packed ``[taps * C, Co]`` (:func:`pack_weight`).
+
+Why the input is not normalized in the prologue (the issue asked for it): every input
+element is read by ``taps`` = 27 (tile, tap) pairs, so a norm + SiLU in the prologue is
+recomputed 27 times on CUDA cores, whose float32 rate is ~1/15 of the tensor cores'
+bf16 rate; at ~10 flops per element against 2 * BLOCK_N = 256 MMA flops it would cost
+more than half the MMA time. The fused norm kernel writes the normalized chunk once
+instead (:func:`.kernels.norm_into`), straight into the segment this kernel reads.
+
+Tile shapes are chosen per conv shape by measurement on an H200
+(``benchmarks/conv_kernels.py``, table in ``benchmarks/NOTES.md``); cuDNN stays where it
+is faster (:mod:`.layout`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import triton  # type: ignore[import-not-found, unused-ignore]
+import triton.language as tl  # type: ignore[import-not-found, unused-ignore]
+
+__all__ = ["TileConfig", "causal_conv", "default_config", "pack_weight"]
+
+MAX_SEGMENTS = 3
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Block sizes and schedule of one launch (Triton needs powers of two)."""
+
+    block_m: int = 128
+    block_n: int = 128
+    block_k: int = 64
+    num_warps: int = 8
+    num_stages: int = 3
+    group_m: int = 8
+
+
+def default_config(in_channels: int, out_channels: int) -> TileConfig:
+    """The measured best tile for a conv width (H200, bf16; see module doc)."""
+    block_k = next((k for k in (64, 32, 16) if in_channels % k == 0), 16)
+    block_n = 128 if out_channels >= 128 else max(16, triton.next_power_of_2(out_channels))
+    return TileConfig(block_m=128, block_n=block_n, block_k=block_k)
+
+
+def pack_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``[Co, C, kt, kh, kw]`` -> ``[kt * kh * kw * C, Co]``: row ``tap * C + c`` with
+    ``tap = (dt * kh + dh) * kw + dw``, the B matrix of the implicit GEMM."""
+    co, c = weight.shape[:2]
+    return weight.permute(2, 3, 4, 1, 0).reshape(-1, co).contiguous()
+
+
+@triton.jit
+def _causal_conv_kernel(
+    s0_ptr, s1_ptr, s2_ptr, w_ptr, bias_ptr, res_ptr, y_ptr,
+    end0, end1, M, H, W, C, Co, chunks, iters,
+    KT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr,
+    PRECISION: tl.constexpr,
+):  # fmt: skip
+    # Grouped launch order: GROUP_M row blocks share each column block's weights in L2.
+    pid = tl.program_id(0)
+    grid_m = tl.cdiv(M, BLOCK_M)
+    grid_n = tl.cdiv(Co, BLOCK_N)
+    in_group = GROUP_M * grid_n
+    group = pid // in_group
+    first_m = group * GROUP_M
+    size_m = tl.minimum(grid_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % in_group) % size_m
+    pid_n = (pid % in_group) // size_m
+
+    m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    k = tl.arange(0, BLOCK_K)
+    m_ok = m < M
+    n_ok = n < Co
+    col = m % W
+    row = (m // W) % H
+    frame = m // (W * H)
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for it in range(iters):
+        tap = it // chunks
+        k0 = (it % chunks) * BLOCK_K
+        dt = tap // (KH * KW)
+        dh = (tap // KW) % KH - KH // 2
+        dw = tap % KW - KW // 2
+        src_row = row + dh
+        src_col = col + dw
+        ok = m_ok & (src_row >= 0) & (src_row < H) & (src_col >= 0) & (src_col < W)
+        t = frame + dt  # input frame: segment 0 holds [0, end0), 1 [end0, end1), 2 the rest
+        pixel = (src_row * W + src_col).to(tl.int64)
+        off0 = (t.to(tl.int64) * H * W + pixel) * C
+        off1 = ((t - end0).to(tl.int64) * H * W + pixel) * C
+        off2 = ((t - end1).to(tl.int64) * H * W + pixel) * C
+        base = tl.where(t < end0, s0_ptr + off0, tl.where(t < end1, s1_ptr + off1, s2_ptr + off2))
+        a = tl.load(base[:, None] + (k0 + k)[None, :], mask=ok[:, None], other=0.0)
+        w_rows = (tap * C + k0 + k).to(tl.int64)
+        b = tl.load(w_ptr + w_rows[:, None] * Co + n[None, :], mask=n_ok[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    out_offs = m.to(tl.int64)[:, None] * Co + n[None, :]
+    out_mask = m_ok[:, None] & n_ok[None, :]
+    if HAS_RES:
+        acc += tl.load(res_ptr + out_offs, mask=out_mask, other=0.0).to(tl.float32)
+    tl.store(y_ptr + out_offs, acc.to(y_ptr.dtype.element_ty), mask=out_mask)
+
+
+def causal_conv(
+    segments: Sequence[torch.Tensor],
+    weight: torch.Tensor,
+    kernel_size: tuple[int, int, int],
+    *,
+    bias: torch.Tensor | None = None,
+    residual: torch.Tensor | None = None,
+    config: TileConfig | None = None,
+) -> torch.Tensor:
+    """Valid-in-time, same-in-space conv over the frames of ``segments`` joined in order.
+
+    Args:
+        segments: one to three dense ``[F_i, H, W, C]`` tensors whose frames, in order,
+            are the conv's input (history first); frames total ``T + kt - 1``.
+        weight: :func:`pack_weight` of the ``[Co, C, kt, kh, kw]`` weight.
+        kernel_size: ``(kt, kh, kw)``, ``kh`` and ``kw`` odd (zero padding ``k // 2``).
+        bias: ``[Co]`` added in the epilogue.
+        residual: ``[T, H, W, Co]`` added in the epilogue.
+
+    Returns ``[T, H, W, Co]`` dense, in the segments' dtype, accumulated in float32
+    (float32 inputs multiply in full precision, never TF32).
+    """
+    kt, kh, kw = kernel_size
+    if not 1 <= len(segments) <= MAX_SEGMENTS:
+        raise ValueError(f"causal_conv: 1 to {MAX_SEGMENTS} segments, got {len(segments)}")
+    first = segments[0]
+    _, h, w, c = first.shape
+    for s in segments:
+        if s.shape[1:] != first.shape[1:] or s.dtype != first.dtype or not s.is_contiguous():
+            raise ValueError(
+                "causal_conv: segments must be dense [F, H, W, C] of one pixel shape and dtype, "
+                f"got {[tuple(s.shape) for s in segments]}"
+            )
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"causal_conv: spatial kernel must be odd, got {kernel_size}")
+    taps = kt * kh * kw
+    if weight.shape[0] != taps * c or not weight.is_contiguous():
+        raise ValueError(
+            f"causal_conv: packed weight must be [{taps * c}, Co] dense, got {tuple(weight.shape)}"
+        )
+    co = weight.shape[1]
+    frames_in = sum(s.shape[0] for s in segments)
+    t = frames_in - kt + 1
+    if t < 1:
+        raise ValueError(f"causal_conv: {frames_in} input frames for a {kt}-frame kernel")
+    cfg = config or default_config(c, co)
+    if c % cfg.block_k:
+        raise ValueError(f"causal_conv: {c} channels is not a multiple of block_k {cfg.block_k}")
+    out = first.new_empty(t, h, w, co)
+    if residual is not None and (residual.shape != out.shape or not residual.is_contiguous()):
+        raise ValueError(
+            f"causal_conv: residual must be dense {tuple(out.shape)}, got {tuple(residual.shape)}"
+        )
+    ends = [0, 0]
+    total = 0
+    for i, s in enumerate(segments[:2]):
+        total += s.shape[0]
+        ends[i] = total
+    if len(segments) == 1:
+        ends = [frames_in, frames_in]
+    elif len(segments) == 2:
+        ends[1] = frames_in
+    padded = list(segments) + [first] * (MAX_SEGMENTS - len(segments))
+    m = t * h * w
+    grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(co, cfg.block_n),)
+    _causal_conv_kernel[grid](
+        padded[0], padded[1], padded[2], weight,
+        bias if bias is not None else weight, residual if residual is not None else out, out,
+        ends[0], ends[1], m, h, w, c, co, c // cfg.block_k, taps * (c // cfg.block_k),
+        KT=kt, KH=kh, KW=kw,
+        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
+        HAS_BIAS=bias is not None, HAS_RES=residual is not None,
+        PRECISION="ieee" if first.dtype == torch.float32 else "tf32",
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )  # fmt: skip
+    return out
