@@ -30,7 +30,9 @@ Measured (CUDA; medians of ``--repeats`` runs after ``--warmup`` runs, CUDA even
   ``torch.utils.flop_counter.FlopCounterMode`` over our network on the meta device
   (convolutions and attention matmuls, 2 FLOP per multiply-add; no tensors are
   allocated), divided by the median time. The same count is used for diffusers: it is
-  the same function.
+  the same function. The report also gives what our fast CUDA path itself performs
+  (``flops.fast_path``: its sub-pixel upsamplers do ~4/9 of those convs' FLOPs), and
+  the table's last line our full decode's rate at that count.
 - agreement: max / mean absolute difference between our full decode and diffusers' on
   the same latents, to show the two compute the same thing.
 
@@ -50,6 +52,7 @@ import argparse
 import ast
 import contextlib
 import copy
+import functools
 import json
 import os
 import platform
@@ -64,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -75,7 +79,15 @@ from reference_decoders.wan import (  # noqa: E402
     WanVAEDecoderConfig,
 )
 from reference_decoders.wan.config import WAN22_LATENTS_MEAN, WAN22_LATENTS_STD  # noqa: E402
-from reference_decoders.wan.model import StreamState, WanVAEDecoderNetwork  # noqa: E402
+from reference_decoders.wan.fast.weights import subpixel_weight  # noqa: E402
+from reference_decoders.wan.model import (  # noqa: E402
+    StreamState,
+    Upsampler,
+    WanVAEDecoderNetwork,
+    _double_frames,
+    _frames,
+    _video,
+)
 from reference_decoders.wan.random_weights import randomize_decoder_weights_  # noqa: E402
 
 GIB = 2**30
@@ -417,14 +429,26 @@ def make_latents(workload: Workload, frames: int, seed: int) -> torch.Tensor:
     return latents.to(device=workload.device, dtype=workload.dtype)
 
 
-def count_flops(workload: Workload, frames: int, first_chunk: bool) -> int:
+def count_flops(workload: Workload, frames: int, first_chunk: bool, subpixel: bool = False) -> int:
     """FLOPs of decoding ``frames`` latent frames (as the rollout's first chunk or a later
-    one), counted by FlopCounterMode over our network on the meta device."""
+    one), counted by FlopCounterMode over our network on the meta device.
+
+    By default the eager network's arithmetic, which is diffusers' too. With ``subpixel``,
+    what our fast CUDA path performs: it runs each upsampler as :func:`subpixel_upsample`
+    does; every other layer does the same multiply-adds in both (the stacked, pointwise
+    and time-conv forms of ``fast/weights.py`` regroup them; folded biases and norms are
+    not counted anyway).
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
     config = config_class(workload)(**workload.architecture)
     with torch.device("meta"):
         network = WanVAEDecoderNetwork(config).to(workload.dtype)
+    if subpixel:
+        for up in network.modules():
+            if isinstance(up, Upsampler):  # packed outside the counter: the fast path caches it
+                weight = subpixel_weight(up.conv.weight)
+                up.forward = functools.partial(subpixel_upsample, up, weight)
     h, w = workload.latent_size
     x = torch.empty(1, config.latent_channels, frames, h, w, device="meta", dtype=workload.dtype)
     # A later chunk's convolutions see two frames of history: same FLOPs as real history.
@@ -432,6 +456,23 @@ def count_flops(workload: Workload, frames: int, first_chunk: bool) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         network(x, state)
     return int(counter.get_total_flops())
+
+
+def subpixel_upsample(
+    up: Upsampler, weight: torch.Tensor, x: torch.Tensor, state: StreamState
+) -> torch.Tensor:
+    """``up``'s forward the way ``fast/network.py`` computes it, for counting on the meta
+    device: time doubling as eager, then, instead of nearest 2x + 3x3 conv, one 2x2 conv
+    with ``weight`` (:func:`subpixel_weight`, ``[4Co, C, 2, 2]``) over the low-resolution
+    frames zero-padded by one pixel. Its four phases are ``(h + 1) x (w + 1)`` each, of
+    which the gather keeps ``h x w`` (it moves data and adds the bias: no FLOPs counted),
+    so it costs ``16 (h + 1)(w + 1)`` taps per channel pair against eager's ``36 h w``."""
+    if up.time_conv is not None:
+        x = _double_frames(up.time_conv, x, state)
+    phases = F.conv2d(F.pad(_frames(x), (1, 1, 1, 1)), weight)  # [N, 4Co, h + 1, w + 1]
+    n, co4, h1, w1 = phases.shape
+    upsampled = phases.new_empty(n, co4 // 4, 2 * (h1 - 1), 2 * (w1 - 1))
+    return _video(upsampled, x.shape[0])
 
 
 # --------------------------------------------------------------------------------------
@@ -813,6 +854,19 @@ def render_table(report: dict[str, Any]) -> str:
         f"AR0 step {flops['ar0'] / 1e12:.4g} T, AR>=1 step {flops['ar_later'] / 1e12:.4g} T. "
         "Peak mem = allocated above the weights and inputs during one decode."
     )
+    fast = flops.get("fast_path")
+    if fast:
+        rates = [
+            f"{name} {fast['full'] / t / 1e12:.3g} TFLOP/s"
+            for name, result in report["ours"].items()
+            if env["device"] == "cuda" and (t := _median(result, "full", "median_s"))
+        ]  # the fast path runs on CUDA only
+        lines.append(
+            f"Our fast path's own arithmetic (sub-pixel upsamplers): full {fast['full'] / 1e12:.4g} T, "
+            f"AR0 step {fast['ar0'] / 1e12:.4g} T, AR>=1 step {fast['ar_later'] / 1e12:.4g} T"
+            + (f"; full decode at that count: {', '.join(rates)}" if rates else "")
+            + "."
+        )
     return "\n".join(lines)
 
 
@@ -843,7 +897,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--diffusers-compile",
         action="store_true",
-        help="also time torch.compile of diffusers' decoder (channels_last_3d); costs ~95 s",
+        help="also time torch.compile of diffusers' decoder (channels_last_3d), last; its "
+        "first call took 81 s (Wan 2.1, H100) and 118 s (Wan 2.2, H200)",
     )
     parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
     parser.add_argument("--profile-dir", type=Path, help="profile each of our variants' full decode here")
@@ -898,6 +953,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ar0": count_flops(workload, workload.chunk_frames, first_chunk=True),
             "ar_later": count_flops(workload, workload.chunk_frames, first_chunk=False),
             "method": "FlopCounterMode over our network on the meta device",
+            # What our fast CUDA path performs (sub-pixel upsamplers): see count_flops.
+            "fast_path": {
+                "full": count_flops(workload, workload.full_frames, first_chunk=True, subpixel=True),
+                "ar0": count_flops(workload, workload.chunk_frames, first_chunk=True, subpixel=True),
+                "ar_later": count_flops(workload, workload.chunk_frames, first_chunk=False, subpixel=True),
+            },
         },
         "goals": GOALS,
         "ours": {},
@@ -946,21 +1007,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["diffusers"]["channels_last_3d"] = {
                 "full": guarded(lambda: measure_full(runner_cl.full, full_latents, workload), workload.device)
             }
-            if args.diffusers_compile:
-                log("diffusers channels_last_3d + torch.compile: full decode")
-                vae_cl.decoder = torch.compile(vae_cl.decoder)
-                t0 = time.perf_counter()
-                first = guarded(lambda: {"out": runner_cl.full(full_latents)}, workload.device)
-                synchronize(workload.device)
-                compile_first = time.perf_counter() - t0
-                compiled = {
-                    "full": guarded(lambda: measure_full(runner_cl.full, full_latents, workload), workload.device),
-                    "first_call_in_process_s": compile_first,
-                }
-                if "error" in first:
-                    compiled["first_call_error"] = first["error"]
-                report["diffusers"]["channels_last_3d+compile"] = compiled
-            del vae_cl, runner_cl
+            save_partial(args, report)
+            if not args.diffusers_compile:
+                del vae_cl, runner_cl
 
         # ours, each variant
         for variant in args.ours:
@@ -1001,6 +1050,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             del decoder
             if workload.device == "cuda":
                 torch.cuda.empty_cache()
+
+        # Last: the first compiled call's length is what a run cannot predict, and a run
+        # cut short during it keeps every other figure (save_partial).
+        if args.diffusers_compile and not args.no_channels_last:
+            log("diffusers channels_last_3d + torch.compile: full decode")
+            vae_cl.decoder = torch.compile(vae_cl.decoder)
+            t0 = time.perf_counter()
+            first = guarded(lambda: {"out": runner_cl.full(full_latents)}, workload.device)
+            synchronize(workload.device)
+            compile_first = time.perf_counter() - t0
+            compiled = {
+                "full": guarded(lambda: measure_full(runner_cl.full, full_latents, workload), workload.device),
+                "first_call_in_process_s": compile_first,
+            }
+            if "error" in first:
+                compiled["first_call_error"] = first["error"]
+            report["diffusers"]["channels_last_3d+compile"] = compiled
+            save_partial(args, report)
+            del vae_cl, runner_cl, first
         del reference
     return report
 

@@ -66,6 +66,7 @@ def test_smoke_report_has_every_figure(smoke_report: dict) -> None:
     }  # fmt: skip
     flops = smoke_report["flops"]
     assert 0 < flops["ar0"] < flops["ar_later"] < flops["full"]
+    assert 0 < flops["fast_path"]["full"] < flops["full"]
     assert "ours" in smoke_report["table"] and "diffusers eager" in smoke_report["table"]
 
 
@@ -205,3 +206,46 @@ def test_wan22_flop_count_matches_a_hand_count(bench: ModuleType) -> None:
     counted = bench.count_flops(workload, frames=1, first_chunk=False)
     assert counted == _hand_count_wan22_per_steady_latent_frame(*workload.latent_size)
     assert counted / 1e12 == pytest.approx(66.35, rel=0.01)  # per latent frame at 704x1280
+
+
+# ------------------------------------------------------------- fast path's own arithmetic
+
+
+def _conv(cin: int, cout: int, taps: int, pixels: int, frames: int) -> int:
+    return 2 * cin * cout * taps * pixels * frames
+
+
+def _subpixel_saving(upsamplers: list[tuple[int, int, int, int, int]]) -> int:
+    """FLOPs the fast path does not perform, per upsampler ``(C, Co, h, w, frames)`` with
+    ``h x w`` its low-resolution input: eager runs the 3x3 conv over the 2h x 2w nearest
+    upsample; the fast path a 2x2 conv with 4 Co outputs (the four phases) over the input
+    padded by one pixel, i.e. (h + 1) x (w + 1) positions."""
+    return sum(
+        _conv(c, co, 9, 4 * h * w, f) - _conv(c, 4 * co, 4, (h + 1) * (w + 1), f)
+        for c, co, h, w, f in upsamplers
+    )
+
+
+@pytest.mark.parametrize("model", ["wan2.1", "wan2.2"])
+def test_fast_path_flop_count_matches_a_hand_count(bench: ModuleType, model: str) -> None:
+    """count_flops(subpixel=True) is the eager count with each upsampler's conv replaced by
+    the sub-pixel conv's taps, derived independently here; the upsamplers' share drops to
+    just over 4/9 (the padded border row and column of each phase)."""
+    workload = bench.full_size_workload(bench.parse_args(["--model", model]))
+    h, w = workload.latent_size
+    if model == "wan2.2":
+        eager = _hand_count_wan22_per_steady_latent_frame(h, w)
+        ups = [(1024, 1024, h, w, 2), (1024, 1024, 2 * h, 2 * w, 4), (512, 512, 4 * h, 4 * w, 4)]
+    else:
+        eager = _hand_count_per_steady_latent_frame(h, w)
+        ups = [(384, 192, h, w, 2), (384, 192, 2 * h, 2 * w, 4), (192, 96, 4 * h, 4 * w, 4)]
+    fast = bench.count_flops(workload, frames=1, first_chunk=False, subpixel=True)
+    assert fast == eager - _subpixel_saving(ups)
+    assert bench.count_flops(workload, frames=1, first_chunk=False) == eager
+    eager_up = sum(_conv(c, co, 9, 4 * hh * ww, f) for c, co, hh, ww, f in ups)
+    fast_up = eager_up - _subpixel_saving(ups)
+    assert 4 / 9 < fast_up / eager_up < 4 / 9 * 1.05
+    # Chunks: a later chunk of three frames is three steady frames on this path too, and the
+    # first chunk (whose first frame is not doubled in time) counts fewer.
+    assert bench.count_flops(workload, frames=3, first_chunk=False, subpixel=True) == 3 * fast
+    assert bench.count_flops(workload, frames=3, first_chunk=True, subpixel=True) < 3 * fast
