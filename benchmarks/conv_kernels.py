@@ -41,27 +41,33 @@ from reference_decoders.wan.fast.layout import use_stacked_conv  # noqa: E402
 from reference_decoders.wan.fast.weights import stacked_conv_weight  # noqa: E402
 
 
-def candidates(cin: int, cout: int) -> list[TileConfig]:
-    """Tiles worth trying for a width (block_k must divide cin)."""
-    ks = [k for k in (64, 32) if cin % k == 0][:1]
-    out = []
-    for k in ks:
-        if cout < 128:  # 96 output channels: 3 narrow column blocks or one masked wide one
-            out += [
-                TileConfig(128, 32, k, 4, 4),
-                TileConfig(256, 32, k, 8, 4),
-                TileConfig(128, 128, k, 8, 3),
-                TileConfig(128, 64, k, 4, 4),
-            ]
-        else:
-            out += [
-                TileConfig(128, 128, k, 8, 3),
-                TileConfig(128, 128, k, 4, 4),
-                TileConfig(128, 256, k, 8, 3),
-                TileConfig(256, 128, k, 8, 3),
-                TileConfig(64, 128, k, 4, 4),
-            ]
-    return out
+def candidates(cin: int, cout: int, width: int, few: bool = False) -> list[TileConfig]:
+    """Tiles worth trying for a conv (block_k divides cin): a pointer-load tile and TMA
+    tiles of 128 pixels, one image row of 128 or several rows of ``block_w`` pixels
+    (``block_w`` dividing the width where a power of two does, else 64). Several-row
+    TMA tiles use 32-channel blocks: with 64 (128-byte rows) Triton 3.6 miscompiles
+    them (benchmarks/experiments/exp3_tma_probe.py), and causal_conv refuses them."""
+    k = next(k for k in (64, 32, 16) if cin % k == 0)
+    k_rows = min(k, 32)
+    bw = next((b for b in (64, 32, 16, 8) if width % b == 0), 64)
+    if cout < 128:  # 96 output channels: one masked 128-wide column block, or 3 narrow ones
+        tiles = [
+            TileConfig(128, 128, k, 8, 3),
+            TileConfig(128, 128, k, 8, 3, block_w=128),
+            TileConfig(128, 128, k_rows, 8, 3, block_w=bw),
+            TileConfig(128, 32, k_rows, 4, 4, block_w=bw),
+        ]
+    else:
+        tiles = [
+            TileConfig(128, 128, k, 8, 3),
+            TileConfig(128, 128, k, 8, 3, block_w=128),
+            TileConfig(128, 256, k, 8, 3, block_w=128),
+            TileConfig(128, 128, k_rows, 8, 3, block_w=bw),
+            TileConfig(128, 256, k_rows, 8, 3, block_w=bw),
+        ]
+    if few:
+        return [tiles[1], tiles[-1]]
+    return tiles
 
 
 def wan22_shapes(t: int) -> list[dict]:
@@ -109,7 +115,7 @@ def measure(shape: dict, dev: str = "cuda", dt: torch.dtype = torch.bfloat16) ->
     packed = pack_weight(weight)
     best = None
     row["triton"] = []
-    for cfg in candidates(cin, cout):
+    for cfg in candidates(cin, cout, w, few=shape["name"].startswith("wan2.2")):
         try:
             y = causal_conv([history, chunk], packed, (3, 3, 3), bias=bias, config=cfg)
             err = ((y.float() - expected.float()).abs().max() / expected.float().abs().max()).item()
@@ -140,7 +146,7 @@ def main() -> None:
         rows.append(r)
         b = r["triton_best"]
         tf = lambda s: f"{s * 1e3:7.3f} ms {r['flops'] / s / 1e12:4.0f} TF/s"  # noqa: E731
-        tile = "-" if b is None else "x".join(str(b["config"][k]) for k in ("block_m", "block_n", "block_k", "num_warps", "num_stages"))
+        tile = "-" if b is None else "x".join(str(b["config"][k]) for k in ("block_m", "block_n", "block_k", "num_warps", "num_stages", "block_w"))
         print(f"{r['name']:28} {r['count']:2d} {r['cudnn_form']:>14} {tf(r['cudnn_s']):>20} "
               f"{tf(b['s']) if b else 'failed':>20} {tile:>22} {b['rel_err'] if b else float('nan'):8.1e}", flush=True)
         torch.cuda.empty_cache()

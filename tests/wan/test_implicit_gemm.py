@@ -40,6 +40,11 @@ CASES = [  # frames out, height, width, channels in, out, segment frame counts, 
     (3, 3, 4, 32, 40, [2, 1, 2], implicit_gemm.TileConfig(32, 32, 32, 4, 1, 1)),
     (4, 6, 5, 16, 24, [6], implicit_gemm.TileConfig(64, 32, 16, 4, 2, 8)),
     (2, 9, 11, 96, 96, [2, 2], None),  # the default tile for a Wan width
+    # TMA tiles: rows of block_w pixels; zero fill past every border is the padding
+    (2, 5, 7, 32, 48, [2, 2], implicit_gemm.TileConfig(32, 32, 16, 4, 2, 2, block_w=8)),
+    (1, 4, 9, 64, 16, [1, 2], implicit_gemm.TileConfig(32, 16, 16, 4, 3, 8, block_w=16)),
+    (3, 3, 4, 32, 40, [2, 1, 2], implicit_gemm.TileConfig(16, 32, 16, 4, 1, 1, block_w=4)),
+    (2, 3, 21, 64, 32, [2, 2], implicit_gemm.TileConfig(16, 32, 64, 4, 3, 8, block_w=16)),
 ]
 
 
@@ -94,6 +99,9 @@ def test_kernel_refuses_inputs_it_cannot_compute() -> None:
         implicit_gemm.causal_conv([x], w, (3, 3, 3), residual=torch.zeros(2, 4, 4, 8))
     with pytest.raises(ValueError, match="spatial kernel must be odd"):
         implicit_gemm.causal_conv([x], w, (3, 2, 2))
+    several_rows_128_byte_channels = implicit_gemm.TileConfig(32, 16, 32, 4, 3, block_w=8)
+    with pytest.raises(ValueError, match="miscompiled by Triton"):
+        implicit_gemm.causal_conv([x], w, (3, 3, 3), config=several_rows_128_byte_channels)
 
 
 def _route_through_kernel(c: int, co: int, t: int) -> bool:
@@ -141,3 +149,22 @@ def test_default_tiles_fit_every_wan_width() -> None:
     for c in (96, 192, 384, 256, 512, 1024, 16, 32):
         config = implicit_gemm.default_config(c, c)
         assert c % config.block_k == 0, (c, config)
+
+
+@needs_fast
+@pytest.mark.parametrize("setting", [True, False, None])
+def test_config_chooses_where_convs_run(setting: bool | None) -> None:
+    """``triton_convs`` reaches the executor: True routes every width the kernel takes,
+    False none, None leaves the measured rule (the executor's own default)."""
+    from reference_decoders.wan import WanVAEDecoderConfig
+
+    decoder = WanVAEDecoderConfig(
+        device=DEVICE, dtype=torch.float32, fast_path=True, triton_convs=setting, **SMALL
+    ).setup()
+    assert decoder._fast is not None
+    rule = decoder._fast.implicit
+    if setting is None:
+        assert rule is None
+    else:
+        assert rule is not None
+        assert rule(32, 32, 1) is setting and rule(8, 8, 1) is False

@@ -51,6 +51,10 @@ class TileConfig:
     num_warps: int = 8
     num_stages: int = 3
     group_m: int = 8
+    #: With ``block_w``, the TMA variant: a tile is ``block_m // block_w`` image rows of
+    #: ``block_w`` pixels, loaded by the tensor-memory accelerator, whose zero fill of
+    #: out-of-range coordinates is the spatial padding (Hopper only).
+    block_w: int = 0
 
 
 def default_config(in_channels: int, out_channels: int) -> TileConfig:
@@ -126,6 +130,80 @@ def _causal_conv_kernel(
     tl.store(y_ptr + out_offs, acc.to(y_ptr.dtype.element_ty), mask=out_mask)
 
 
+@triton.jit
+def _tma_segment_loop(
+    desc, w_desc, acc, frame0, dt_lo, dt_hi, row0, col0, n0, C, chunks,
+    KH: tl.constexpr, KW: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
+):  # fmt: skip
+    # Temporal taps [dt_lo, dt_hi) all read one segment, whose first frame is `frame0`
+    # frames before the tile's first input frame.
+    per_dt = KH * KW * chunks
+    for it in range(dt_lo * per_dt, dt_hi * per_dt):
+        tap = it // chunks
+        k0 = (it % chunks) * BLOCK_K
+        dt = tap // (KH * KW)
+        dh = (tap // KW) % KH - KH // 2
+        dw = tap % KW - KW // 2
+        a = desc.load([frame0 + dt, row0 + dh, col0 + dw, k0]).reshape(BLOCK_M, BLOCK_K)
+        b = w_desc.load([tap * C + k0, n0])
+        acc = tl.dot(a, b, acc)
+    return acc
+
+
+@triton.jit
+def _causal_conv_tma_kernel(
+    d0, d1, d2, w_desc, bias_ptr, res_ptr, y_ptr,
+    end0, end1, T, H, W, C, Co, chunks,
+    KT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, HAS_BIAS: tl.constexpr,
+    HAS_RES: tl.constexpr,
+):  # fmt: skip
+    BLOCK_M: tl.constexpr = BLOCK_H * BLOCK_W
+    pid = tl.program_id(0)
+    tiles_h = tl.cdiv(H, BLOCK_H)
+    tiles_w = tl.cdiv(W, BLOCK_W)
+    grid_m = T * tiles_h * tiles_w
+    grid_n = tl.cdiv(Co, BLOCK_N)
+    in_group = GROUP_M * grid_n
+    group = pid // in_group
+    first_m = group * GROUP_M
+    size_m = tl.minimum(grid_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % in_group) % size_m
+    pid_n = (pid % in_group) // size_m
+    col0 = (pid_m % tiles_w) * BLOCK_W
+    row0 = ((pid_m // tiles_w) % tiles_h) * BLOCK_H
+    t = pid_m // (tiles_w * tiles_h)
+    n0 = pid_n * BLOCK_N
+
+    # Input frames t .. t + KT - 1; segment s holds [start_s, end_s).
+    lo1 = tl.minimum(tl.maximum(end0 - t, 0), KT)
+    lo2 = tl.minimum(tl.maximum(end1 - t, 0), KT)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = _tma_segment_loop(d0, w_desc, acc, t, 0, lo1, row0, col0, n0, C, chunks,
+                            KH, KW, BLOCK_M, BLOCK_K, BLOCK_H, BLOCK_W)
+    acc = _tma_segment_loop(d1, w_desc, acc, t - end0, lo1, lo2, row0, col0, n0, C, chunks,
+                            KH, KW, BLOCK_M, BLOCK_K, BLOCK_H, BLOCK_W)
+    acc = _tma_segment_loop(d2, w_desc, acc, t - end1, lo2, KT, row0, col0, n0, C, chunks,
+                            KH, KW, BLOCK_M, BLOCK_K, BLOCK_H, BLOCK_W)
+
+    i = tl.arange(0, BLOCK_M)
+    row = row0 + i // BLOCK_W
+    col = col0 + i % BLOCK_W
+    n = n0 + tl.arange(0, BLOCK_N)
+    n_ok = n < Co
+    m_ok = (row < H) & (col < W)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    m = ((t * H + row) * W + col).to(tl.int64)
+    out_offs = m[:, None] * Co + n[None, :]
+    out_mask = m_ok[:, None] & n_ok[None, :]
+    if HAS_RES:
+        acc += tl.load(res_ptr + out_offs, mask=out_mask, other=0.0).to(tl.float32)
+    tl.store(y_ptr + out_offs, acc.to(y_ptr.dtype.element_ty), mask=out_mask)
+
+
 def causal_conv(
     segments: Sequence[torch.Tensor],
     weight: torch.Tensor,
@@ -174,6 +252,16 @@ def causal_conv(
     cfg = config or default_config(c, co)
     if c % cfg.block_k:
         raise ValueError(f"causal_conv: {c} channels is not a multiple of block_k {cfg.block_k}")
+    if cfg.block_w and cfg.block_w != cfg.block_m and cfg.block_k * first.element_size() >= 128:
+        # Measured on an H200 with Triton 3.6: pipelined TMA tiles of several image rows
+        # whose channel block spans 128 bytes (128-byte swizzle) compute wrong values
+        # (errors up to 28 % of the output's range); one-row tiles, unpipelined ones and
+        # 64-byte channel blocks are exact (benchmarks/experiments/exp3_tma_probe.py).
+        raise ValueError(
+            f"causal_conv: TMA tile of {cfg.block_m // cfg.block_w} rows with {cfg.block_k} "
+            f"channels of {first.element_size()} bytes is miscompiled by Triton; use one-row "
+            "tiles (block_w == block_m) or block_k * element size < 128 bytes"
+        )
     out = first.new_empty(t, h, w, co)
     if residual is not None and (residual.shape != out.shape or not residual.is_contiguous()):
         raise ValueError(
@@ -189,6 +277,9 @@ def causal_conv(
     elif len(segments) == 2:
         ends[1] = frames_in
     padded = list(segments) + [first] * (MAX_SEGMENTS - len(segments))
+    if cfg.block_w:
+        _launch_tma(padded, weight, bias, residual, out, ends, (kt, kh, kw), cfg)
+        return out
     m = t * h * w
     grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(co, cfg.block_n),)
     _causal_conv_kernel[grid](
@@ -202,3 +293,36 @@ def causal_conv(
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )  # fmt: skip
     return out
+
+
+def _launch_tma(
+    segments: list[torch.Tensor],
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor | None,
+    out: torch.Tensor,
+    ends: list[int],
+    kernel_size: tuple[int, int, int],
+    cfg: TileConfig,
+) -> None:
+    from triton.tools.tensor_descriptor import TensorDescriptor  # type: ignore[import-not-found, unused-ignore]
+
+    kt, kh, kw = kernel_size
+    t, h, w, co = out.shape
+    c = segments[0].shape[3]
+    block_h = cfg.block_m // cfg.block_w
+    descs = [
+        TensorDescriptor.from_tensor(s, [1, block_h, cfg.block_w, cfg.block_k]) for s in segments
+    ]
+    w_desc = TensorDescriptor.from_tensor(weight, [cfg.block_k, cfg.block_n])
+    tiles = t * triton.cdiv(h, block_h) * triton.cdiv(w, cfg.block_w)
+    grid = (tiles * triton.cdiv(co, cfg.block_n),)
+    _causal_conv_tma_kernel[grid](
+        descs[0], descs[1], descs[2], w_desc,
+        bias if bias is not None else weight, residual if residual is not None else out, out,
+        ends[0], ends[1], t, h, w, c, co, c // cfg.block_k,
+        KT=kt, KH=kh, KW=kw, BLOCK_H=block_h, BLOCK_W=cfg.block_w, BLOCK_N=cfg.block_n,
+        BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
+        HAS_BIAS=bias is not None, HAS_RES=residual is not None,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )  # fmt: skip

@@ -23,6 +23,14 @@ def use_stacked_conv(in_channels: int, frames: int) -> bool:
 
 
 def use_implicit_gemm(in_channels: int, out_channels: int, frames: int) -> bool:
-    """True to run a 3x3x3 conv as the Triton implicit GEMM, False for cuDNN (Hopper,
-    half precision; the rule is applied only there)."""
-    return in_channels % 32 == 0
+    """True to run a 3x3x3 conv as the Triton implicit GEMM (:mod:`.implicit_gemm`),
+    False for cuDNN. Applied only in half precision on Hopper GPUs.
+
+    Measured on an H200 (bf16, every 3x3x3 conv of a Wan 2.1 step and the widest Wan
+    2.2 convs; ``benchmarks/conv_kernels.py``, table in ``benchmarks/NOTES.md``): cuDNN
+    was faster on every shape of a full decode's one-latent-frame tiles, by 8-45 %,
+    and the kernel won only the 192->384 conv of a 3-latent-frame step, with a tile that
+    computed wrong values (TMA, 128-byte rows). Until a correct tile beats cuDNN on a
+    shape, every conv stays on cuDNN; the kernel runs where a caller asks for it.
+    """
+    return False
