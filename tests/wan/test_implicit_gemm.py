@@ -39,7 +39,8 @@ CASES = [  # frames out, height, width, channels in, out, segment frame counts, 
     (1, 4, 9, 64, 16, [1, 2], implicit_gemm.TileConfig(16, 16, 32, 4, 1, 8)),
     (3, 3, 4, 32, 40, [2, 1, 2], implicit_gemm.TileConfig(32, 32, 32, 4, 1, 1)),
     (4, 6, 5, 16, 24, [6], implicit_gemm.TileConfig(64, 32, 16, 4, 2, 8)),
-    (2, 9, 11, 96, 96, [2, 2], None),  # the default tile for a Wan width
+    (2, 9, 11, 96, 96, [2, 2], None),  # the default tiles for Wan widths: one row,
+    (1, 3, 16, 192, 256, [1, 2], None),  # several rows
     # TMA tiles: rows of block_w pixels; zero fill past every border is the padding
     (2, 5, 7, 32, 48, [2, 2], implicit_gemm.TileConfig(32, 32, 16, 4, 2, 2, block_w=8)),
     (1, 4, 9, 64, 16, [1, 2], implicit_gemm.TileConfig(32, 16, 16, 4, 3, 8, block_w=16)),
@@ -147,8 +148,13 @@ def test_executor_with_the_kernel_never_writes_history_it_handed_out() -> None:
 def test_default_tiles_fit_every_wan_width() -> None:
     """Every conv width of the published decoders gets a tile whose block_k divides it."""
     for c in (96, 192, 384, 256, 512, 1024, 16, 32):
-        config = implicit_gemm.default_config(c, c)
-        assert c % config.block_k == 0, (c, config)
+        for width in (8, 104, 416, 832, 80, 640):
+            for tma, size in ((True, 2), (True, 4), (False, 2)):
+                config = implicit_gemm.default_config(c, c, width, tma=tma, element_size=size)
+                assert config.block_w in (0, config.block_m) or config.block_k * size < 128
+                assert c % config.block_k == 0, (c, config)
+                assert not config.block_w or config.block_m % config.block_w == 0
+                assert tma or not config.block_w
 
 
 @needs_fast

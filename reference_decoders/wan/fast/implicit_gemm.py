@@ -57,11 +57,30 @@ class TileConfig:
     block_w: int = 0
 
 
-def default_config(in_channels: int, out_channels: int) -> TileConfig:
-    """The measured best tile for a conv width (H200, bf16; see module doc)."""
+def default_config(
+    in_channels: int, out_channels: int, width: int, *, tma: bool = True, element_size: int = 2
+) -> TileConfig:
+    """The fastest correct tile measured for a conv (H200, bf16, Triton 3.6;
+    ``benchmarks/results/conv_kernels_t1_h200.json``): one image row of 128 pixels
+    with 64-channel blocks, except the widths where several rows with 32-channel blocks
+    and 256 output columns won (192, 512, 1024; 64-byte channel blocks, so 16 channels
+    in float32). Without TMA (``tma=False``: GPUs before Hopper), the pointer-load tile."""
     block_k = next((k for k in (64, 32, 16) if in_channels % k == 0), 16)
     block_n = 128 if out_channels >= 128 else max(16, triton.next_power_of_2(out_channels))
-    return TileConfig(block_m=128, block_n=block_n, block_k=block_k)
+    if not tma:
+        return TileConfig(block_m=128, block_n=block_n, block_k=block_k)
+    if in_channels in (192, 512, 1024):
+        rows_w = next((b for b in (64, 32, 16, 8) if width % b == 0), 64)
+        rows_k = min(block_k, 64 // element_size)
+        return TileConfig(128, 256 if out_channels > 128 else block_n, rows_k, 8, 3, block_w=rows_w)
+    return TileConfig(128, block_n, block_k, 8, 3, block_w=128)
+
+
+def _has_tma(device: torch.device) -> bool:
+    """Hopper or later (the tensor-memory accelerator), or the CPU interpreter."""
+    if device.type != "cuda":
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 9
 
 
 def pack_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -249,7 +268,9 @@ def causal_conv(
     t = frames_in - kt + 1
     if t < 1:
         raise ValueError(f"causal_conv: {frames_in} input frames for a {kt}-frame kernel")
-    cfg = config or default_config(c, co)
+    cfg = config or default_config(
+        c, co, w, tma=_has_tma(first.device), element_size=first.element_size()
+    )
     if c % cfg.block_k:
         raise ValueError(f"causal_conv: {c} channels is not a multiple of block_k {cfg.block_k}")
     if cfg.block_w and cfg.block_w != cfg.block_m and cfg.block_k * first.element_size() >= 128:
