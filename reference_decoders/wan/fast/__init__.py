@@ -9,7 +9,9 @@ the package imports without it.
 
 - :mod:`.kernels`: the Triton kernels (fused RMS norm + SiLU into conv input buffers,
   bias + residual add, sub-pixel gather).
-- :mod:`.layout`: which form a 3x3x3 conv runs in (measured rule).
+- :mod:`.implicit_gemm`: a Triton implicit-GEMM causal conv (history read in place,
+  bias and residual fused), opt-in: cuDNN measured faster on every decoder shape.
+- :mod:`.layout`: which form and which library a 3x3x3 conv runs in (measured rules).
 - :mod:`.weights`: the conv weights rearranged for those forms (plain torch).
 - :mod:`.network`: the executor.
 """

@@ -22,16 +22,21 @@ the plain statement of the architecture. What it changes, and why (measurements 
 - A chunk is decoded in tiles of ``tile_latent_frames`` latent frames carrying the
   history, which gives the same frames (the network is chunk-invariant) with memory
   bounded by the tile instead of the chunk.
+- Optionally (``implicit``, the config's ``triton_convs``) a 3x3x3 conv runs as the
+  Triton implicit GEMM of :mod:`.implicit_gemm`, which reads history and chunk where
+  they are and adds bias and residual itself; cuDNN is the default because it measured
+  faster on every shape (:func:`.layout.use_implicit_gemm`).
 - Wan 2.2: the residual stages' shortcut is the same channel spreading on
   channels-last frames (one ``repeat_interleave`` and a permute), added in place after
   the upsampler; the output patches are unpatchified on the way into the output.
 
 History tensors keep the eager cache's logical shape ``[B, C, 2, H, W]`` (in
 ``channels_last_3d`` memory), so caches made by either path are interchangeable. They
-are new tensors every call, never written in place: a failed call leaves the cache as it
-was, and a history tensor a forked cache shares is never changed under it. (Writing them
-in place would save no traffic: the two frames are copied out of the conv's input
-buffer either way.)
+are new tensors every conv run, never written once made: a failed call leaves the cache
+as it was, and a history tensor a forked cache shares is never changed under it. The next
+tile reads its predecessor's tensor directly (cuDNN convs copy it into their input
+buffer; the implicit GEMM reads it in place). With one batch element the cache's tensor
+is a view of that per-element tensor; with several, each element's is copied in.
 """
 
 from __future__ import annotations
