@@ -91,6 +91,17 @@ def pack_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 @triton.jit
+def _grouped_tile(grid_m, grid_n, GROUP_M: tl.constexpr):
+    """(row block, column block) of this program in grouped launch order: ``GROUP_M``
+    consecutive row blocks visit each column block together, sharing its weights in L2."""
+    pid = tl.program_id(0)
+    in_group = GROUP_M * grid_n
+    first_m = (pid // in_group) * GROUP_M
+    size_m = tl.minimum(grid_m - first_m, GROUP_M)
+    return first_m + (pid % in_group) % size_m, (pid % in_group) // size_m
+
+
+@triton.jit
 def _causal_conv_kernel(
     s0_ptr, s1_ptr, s2_ptr, w_ptr, bias_ptr, res_ptr, y_ptr,
     end0, end1, M, H, W, C, Co, chunks, iters,
@@ -99,16 +110,7 @@ def _causal_conv_kernel(
     GROUP_M: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr,
     PRECISION: tl.constexpr,
 ):  # fmt: skip
-    # Grouped launch order: GROUP_M row blocks share each column block's weights in L2.
-    pid = tl.program_id(0)
-    grid_m = tl.cdiv(M, BLOCK_M)
-    grid_n = tl.cdiv(Co, BLOCK_N)
-    in_group = GROUP_M * grid_n
-    group = pid // in_group
-    first_m = group * GROUP_M
-    size_m = tl.minimum(grid_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % in_group) % size_m
-    pid_n = (pid % in_group) // size_m
+    pid_m, pid_n = _grouped_tile(tl.cdiv(M, BLOCK_M), tl.cdiv(Co, BLOCK_N), GROUP_M)
 
     m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -180,17 +182,9 @@ def _causal_conv_tma_kernel(
     HAS_RES: tl.constexpr,
 ):  # fmt: skip
     BLOCK_M: tl.constexpr = BLOCK_H * BLOCK_W
-    pid = tl.program_id(0)
     tiles_h = tl.cdiv(H, BLOCK_H)
     tiles_w = tl.cdiv(W, BLOCK_W)
-    grid_m = T * tiles_h * tiles_w
-    grid_n = tl.cdiv(Co, BLOCK_N)
-    in_group = GROUP_M * grid_n
-    group = pid // in_group
-    first_m = group * GROUP_M
-    size_m = tl.minimum(grid_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % in_group) % size_m
-    pid_n = (pid % in_group) // size_m
+    pid_m, pid_n = _grouped_tile(T * tiles_h * tiles_w, tl.cdiv(Co, BLOCK_N), GROUP_M)
     col0 = (pid_m % tiles_w) * BLOCK_W
     row0 = ((pid_m // tiles_w) % tiles_h) * BLOCK_H
     t = pid_m // (tiles_w * tiles_h)
