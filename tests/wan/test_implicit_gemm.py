@@ -12,7 +12,9 @@ sizes and a batch of two (history read in place across tiles and calls).
 
 Runs on CUDA (bfloat16 kernel checks, any GPU: the layout rule that limits the kernel to
 Hopper is bypassed here) or under Triton's CPU interpreter (``TRITON_INTERPRET=1``,
-float32), else skipped.
+float32), else skipped. Triton 3.6's interpreter needs numpy < 2.4 (it converts
+one-element arrays to Python ints, which numpy 2.4 refuses); e.g.
+``pip install --target /tmp/t triton==3.6.0 "numpy<2.4"`` and ``PYTHONPATH=/tmp/t``.
 """
 
 from __future__ import annotations
