@@ -16,6 +16,7 @@ from typing import Any
 from conformance.checks.context import CheckContext
 from conformance.checks.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed, DecoderError
+from conformance.strategies import plan_from_cuts
 
 __all__ = ["FINGERPRINTED_CHECKS", "fingerprint_plans", "seam_fingerprint"]
 
@@ -38,18 +39,9 @@ def fingerprint_plans(max_frames: int = SEAM_BATTERY_FRAMES, max_chunk: int | No
     plans: list[tuple[int, ...]] = []
     for total in range(1, max_frames + 1):
         for cuts in product((False, True), repeat=total - 1):
-            plan, current = [], 1
-            for cut in cuts:
-                if cut:
-                    plan.append(current)
-                    current = 1
-                else:
-                    current += 1
-            plan.append(current)
-            if max_chunk is not None:
-                plan = [p for n in plan for p in [max_chunk] * (n // max_chunk) + ([n % max_chunk] if n % max_chunk else [])]
-            if tuple(plan) not in plans:
-                plans.append(tuple(plan))
+            plan = plan_from_cuts(list(cuts), max_chunk)
+            if plan not in plans:
+                plans.append(plan)
     return plans
 
 

@@ -261,6 +261,8 @@ def _implicit_rule(config: WanVAEDecoderConfig) -> Callable[[int, int, int], boo
     """``config.triton_convs`` as the fast executor's rule (None: its measured default)."""
     if config.triton_convs is None:
         return None
+    from reference_decoders.wan.fast.layout import implicit_gemm_accepts
+
     if config.triton_convs:
-        return lambda in_channels, out_channels, frames: in_channels % 16 == 0
+        return lambda in_channels, out_channels, frames: implicit_gemm_accepts(in_channels)
     return lambda in_channels, out_channels, frames: False

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
 import triton  # type: ignore[import-not-found, unused-ignore]
@@ -155,7 +156,7 @@ def _causal_conv_kernel(
 def _tma_segment_loop(
     desc, w_desc, acc, frame0, dt_lo, dt_hi, row0, col0, n0, C, chunks,
     KH: tl.constexpr, KW: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
-    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
+    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     # Temporal taps [dt_lo, dt_hi) all read one segment, whose first frame is `frame0`
     # frames before the tile's first input frame.
@@ -168,7 +169,7 @@ def _tma_segment_loop(
         dw = tap % KW - KW // 2
         a = desc.load([frame0 + dt, row0 + dh, col0 + dw, k0]).reshape(BLOCK_M, BLOCK_K)
         b = w_desc.load([tap * C + k0, n0])
-        acc = tl.dot(a, b, acc)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
     return acc
 
 
@@ -179,7 +180,7 @@ def _causal_conv_tma_kernel(
     KT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, HAS_BIAS: tl.constexpr,
-    HAS_RES: tl.constexpr,
+    HAS_RES: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     BLOCK_M: tl.constexpr = BLOCK_H * BLOCK_W
     tiles_h = tl.cdiv(H, BLOCK_H)
@@ -195,11 +196,11 @@ def _causal_conv_tma_kernel(
     lo2 = tl.minimum(tl.maximum(end1 - t, 0), KT)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc = _tma_segment_loop(d0, w_desc, acc, t, 0, lo1, row0, col0, n0, C, chunks,
-                            KH, KW, BLOCK_M, BLOCK_K, BLOCK_H, BLOCK_W)
+                            KH, KW, BLOCK_M, BLOCK_K, BLOCK_H, BLOCK_W, PRECISION)
     acc = _tma_segment_loop(d1, w_desc, acc, t - end0, lo1, lo2, row0, col0, n0, C, chunks,
-                            KH, KW, BLOCK_M, BLOCK_K, BLOCK_H, BLOCK_W)
+                            KH, KW, BLOCK_M, BLOCK_K, BLOCK_H, BLOCK_W, PRECISION)
     acc = _tma_segment_loop(d2, w_desc, acc, t - end1, lo2, KT, row0, col0, n0, C, chunks,
-                            KH, KW, BLOCK_M, BLOCK_K, BLOCK_H, BLOCK_W)
+                            KH, KW, BLOCK_M, BLOCK_K, BLOCK_H, BLOCK_W, PRECISION)
 
     i = tl.arange(0, BLOCK_M)
     row = row0 + i // BLOCK_W
@@ -282,18 +283,13 @@ def causal_conv(
         raise ValueError(
             f"causal_conv: residual must be dense {tuple(out.shape)}, got {tuple(residual.shape)}"
         )
-    ends = [0, 0]
-    total = 0
-    for i, s in enumerate(segments[:2]):
-        total += s.shape[0]
-        ends[i] = total
-    if len(segments) == 1:
-        ends = [frames_in, frames_in]
-    elif len(segments) == 2:
-        ends[1] = frames_in
+    # Frame index where segments 0 and 1 end (the last segment ends at frames_in).
+    ends = list(accumulate(s.shape[0] for s in segments))[: MAX_SEGMENTS - 1]
+    ends += [frames_in] * (MAX_SEGMENTS - 1 - len(ends))
+    precision = "ieee" if first.dtype == torch.float32 else "tf32"
     padded = list(segments) + [first] * (MAX_SEGMENTS - len(segments))
     if cfg.block_w:
-        _launch_tma(padded, weight, bias, residual, out, ends, (kt, kh, kw), cfg)
+        _launch_tma(padded, weight, bias, residual, out, ends, (kt, kh, kw), cfg, precision)
         return out
     m = t * h * w
     grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(co, cfg.block_n),)
@@ -304,8 +300,7 @@ def causal_conv(
         KT=kt, KH=kh, KW=kw,
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
         HAS_BIAS=bias is not None, HAS_RES=residual is not None,
-        PRECISION="ieee" if first.dtype == torch.float32 else "tf32",
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        PRECISION=precision, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )  # fmt: skip
     return out
 
@@ -319,6 +314,7 @@ def _launch_tma(
     ends: list[int],
     kernel_size: tuple[int, int, int],
     cfg: TileConfig,
+    precision: str,
 ) -> None:
     from triton.tools.tensor_descriptor import TensorDescriptor  # type: ignore[import-not-found, unused-ignore]
 
@@ -338,6 +334,6 @@ def _launch_tma(
         ends[0], ends[1], t, h, w, c, co, c // cfg.block_k,
         KT=kt, KH=kh, KW=kw, BLOCK_H=block_h, BLOCK_W=cfg.block_w, BLOCK_N=cfg.block_n,
         BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
-        HAS_BIAS=bias is not None, HAS_RES=residual is not None,
+        HAS_BIAS=bias is not None, HAS_RES=residual is not None, PRECISION=precision,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )  # fmt: skip

@@ -10,7 +10,7 @@ compute the same function; this only picks the faster one.
 
 from __future__ import annotations
 
-__all__ = ["use_implicit_gemm", "use_stacked_conv"]
+__all__ = ["implicit_gemm_accepts", "use_implicit_gemm", "use_stacked_conv"]
 
 
 def use_stacked_conv(in_channels: int, frames: int) -> bool:
@@ -20,6 +20,12 @@ def use_stacked_conv(in_channels: int, frames: int) -> bool:
     if frames == 1 and in_channels >= 384:
         return False
     return True
+
+
+def implicit_gemm_accepts(in_channels: int) -> bool:
+    """Whether the implicit GEMM can run a conv of this input width at all: its channel
+    blocks are 16, 32 or 64 wide and must divide the width."""
+    return in_channels % 16 == 0
 
 
 def use_implicit_gemm(in_channels: int, out_channels: int, frames: int) -> bool:

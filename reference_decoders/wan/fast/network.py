@@ -41,6 +41,7 @@ is a view of that per-element tensor; with several, each element's is copied in.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -80,7 +81,7 @@ def _frames_of(nchw: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _Tile:
-    """History bookkeeping of one call, for one batch element.
+    """History bookkeeping of one batch element through one call's tiles.
 
     ``read[slot]`` is the dense ``[2, H, W, C]`` history the next use of a conv reads
     (None: zeros, the rollout's start): first the cache's, then the fresh tensor each
@@ -89,7 +90,6 @@ class _Tile:
     wrote without a copy.
     """
 
-    index: int
     first: bool  # this tile holds the rollout's causal first frame
     read: list[torch.Tensor | None]
 
@@ -123,8 +123,10 @@ def _store_history(
     return written
 
 
+@functools.cache
 def _use_implicit_gemm_on(device: torch.device, dtype: torch.dtype) -> bool:
-    """The implicit-GEMM conv runs in half precision on Hopper GPUs, where it was tuned."""
+    """The implicit-GEMM conv runs in half precision on Hopper GPUs, where it was tuned
+    (asked once per conv run, so cached)."""
     if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
         return False
     return torch.cuda.get_device_capability(device)[0] == 9
@@ -222,7 +224,7 @@ class FastWanNetwork:
         written: list[torch.Tensor | None] = [None] * len(history)
         for b in range(batch):
             before = [_element_history(h, b) for h in history]
-            tile = _Tile(index=b, first=first_chunk, read=list(before))
+            tile = _Tile(first=first_chunk, read=list(before))
             produced = 0
             for start in range(0, frames, self.tile_latent_frames):
                 chunk = latents[b, start : start + self.tile_latent_frames]
