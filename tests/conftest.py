@@ -8,6 +8,20 @@ import pytest
 import torch
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.cuda`` skips a test on a machine without a CUDA GPU, with one reason.
+
+    The marker does the skipping, so a test says what it needs once, and a GPU run
+    (``pytest -m cuda``) selects exactly the tests that need the GPU.
+    """
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (marked cuda)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_intra_op_thread() -> Iterator[None]:
     """Run every test on one torch intra-op thread, restoring the setting at the end.
