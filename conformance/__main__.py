@@ -3,7 +3,7 @@
 import os
 import sys
 
-from conformance import cli
+from conformance.frontends import cli
 
 if __name__ == "__main__":
     code = cli.main()

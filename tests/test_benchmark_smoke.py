@@ -73,10 +73,10 @@ def test_smoke_report_has_every_figure(smoke_report: dict) -> None:
 def test_both_implementations_decode_the_same_frames(smoke_report: dict) -> None:
     """fp32, CPU: our full decode vs diffusers' vae.decode on the same weights and latents.
 
-    Bound: the kit's float32 default (conformance.checks.tolerances, 2.4e-4 on outputs in
+    Bound: the kit's float32 default (conformance.checks.harness.tolerances, 2.4e-4 on outputs in
     [-1, 1]); a mismatch in weights loading or de-normalization gives errors of 1e-2 and up.
     """
-    tolerances = pytest.importorskip("conformance.checks.tolerances")
+    tolerances = pytest.importorskip("conformance.checks.harness.tolerances")
     bound = tolerances.default_tolerance(torch.float32).atol
     agreement = smoke_report["ours"]["ours"]["agreement_with_diffusers"]
     assert agreement["max_abs_diff"] <= bound, agreement
@@ -157,7 +157,7 @@ def wan22_smoke_report(bench: ModuleType, tmp_path_factory: pytest.TempPathFacto
 def test_wan22_both_implementations_decode_the_same_frames(wan22_smoke_report: dict) -> None:
     """Wan 2.2, fp32 CPU: ours vs diffusers' ``AutoencoderKLWan`` (Wan 2.2 config) on the
     same weights, within the kit's float32 default; both streaming paths ran."""
-    tolerances = pytest.importorskip("conformance.checks.tolerances")
+    tolerances = pytest.importorskip("conformance.checks.harness.tolerances")
     assert wan22_smoke_report["workload"]["model"] == "wan2.2"
     assert wan22_smoke_report["workload"]["diffusers_arguments"]["is_residual"] is True
     ours = wan22_smoke_report["ours"]["ours"]

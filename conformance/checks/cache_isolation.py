@@ -12,17 +12,18 @@ from typing import Any
 
 import torch
 
-from conformance.checks._common import (
+from conformance.checks.harness.common import (
     bitwise_equal,
     module_tensors,
     plan_text,
     rollout_plan,
 )
 from conformance.checks.registry import promise
-from conformance.checks.context import CheckContext, Decoded, describe_exception
-from conformance.checks.latents import LatentSequence
+from conformance.checks.harness.calls import describe_exception
+from conformance.checks.harness.context import CheckContext, Decoded
+from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed, CheckSkipped
-from conformance.checks.reachability import StorageSpan, overlapping_spans, reachable_tensors, spans_of
+from conformance.checks.harness.reachability import StorageSpan, overlapping_spans, reachable_tensors, spans_of
 
 __all__ = [
     "caches_are_fresh_and_unshared",
@@ -43,7 +44,7 @@ def _overlap_message(a: StorageSpan, b: StorageSpan, moment: str, what: str) -> 
     )
 
 
-@promise("cache_isolation", exercises=("examples", "decoder_calls"))
+@promise(exercises=("examples", "decoder_calls"))
 def caches_are_fresh_and_unshared(ctx: CheckContext) -> None:
     """Every ``initialize_autoregressive_cache`` call returns a new cache whose tensors no
     other cache, the module, or the caller's inputs share, at creation and after steps.
@@ -121,7 +122,7 @@ def _rollout_plans(ctx: CheckContext, count: int) -> list[tuple[int, ...]]:
     return [rollout_plan(ctx, ctx.profile.rollout_steps, first=1 + i % 3) for i in range(count)]
 
 
-@promise("cache_isolation", exercises=("compared_frames",))
+@promise(exercises=("compared_frames",))
 def interleaved_rollouts_are_independent(ctx: CheckContext) -> None:
     """Rollouts stepped in turn get exactly what each gets alone, and a rollout run after
     others gets what it got first.
@@ -190,7 +191,7 @@ def _snapshot_differences(
     return changed, new
 
 
-@promise("cache_isolation", exercises=("decoder_calls",))
+@promise(exercises=("decoder_calls",))
 def forward_leaves_module_state_unchanged(ctx: CheckContext) -> None:
     """Forward leaves every parameter and buffer of the module bitwise unchanged.
 
@@ -226,7 +227,7 @@ def forward_leaves_module_state_unchanged(ctx: CheckContext) -> None:
         ctx.evidence.rollouts += 1
 
 
-@promise("cache_isolation", exercises=("compared_frames",))
+@promise(exercises=("compared_frames",))
 def forked_cache_continues_identically(ctx: CheckContext) -> None:
     """A deep copy of a cache taken mid-rollout continues exactly like the original would.
 

@@ -6,14 +6,14 @@ import time
 
 import torch
 
-from conformance.checks._common import describe_mismatch, plan_text
+from conformance.checks.harness.common import describe_mismatch, plan_text
 from conformance.checks.registry import promise
-from conformance.checks.context import CheckContext, Decoded
-from conformance.checks.latents import LatentSequence
+from conformance.checks.harness.context import CheckContext, Decoded
+from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed, DecoderError
-from conformance.checks.search import run_property
+from conformance.checks.harness.search import run_property
 from conformance.strategies import ChunkCase, chunk_cases, long_chunk_plans, required_chunk_plans
-from conformance.checks.tolerances import (
+from conformance.checks.harness.tolerances import (
     NOISE_FACTOR,
     Tolerance,
     compare,
@@ -24,7 +24,7 @@ from conformance.checks.tolerances import (
 __all__ = ["chunked_decode_matches_full_decode"]
 
 
-@promise("chunking", exercises=("compared_frames",))
+@promise(exercises=("compared_frames",), fingerprinted=True)
 def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     """For any latent sequence and any chunk plan, decoding chunk k at AR index k with one
     cache and concatenating the outputs along time equals decoding the whole sequence in
@@ -52,7 +52,7 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     except DecoderError:
         raise
     except CheckFailed:
-        from conformance.checks.fingerprints import seam_fingerprint
+        from conformance.checks.harness.fingerprints import seam_fingerprint
 
         # Leave the failure time to be reported: fingerprint within 80% of the timeout.
         budget = 0.8 * (ctx.spec.check_timeout_s or ctx.profile.check_timeout_s)
@@ -138,7 +138,7 @@ class _NoiseReference:
 
     For each latent sequence: ``sigma``, the worst frame RMS of the one-call decode
     against the wider twin's one-call decode (the decoder's own rounding noise), and the
-    bound :func:`conformance.checks.tolerances.noise_tolerance` derives from it; then every
+    bound :func:`conformance.checks.harness.tolerances.noise_tolerance` derives from it; then every
     chunked decode of that sequence must be within the bound of the twin's decode, frame
     by frame. A twin that agrees bitwise with the decoder measured no noise: the dtype
     bounds alone apply, and the evidence says why.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from conformance.checks._common import plan_text
+from conformance.checks.harness.common import plan_text
 from conformance.checks.registry import promise
-from conformance.checks.context import CheckContext
-from conformance.checks.latents import LatentSequence
+from conformance.checks.harness.context import CheckContext
+from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed
 
 __all__ = ["FINITE_ROLLOUT_MIN_FRAMES", "finite_rollout_plan", "outputs_are_finite"]
@@ -32,7 +32,7 @@ def finite_rollout_plan(ctx: CheckContext) -> tuple[int, ...]:
     return tuple(plan)
 
 
-@promise("forward_contract", exercises=("pixel_frames",))
+@promise(exercises=("pixel_frames",))
 def outputs_are_finite(ctx: CheckContext) -> None:
     """Every output holds finite numbers only: no NaN, no +Inf or -Inf, at any step of a
     long rollout.

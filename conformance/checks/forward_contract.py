@@ -8,11 +8,12 @@ from collections.abc import Callable
 
 import torch
 
-from conformance.checks._common import bitwise_equal, plan_text, rollout_plan
+from conformance.checks.harness.common import bitwise_equal, plan_text, rollout_plan
 from conformance.checks.registry import promise
 from conformance.checks.size_mappers import read_ratio
-from conformance.checks.context import CheckContext, Step, describe_exception
-from conformance.checks.latents import LatentSequence
+from conformance.checks.harness.calls import describe_exception
+from conformance.checks.harness.context import CheckContext, Step
+from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed, CheckSkipped, DecoderError
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 
-@promise("forward_contract", exercises=("decoder_calls",))
+@promise(exercises=("decoder_calls",))
 def forward_accepts_keyword_call(ctx: CheckContext) -> None:
     """``decoder(input=x, autoregressive_index=i, cache=c)`` works with those keywords and
     returns a 5-dimensional tensor.
@@ -69,7 +70,7 @@ def _device_matches(actual: torch.device, declared: torch.device) -> bool:
     return actual.type == declared.type and (declared.index is None or actual.index == declared.index)
 
 
-@promise("forward_contract", exercises=("decoder_calls",))
+@promise(exercises=("decoder_calls",))
 def output_layout_dtype_device(ctx: CheckContext) -> None:
     """Every output has the declared layout (batch, channels, frames, height, width in the
     declared order), dtype and device.
@@ -120,7 +121,7 @@ def output_layout_dtype_device(ctx: CheckContext) -> None:
         ctx.evidence.examples += 1
 
 
-@promise("forward_contract", exercises=("decoder_calls",))
+@promise(exercises=("decoder_calls",))
 def input_is_not_modified(ctx: CheckContext) -> None:
     """Forward leaves its input tensor bitwise unchanged.
 
@@ -166,7 +167,7 @@ def _changed_frames(raw: torch.Tensor, saved: torch.Tensor, ctx: CheckContext) -
     return f"pixel frames {frames[:10]} of it changed"
 
 
-@promise("forward_contract", exercises=("pixel_frames",))
+@promise(exercises=("pixel_frames",))
 def outputs_survive_later_steps(ctx: CheckContext) -> None:
     """An output stays exactly as returned for as long as the caller holds it: later calls
     (same rollout or not) and work still in flight after the call returned do not change it.
@@ -245,7 +246,7 @@ def _synchronize(ctx: CheckContext) -> None:
         torch.cuda.synchronize(device)
 
 
-@promise("forward_contract", exercises=("compared_frames",))
+@promise(exercises=("compared_frames",))
 def decoding_is_deterministic(ctx: CheckContext) -> None:
     """The same latents and chunk plan give the same outputs every time: bitwise on the
     CPU (and wherever deterministic algorithms are enforced), within the dtype's
@@ -332,7 +333,7 @@ def _differing(a: torch.Tensor, b: torch.Tensor) -> str:
     )
 
 
-@promise("forward_contract", exercises=("compared_frames",))
+@promise(exercises=("compared_frames",))
 def batch_elements_are_independent(ctx: CheckContext) -> None:
     """With several batch elements, each element's output depends only on its own latents.
 
@@ -382,7 +383,7 @@ def batch_elements_are_independent(ctx: CheckContext) -> None:
         ctx.evidence.examples += 1
 
 
-@promise("forward_contract", exercises=("decoder_calls",))
+@promise(exercises=("decoder_calls",))
 def cache_init_accepts_context(ctx: CheckContext) -> None:
     """``initialize_autoregressive_cache`` accepts ``**context`` keywords, as the base
     signature does, including ones it does not use.

@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 
 from conformance.checks.registry import promise
-from conformance.checks.context import CheckContext, Step
-from conformance.checks.latents import LatentSequence
+from conformance.checks.harness.context import CheckContext, Step
+from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed, DecoderError
 
 __all__ = ["autoregressive_index_only_selects_first_chunk", "cache_none_matches_fresh_cache"]
@@ -49,7 +49,7 @@ def _refusal(err: DecoderError, allowed: tuple[type[BaseException], ...]) -> Bas
     return cause if isinstance(cause, allowed) else None
 
 
-@promise("forward_contract", exercises=("decoder_calls",))
+@promise(exercises=("decoder_calls",))
 def cache_none_matches_fresh_cache(ctx: CheckContext) -> None:
     """``decoder(input=x, autoregressive_index=0, cache=None)`` (a one-shot decode) gives
     what the same call with a fresh cache gives, every time, without disturbing rollouts.
@@ -135,7 +135,7 @@ def _concatenated(*steps: Step) -> torch.Tensor:
     return torch.cat([step.output for step in steps], dim=2)
 
 
-@promise("forward_contract", exercises=("decoder_calls",))
+@promise(exercises=("decoder_calls",))
 def autoregressive_index_only_selects_first_chunk(ctx: CheckContext) -> None:
     """Given the same cache and latents, every autoregressive index >= 1 gives the same
     output (or is refused): the index selects first-chunk versus steady-state behaviour,

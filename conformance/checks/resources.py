@@ -8,10 +8,10 @@ from typing import Any
 import torch
 
 from conformance.checks.registry import promise
-from conformance.checks.context import CheckContext
-from conformance.checks.latents import LatentSequence
+from conformance.checks.harness.context import CheckContext
+from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed
-from conformance.checks.reachability import (
+from conformance.checks.harness.reachability import (
     describe_holder,
     live_tensors,
     reachable_tensors,
@@ -116,7 +116,7 @@ _WHERE = {
 }
 
 
-@promise("resources", exercises=("decoder_calls",))
+@promise(exercises=("decoder_calls",))
 def cache_memory_is_bounded(ctx: CheckContext) -> None:
     """The memory a rollout holds stops growing as the rollout goes on, wherever the decoder
     keeps it: in the cache, on the decoder, or anywhere else in the process.

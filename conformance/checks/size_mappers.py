@@ -11,8 +11,9 @@ import hashlib
 from typing import Any
 
 from conformance.checks.registry import promise
-from conformance.checks.context import CheckContext, describe_exception
-from conformance.checks.latents import LatentSequence
+from conformance.checks.harness.calls import as_int, describe_exception
+from conformance.checks.harness.context import CheckContext
+from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed, DecoderError
 
 __all__ = [
@@ -175,7 +176,7 @@ def read_ratio(ctx: CheckContext, decoder: Any, name: str) -> int:
     """Read a compression ratio property; it must be a positive int."""
     raw = ctx.call_decoder(name, getattr, decoder, name)
     try:
-        value = ctx.as_int(raw, name)  # ints and int-likes (numpy ints); not bool, float, tensor
+        value = as_int(raw, name)  # ints and int-likes (numpy ints); not bool, float, tensor
     except CheckFailed:
         raise CheckFailed(
             f"{name} is {raw!r} of type {type(raw).__name__}; expected a positive int "
@@ -186,7 +187,7 @@ def read_ratio(ctx: CheckContext, decoder: Any, name: str) -> int:
     return value
 
 
-@promise("size_mappers", exercises=("mapper_queries",))
+@promise(exercises=("mapper_queries",))
 def ratios_are_positive_constant_ints(ctx: CheckContext) -> None:
     """Both compression ratios are positive ints and do not change.
 
@@ -236,7 +237,7 @@ def ratios_are_positive_constant_ints(ctx: CheckContext) -> None:
     ctx.evidence.note("temporal_compression_ratio", first[2])
 
 
-@promise("size_mappers", exercises=("mapper_queries",))
+@promise(exercises=("mapper_queries",), fingerprinted=True)
 def temporal_mappers_round_trip(ctx: CheckContext) -> None:
     """``get_input_temporal_size`` inverts ``get_output_temporal_size``, and rejects the rest.
 
@@ -307,7 +308,7 @@ def temporal_mappers_round_trip(ctx: CheckContext) -> None:
     found.raise_if_any(ctx, _queried(ctx))
 
 
-@promise("size_mappers", exercises=("mapper_queries",))
+@promise(exercises=("mapper_queries",), fingerprinted=True)
 def temporal_mappers_monotone_and_steady(ctx: CheckContext) -> None:
     """Outputs grow strictly with the input, every step after the first maps like steady
     state (``n * temporal_compression_ratio``), and step 0 never yields more.
@@ -388,7 +389,7 @@ def size_probe_plans(ctx: CheckContext) -> list[tuple[int, ...]]:
     return out
 
 
-@promise("size_mappers", exercises=("decoder_calls",))
+@promise(exercises=("decoder_calls",))
 def decoded_sizes_match_mappers(ctx: CheckContext) -> None:
     """Decoding ``n`` latent frames at AR ``i`` yields exactly ``get_output_temporal_size(i, n)``
     frames, and the latent size times ``spatial_compression_ratio`` in height and width.

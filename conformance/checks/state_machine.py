@@ -24,12 +24,13 @@ from hypothesis.stateful import (
     rule,
 )
 
-from conformance.checks._common import plan_text
+from conformance.checks.harness.common import plan_text
 from conformance.checks.registry import promise
-from conformance.checks.context import CheckContext, describe_exception
-from conformance.checks.latents import LatentSequence
+from conformance.checks.harness.calls import describe_exception
+from conformance.checks.harness.context import CheckContext
+from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed
-from conformance.checks.search import run_machine
+from conformance.checks.harness.search import run_machine
 from conformance.strategies import chunk_sizes
 
 __all__ = ["RolloutDriver", "RolloutState", "rollout_state_machine", "run_scripted_program"]
@@ -255,7 +256,7 @@ def _without(program: list[tuple[Any, ...]], index: int) -> list[tuple[Any, ...]
     return kept
 
 
-@promise("state_machine", exercises=("compared_frames",))
+@promise(exercises=("compared_frames",))
 def rollout_state_machine(ctx: CheckContext) -> None:
     """Any program of concurrent rollouts (start, step with any chunk length, fork, finish)
     gives every rollout, at every step, exactly the frames of the one-call decode of the

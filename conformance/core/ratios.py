@@ -2,7 +2,7 @@
 
 "Largest error X is 2.6% of the tolerance" (0% is exact, 100% is the limit, above it
 fails); far past the limit, "3,167x the tolerance". The check messages
-(:mod:`conformance.checks.tolerances`), the terminal summary, the Markdown certificate and the
+(:mod:`conformance.checks.harness.tolerances`), the terminal summary, the Markdown certificate and the
 JSON's ``max_error_to_tolerance`` all use the same figure, said this way. No torch import:
 reports are rendered without it.
 """

@@ -17,8 +17,11 @@ Statuses, and whether they deny certification:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from conformance.core.outcomes import FailureKind
 
 __all__ = [
     "BLOCKING_STATUSES",
@@ -27,6 +30,7 @@ __all__ = [
     "DecoderRun",
     "Status",
     "STATUSES",
+    "Unloadable",
 ]
 
 Status = Literal["passed", "failed", "xfailed", "skipped", "inconclusive", "not_run", "error"]
@@ -55,9 +59,9 @@ class CheckResult:
     tolerance and how to replay. ``evidence`` records what the check actually exercised
     (examples, rollouts, decoder calls, frames, comparisons, largest error and its margin
     to the tolerance), so a pass can be told apart from a pass that tested nothing.
-    ``kind`` says how a non-passing check ended (``"broken promise"``, ``"decoder error"``,
-    ``"timeout"``, ``"crash"``, ``"vacuous pass"``, ...; see
-    :mod:`conformance.engine.runner`), ``None`` for a pass.
+    ``kind`` says how a non-passing check ended (a :class:`FailureKind`), ``None`` for a pass.
+    ``replay`` is the command that replays this check with the same examples (set by the
+    engine for failures; renderers print it, never parse it out of the message).
     """
 
     check_id: str
@@ -65,12 +69,50 @@ class CheckResult:
     message: str
     duration_s: float
     evidence: dict[str, Any] = field(default_factory=dict)
-    kind: str | None = None
+    kind: FailureKind | None = None
+    replay: str | None = None
 
     @property
     def ok(self) -> bool:
         """True unless this result denies certification."""
         return self.status not in BLOCKING_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain values (the one serialised form: worker messages, pytest
+        records and the JSON report all carry this). Evidence is passed as it is; writers
+        make it JSON-safe."""
+        return {
+            "check_id": self.check_id,
+            "status": self.status,
+            "message": self.message,
+            "duration_s": self.duration_s,
+            "evidence": dict(self.evidence),
+            "kind": None if self.kind is None else self.kind.value,
+            "replay": self.replay,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
+        """The inverse of :meth:`to_dict`; ``ValueError`` naming what is wrong otherwise."""
+        status = data.get("status")
+        if status not in STATUSES:
+            raise ValueError(f"a check result needs a status among {STATUSES}, got {status!r}")
+        kind = data.get("kind")
+        try:
+            duration = float(data.get("duration_s") or 0.0)
+            parsed_kind = None if kind is None else FailureKind(kind)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"malformed check result {dict(data)!r:.300}: {err}") from None
+        evidence = data.get("evidence") or {}
+        return cls(
+            check_id=str(data.get("check_id")),
+            status=status,
+            message=str(data.get("message") or ""),
+            duration_s=duration,
+            evidence=dict(evidence) if isinstance(evidence, Mapping) else {},
+            kind=parsed_kind,
+            replay=None if data.get("replay") is None else str(data["replay"]),
+        )
 
 
 @dataclass
@@ -142,3 +184,14 @@ class DecoderRun:
     supervised: bool = False
     #: Notes about the run as a whole (a worker replaced after a crash, threads chosen, ...).
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Unloadable:
+    """A target that could not be loaded, and why (``name`` and ``distribution`` say where
+    it was registered when it came from an entry point; otherwise ``name`` is the target)."""
+
+    name: str
+    target: str
+    distribution: str | None
+    error: str

@@ -1,15 +1,11 @@
-"""What a decoder author hands the kit: a :class:`DecoderSpec`, and how targets are loaded.
+"""What a decoder author hands the kit: a :class:`DecoderSpec`, and all of its validation.
 
-A *target* is the string ``MODULE:ATTR`` naming a spec in the author's code, so the
-command line, the pytest plugin and CI can all find the same decoder. ``ATTR`` may be a
-dotted path inside the module, and may name a :class:`DecoderSpec`, a list or tuple of
-them, or a zero-argument callable returning either.
+Targets (``MODULE:ATTR`` strings naming specs) are loaded by :mod:`conformance.core.targets`;
+expected-failure ids are checked against the registry by :mod:`conformance.checks`.
 """
 
 from __future__ import annotations
 
-import importlib
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["AXES", "DecoderSpec", "ExpectedFailure", "TargetError", "load_target"]
+__all__ = ["AXES", "DecoderSpec", "ExpectedFailure"]
 
 #: The five axes a layout string orders: batch, channels, time, height, width.
 AXES = "BCTHW"
@@ -120,7 +116,7 @@ class DecoderSpec:
         device: where latents are placed and where outputs must be.
         cache_context: keyword arguments for ``initialize_autoregressive_cache``.
         atol, rtol: override the dtype's default elementwise tolerance (see
-            :mod:`conformance.checks.tolerances`).
+            :mod:`conformance.checks.harness.tolerances`).
         rms_tol: override the dtype's default bound on the root-mean-square error of each
             pixel frame, the aggregate criterion that catches structured (seam) errors
             hidden under the elementwise bound; when only ``atol`` is overridden, the
@@ -147,7 +143,7 @@ class DecoderSpec:
         reference_dtype: a wider floating dtype the same decoder can also compute in
             (float32 for a bfloat16 decoder). The chunk check then measures the decoder's
             own rounding noise (its one-call decode against this wider twin's) and fails
-            seam errors a few times that noise (see :mod:`conformance.checks.tolerances`).
+            seam errors a few times that noise (see :mod:`conformance.checks.harness.tolerances`).
         reference_factory: zero-argument callable building that twin: the same weights,
             computing everything in ``reference_dtype`` and taking latents in it. Without
             it the kit builds ``factory()`` and calls ``.to(reference_dtype)`` on it,
@@ -312,62 +308,3 @@ def _check_reference(spec: DecoderSpec) -> None:
             f"decoder's ({', '.join(str(d) for d in narrow)}) and with at least its range "
             f"(float32 for bfloat16 or float16, float64 for float32), got {wide!r}"
         )
-
-
-class TargetError(Exception):
-    """A target string could not be turned into decoder specs (the CLI exits with 2)."""
-
-
-_TARGET_HINT = "expected MODULE:ATTR, e.g. 'reference_decoders.toy:toy_spec'"
-
-
-def load_target(target: str) -> list[DecoderSpec]:
-    """Load the decoder specs a ``MODULE:ATTR`` target names.
-
-    Raises:
-        TargetError: with a message saying which part failed: the syntax, the import
-            (with the exception), the attribute, the callable, or the type of the value.
-    """
-    if not isinstance(target, str) or target.count(":") != 1:
-        raise TargetError(f"bad target {target!r}: {_TARGET_HINT}")
-    module_name, attr_path = (part.strip() for part in target.split(":"))
-    if not module_name or not attr_path:
-        raise TargetError(f"bad target {target!r}: {_TARGET_HINT}")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001 - any import failure is the target's fault
-        where = traceback.extract_tb(err.__traceback__)[-1]
-        raise TargetError(
-            f"target {target!r}: importing module {module_name!r} failed with "
-            f"{type(err).__name__}: {err} (at {where.filename}:{where.lineno}); is it installed "
-            "or on sys.path (run from the directory that contains it)?"
-        ) from err
-    value: Any = module
-    for i, part in enumerate(attr_path.split(".")):
-        if not hasattr(value, part):
-            owner = ".".join([module_name] + attr_path.split(".")[:i])
-            public = sorted(n for n in dir(value) if not n.startswith("_"))[:20]
-            raise TargetError(
-                f"target {target!r}: {owner!r} has no attribute {part!r}"
-                + (f"; it has: {', '.join(public)}" if public else "")
-            )
-        value = getattr(value, part)
-    if callable(value) and not isinstance(value, DecoderSpec):
-        try:
-            value = value()
-        except Exception as err:  # noqa: BLE001
-            raise TargetError(
-                f"target {target!r}: calling {attr_path}() failed with {type(err).__name__}: {err}"
-            ) from err
-    specs = [value] if isinstance(value, DecoderSpec) else value
-    if (
-        not isinstance(specs, (list, tuple))
-        or not specs
-        or not all(isinstance(spec, DecoderSpec) for spec in specs)
-    ):
-        raise TargetError(
-            f"target {target!r} gave {type(value).__name__} {value!r:.200}; expected a "
-            "conformance.DecoderSpec, a non-empty list or tuple of them, or a zero-argument "
-            "callable returning one of those"
-        )
-    return list(specs)

@@ -1,33 +1,13 @@
-"""Running checks: one decoder in this process (:mod:`.runner`), or whole targets,
-supervised or in-process, for every front end (:mod:`.certify`).
+"""Running checks: the one run loop and the executors it drives.
 
-The names that lived in the ``conformance.engine`` module are re-exported here.
+- :mod:`.loop` the run loop every front end uses (:class:`~.loop.TargetRun`,
+  :func:`~.loop.certify_targets`, the library's :func:`~.loop.certify`), and the exit code;
+- :mod:`.executors` where checks run: in supervised worker processes (:mod:`.workers`)
+  or in this process;
+- :mod:`.execute` one check in this process: how it ended, vacuity, expectations, replay;
+- :mod:`.expectations` the strict expected-failure policy;
+- :mod:`.plan` which checks, in which order, with which seeds;
+- :mod:`.decoders` the decoder a check gets from the spec's factory;
+- :mod:`.environment` what a decoder's checks run on;
+- :mod:`.preconditions` why a decoder cannot be certified here, before any check.
 """
-
-from __future__ import annotations
-
-from conformance.engine.certify import (
-    EXIT_CERTIFIED,
-    EXIT_INCONCLUSIVE,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    EXIT_NOT_CERTIFIED,
-    EXIT_USAGE,
-    LoadFailure,
-    RunOutcome,
-    certify_targets,
-    exit_code,
-)
-
-__all__ = [
-    "EXIT_CERTIFIED",
-    "EXIT_INCONCLUSIVE",
-    "EXIT_INTERNAL",
-    "EXIT_INTERRUPTED",
-    "EXIT_NOT_CERTIFIED",
-    "EXIT_USAGE",
-    "LoadFailure",
-    "RunOutcome",
-    "certify_targets",
-    "exit_code",
-]

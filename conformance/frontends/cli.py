@@ -10,15 +10,17 @@ certificate for a pull request::
     python -m conformance certify a.mod:spec b.mod:specs --report out/cert.json
     python -m conformance certify pkg.mod:spec --markdown out/certificate.md
     python -m conformance certify pkg.mod:spec --check chunked_decode_matches_full_decode --seed 42
+    python -m conformance certify pkg.mod:spec --check cache_isolation   # a category
     python -m conformance certify --installed            # every registered decoder
-    python -m conformance certify --list-checks
+    python -m conformance --list-checks                  # every check and its promise
+    python -m conformance explain chunked_decode_matches_full_decode
 
 The report goes to ``conformance-report.json`` in the current directory unless
 ``--report PATH`` names another file (parent folders are created) or ``--no-report``
 turns it off. Several targets give one report with every decoder in it.
 
 ``--installed`` adds every decoder registered under the entry-point group
-``flashdreams.conformance.decoders`` (see :mod:`conformance.core.discovery`). A registered
+``flashdreams.conformance.decoders`` (see :mod:`conformance.core.installed`). A registered
 decoder that cannot be loaded is reported as unloadable and the others still run.
 
 Report paths are checked before anything runs: a path that cannot be written (a folder,
@@ -27,66 +29,44 @@ created only with ``--create-dirs``. Before the first check, each report file is
 replaced with a placeholder saying the run has not finished, so a killed run never
 leaves an older report claiming certification in its place.
 
-Exit status (also in ``--help``; see :data:`EXIT_CODES`):
-
-- 0: every decoder is certified (a complete run: no ``--check`` subset, not interrupted).
-- 1: not certified: a check failed, or the run was a ``--check`` subset.
-- 2: usage error, unloadable target or invalid spec, or a precondition failed before any
-  check ran (unwritable report path, device not available, repeated or contradictory
-  options); with ``--installed``, nothing registered or a registered decoder unloadable.
-- 3: internal error of the kit (a check ended with status ``error``).
-- 4: inconclusive: a check ran out of time without evidence of a fault (a slow or
-  loaded machine); nothing failed, nothing is certified.
-- 130: interrupted (Ctrl-C); the partial report says so and certifies nothing.
+This module parses arguments, prints, and maps the run's outcome to an exit status
+(:mod:`conformance.core.exit_codes`, also in ``--help``); the run itself is the engine's
+(:func:`conformance.engine.loop.certify_targets`), the files the reports' (:mod:`conformance.reports.outputs`).
+Ctrl-C, SIGTERM and SIGHUP stop the run the same way: the workers are stopped, the
+report is written marked partial, and the exit status says which (130, 143).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
-import re
+import signal
 import sys
+import textwrap
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-__all__ = [
-    "EXIT_CERTIFIED",
-    "EXIT_CODES",
-    "EXIT_INCONCLUSIVE",
-    "EXIT_INTERNAL",
-    "EXIT_INTERRUPTED",
-    "EXIT_NOT_CERTIFIED",
-    "EXIT_USAGE",
-    "argument_problems",
-    "build_parser",
-    "main",
-    "plain_text",
-    "precondition_problems",
-    "silence_startup_warnings",
-]
+from conformance.checks.catalog import CHECK_IDS, checks_of, require_known
+from conformance.checks.registry import plain_text
+from conformance.core.exit_codes import EXIT_CERTIFIED, EXIT_CODES, EXIT_NOT_CERTIFIED, EXIT_USAGE
+from conformance.core.installed import no_decoders_registered_message, registered_decoders
+from conformance.core.links import check_docs
+from conformance.core.profiles import PROFILES
+from conformance.core.suggest import did_you_mean
+from conformance.core.version import KIT_VERSION
+from conformance.engine.loop import RunOutcome, Terminated, certify_targets, exit_code
+from conformance.engine.plan import RunOptions
+from conformance.frontends.progress import LiveProgress
+from conformance.reports import github
+from conformance.reports.outputs import OutputPaths, check_paths, claim_paths, write_outputs
+from conformance.reports.record import DEFAULT_REPORT_PATH
+from conformance.reports.text import closing_lines
 
-from conformance.engine import (  # noqa: E402 - one home for the exit codes
-    EXIT_CERTIFIED,
-    EXIT_INCONCLUSIVE,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    EXIT_NOT_CERTIFIED,
-    EXIT_USAGE,
-)
-
-#: Every exit status of ``certify`` and what it means (printed by ``--help``).
-EXIT_CODES: dict[int, str] = {
-    EXIT_CERTIFIED: "certified: every decoder passed a complete run",
-    EXIT_NOT_CERTIFIED: "not certified: a check failed, or only a --check subset ran",
-    EXIT_USAGE: "usage error, unloadable target or invalid spec, or a precondition failed "
-    "before any check ran (report path not writable, device not available)",
-    EXIT_INTERNAL: "internal error of the conformance kit (please report it)",
-    EXIT_INCONCLUSIVE: "inconclusive: a check ran out of time without evidence of a fault "
-    "(slow or loaded machine); nothing certified",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); the partial report certifies nothing",
-}
+__all__ = ["DEFAULT_TARGET", "argument_problems", "build_parser", "main", "output_paths", "selected_checks", "target_hint"]
 
 
 def silence_startup_warnings() -> None:
@@ -94,21 +74,22 @@ def silence_startup_warnings() -> None:
 
     torch built against NumPy warns "Failed to initialize NumPy" when NumPy is missing or
     of another ABI; the kit never uses NumPy, so the warning says nothing to its users.
-    Installed before torch is imported (this module imports it lazily).
+    Installed before torch is imported (a worker process imports it; this one never does).
     """
     warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy", category=UserWarning)
 
 
 silence_startup_warnings()
 
-_FALLBACK_DEFAULT_TARGET = "reference_decoders.toy:toy_spec"
+#: The decoder ``python -m conformance certify`` certifies when given no target: the
+#: bundled Wan 2.1 VAE decoder (full size in bfloat16 on CUDA when a GPU is present, a
+#: small configuration in float32 on the CPU otherwise).
+DEFAULT_TARGET = "reference_decoders.wan.specs:default"
 
 
 def default_target() -> str:
-    """The decoder ``certify`` checks when given no target (``conformance.DEFAULT_TARGET``)."""
-    import conformance
-
-    return str(getattr(conformance, "DEFAULT_TARGET", _FALLBACK_DEFAULT_TARGET))
+    """The decoder ``certify`` checks when given no target."""
+    return DEFAULT_TARGET
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,8 +102,6 @@ class _Parser(argparse.ArgumentParser):
 
     def _suggest_options(self, unknown: list[str]) -> str:
         """Did-you-mean for mistyped options (``--chek``), from every subcommand's options."""
-        from conformance.frontends.suggest import did_you_mean
-
         known = [s for action in self._actions for s in action.option_strings]
         for action in self._actions:
             if isinstance(action, argparse._SubParsersAction):
@@ -168,41 +147,23 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _did_you_mean(value: str, known: Sequence[str]) -> str:
-    from conformance.frontends.suggest import did_you_mean
-
-    return did_you_mean(value, known)
-
-
 def _profile_name(value: str) -> str:
-    from conformance.core.profiles import PROFILES
-
     if value in PROFILES:
         return value
     raise argparse.ArgumentTypeError(
-        f"unknown profile {value!r}{_did_you_mean(value, list(PROFILES))} "
+        f"unknown profile {value!r}{did_you_mean(value, list(PROFILES))} "
         f"(choose one of: {', '.join(PROFILES)})"
     )
 
 
 def _exit_codes_text() -> str:
-    import textwrap
-
     lines = ["exit status:"]
     for code, meaning in EXIT_CODES.items():
         lines += textwrap.wrap(meaning, width=78, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7)
     return "\n".join(lines)
 
 
-def _kit_version() -> str:
-    from conformance.reports.record import kit_version
-
-    return kit_version()
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from conformance.core.profiles import PROFILES
-
     parser = _Parser(
         prog="python -m conformance",
         description="Conformance kit for streaming video decoders (StreamingVideoDecoder).",
@@ -210,10 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {_kit_version()} (flashdreams-conformance)"
+        "--version", action="version", version=f"%(prog)s {KIT_VERSION} (flashdreams-conformance)"
+    )
+    parser.add_argument(
+        "--list-checks", action="store_true",
+        help="list the check ids under their categories, with the promise each guards, and exit",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
     certify = commands.add_parser(
         "certify",
         help="run every conformance check on decoders and report",
@@ -223,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     certify.add_argument(  # also after the command: `certify --version` is what people type
-        "--version", action="version", version=f"python -m conformance {_kit_version()} (flashdreams-conformance)"
+        "--version", action="version", version=f"python -m conformance {KIT_VERSION} (flashdreams-conformance)"
     )
     certify.add_argument(
         "targets",
@@ -285,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="checks",
         default=None,
         metavar="ID",
-        help="run only this check (repeatable); see --list-checks. A run of some checks "
-        "reports them but never certifies",
+        help="run only this check, or every check of this category (repeatable); see "
+        "--list-checks. A run of some checks reports them but never certifies",
     )
     certify.add_argument(
         "--threads",
@@ -312,95 +276,78 @@ def build_parser() -> argparse.ArgumentParser:
     )
     certify.add_argument(
         "--list-checks",
+        dest="list_certify_checks",
         action=_OnceFlag,
-        help="list the check ids with the promise each guards, and exit",
+        help="list the check ids with the promise each guards, and exit (as python -m conformance --list-checks)",
     )
     certify.set_defaults(handler=_certify_command)
+    explain = commands.add_parser(
+        "explain",
+        help="explain a check: its promise, why it matters, the typical bug and what it does",
+        description="Print what a check promises and how it checks it (works offline, from "
+        "the installed kit).",
+    )
+    explain.add_argument("check", metavar="CHECK", help="a check id (see --list-checks)")
+    explain.set_defaults(handler=_explain_command)
     return parser
 
 
 def argument_problems(args: argparse.Namespace) -> list[str]:
     """What is wrong with parsed ``certify`` arguments that argparse cannot see: unknown
-    check ids (with the closest known ones), a check given twice, contradictory options.
-    Each problem is one line; the caller prints them and exits 2 before anything runs."""
+    check ids or categories (with the closest known ones), a check given twice,
+    contradictory options. Each problem is one line; the caller prints them and exits 2
+    before anything runs."""
     problems: list[str] = []
     if args.no_report and args.report:
         problems.append("--report and --no-report contradict each other; give one of them")
     if args.no_report and args.create_dirs and not args.markdown:
         problems.append("--create-dirs has nothing to create with --no-report and no --markdown")
-    if args.checks:
-        from conformance.checks import CHECK_IDS
-
-        seen: set[str] = set()
-        for check_id in args.checks:
-            if check_id in seen:
-                problems.append(f"--check {check_id} given twice; give each check once")
-                continue
-            seen.add(check_id)
-            if check_id not in CHECK_IDS:
-                problems.append(
-                    f"unknown --check {check_id!r}{_did_you_mean(check_id, list(CHECK_IDS))} "
-                    "(python -m conformance certify --list-checks lists them)"
-                )
+    seen: set[str] = set()
+    for selector in args.checks or []:
+        if selector in seen:
+            problems.append(f"--check {selector} given twice; give each check once")
+            continue
+        seen.add(selector)
+        try:
+            checks_of(selector)
+        except KeyError as err:
+            problems.append(f"--check: {err.args[0]} (python -m conformance --list-checks lists them)")
     return problems
 
 
-def precondition_problems(spec_fields: Mapping[str, Any], env: Mapping[str, Any]) -> list[str]:
-    """Why a decoder cannot be certified where its checks would run, before any check runs.
+def selected_checks(args: argparse.Namespace) -> list[str] | None:
+    """The check ids ``--check`` selects (ids and categories), in the catalog's order;
+    ``None`` for every check."""
+    if not args.checks:
+        return None
+    chosen = {check_id for selector in args.checks for check_id in checks_of(selector)}
+    return [check_id for check_id in CHECK_IDS if check_id in chosen]
 
-    ``spec_fields`` is the spec as plain values (``conformance.reports.record.spec_fields``,
-    or what a worker reports in its hello message); ``env`` is the environment the checks
-    run in (``conformance.engine.runner.environment``: ``cuda_available``, optionally
-    ``cuda_device_count`` and ``mps_available``). Returns one message per problem (the run
-    loop prints them and exits 2): today, a device the machine does not have.
-    """
-    problems: list[str] = []
-    name = spec_fields.get("name", "?")
-    device = str(spec_fields.get("device") or "cpu")
-    kind, _, index = device.partition(":")
-    if kind == "cuda":
-        if not env.get("cuda_available", False):
-            problems.append(
-                f"decoder {name!r} is declared on device {device!r} but CUDA is not available here "
-                f"(torch {env.get('torch', '?')}, cuda {env.get('cuda') or 'not built in'}); run on a "
-                "machine with a GPU, or certify a spec on device 'cpu'"
-            )
-        elif index.isdigit() and isinstance(env.get("cuda_device_count"), int) and int(index) >= env["cuda_device_count"]:
-            problems.append(
-                f"decoder {name!r} is declared on device {device!r} but this machine has "
-                f"{env['cuda_device_count']} CUDA device(s) (cuda:0 to cuda:{env['cuda_device_count'] - 1})"
-            )
-    elif kind == "mps" and "mps_available" in env and not env["mps_available"]:
-        problems.append(f"decoder {name!r} is declared on device 'mps' but MPS is not available here")
-    elif kind == "meta":
-        problems.append(
-            f"decoder {name!r} is declared on device 'meta', which holds no data: the checks "
-            "compare real outputs; declare a real device"
-        )
-    return problems
+
+def output_paths(args: argparse.Namespace) -> OutputPaths:
+    """The output files ``certify``'s arguments ask for (``--report``/``--no-report``/``--markdown``)."""
+    report = None if args.no_report else Path(args.report or DEFAULT_REPORT_PATH)
+    return OutputPaths(report=report, markdown=Path(args.markdown) if args.markdown else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m conformance``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "certify" and not args.list_checks:
-        from conformance.reports.outputs import check_outputs
-
-        problems = argument_problems(args)
-        if problems:
-            return _usage_error("\n".join(problems))
-        problem = check_outputs(args)  # before loading anything: a bad path fails in a second
-        if problem:
-            return _usage_error(problem)
     try:
+        if args.list_checks or getattr(args, "list_certify_checks", False):
+            _print_checks(sys.stdout)
+            return EXIT_CERTIFIED
+        if args.command is None:
+            parser.print_usage(sys.stderr)
+            return _usage_error("give a command (certify, explain) or --list-checks; see --help")
         return int(args.handler(args))
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly instead of a traceback, and keep
         # Python from failing again when it flushes stdout at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_CERTIFIED if args.command == "certify" and args.list_checks else EXIT_NOT_CERTIFIED
+        return EXIT_CERTIFIED if args.command != "certify" else EXIT_NOT_CERTIFIED
 
 
 _IN_PROCESS_RUNS: list[bool] = []
@@ -412,95 +359,157 @@ def decoders_ran_in_this_process() -> bool:
 
 
 def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Load, check preconditions, certify with live progress, report, exit (see the module doc).
+    """Check arguments and outputs, resolve targets, certify with live progress, report, exit.
 
     Every target is loaded and judged in a supervised worker process (``--in-process``
     opts out, for debugging a decoder under pdb): the exit code and the report come from
     the results this process received, whatever the decoder did to its own process.
     """
-    from conformance.engine import certify_targets, exit_code
-    from conformance.frontends.progress import LiveProgress
-    from conformance.reports import claim_outputs, write_reports
-    from conformance.reports.text import closing_lines
-
     out = out or sys.stdout
-    if args.list_checks:
-        _print_checks(out)
-        return EXIT_CERTIFIED
-
-    check_ids: list[str] | None = list(args.checks) if args.checks else None
+    problems = argument_problems(args)
+    if problems:
+        return _usage_error("\n".join(problems))
+    paths = output_paths(args)
+    problem = check_paths(paths, create_dirs=args.create_dirs)  # before loading: fails in a second
+    if problem:
+        return _usage_error(problem)
     targets = list(dict.fromkeys(args.targets))
     if not targets and not args.installed:
         targets = [default_target()]
     required = list(targets)
     origins: dict[str, tuple[str, str | None]] = {}
     if args.installed:
-        from conformance.core.discovery import no_decoders_registered_message, registered_decoders
-
         entries = registered_decoders()
         if not entries:
             return _usage_error(f"--installed: {no_decoders_registered_message()}")
-        print(
-            f"Installed decoders ({len(entries)} registered): "
-            + ", ".join(entry.label for entry in entries),
-            file=out,
-        )
+        print(f"Installed decoders ({len(entries)} registered): " + ", ".join(e.label for e in entries), file=out)
         for entry in entries:
             if entry.target not in targets:  # named on the command line too: certify it once
                 targets.append(entry.target)
                 origins[entry.target] = (entry.name, entry.distribution)
-
+    target_problems = [problem for target in targets if (problem := target_hint(target))]
+    if target_problems:
+        return _usage_error("\n".join(target_problems))
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-
-    def preflight(described: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[str]:
-        return [p for _, fields, env in described for p in precondition_problems(fields, env)]
+    check_ids = selected_checks(args)
 
     # Claim the output paths first: from here on, a run that dies or is refused leaves a
     # report saying so, never an older one claiming certification.
-    claimed = claim_outputs(args, targets=targets)
+    claimed = claim_paths(paths, targets=targets)
     if claimed:
         return _usage_error(claimed)
-
-    progress = LiveProgress(
-        out, quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False),
-        profile=args.profile,
-    )
+    progress = LiveProgress(out, quiet=args.quiet, verbose=args.verbose, profile=args.profile)
     print(
         f"Certifying {', '.join(targets)}: profile {args.profile}, seed {seed}"
-        + ("" if not getattr(args, "in_process", False) else " (in-process, unsupervised)"),
+        + (" (in-process, unsupervised)" if args.in_process else ""),
         file=out, flush=True,
     )
-    if getattr(args, "in_process", False):
+    if args.in_process:
         _IN_PROCESS_RUNS.append(True)
-    outcome = certify_targets(
-        targets, profile=args.profile, seed=seed, check_ids=check_ids,
-        threads=getattr(args, "threads", None), supervised=not getattr(args, "in_process", False),
-        origins=origins, required=required, preflight=preflight, on_event=progress,
+    options = RunOptions(
+        seed=seed, profile=args.profile, check_ids=check_ids, supervised=not args.in_process,
+        threads=args.threads,
     )
+    with _signals_stop_the_run():
+        outcome = certify_targets(targets, options, required=required, origins=origins, on_event=progress)
     progress.clear()
     if outcome.refused:
-        with open(os.devnull, "w") as quiet:
-            write_reports([], args, unloadable=outcome.unloadable, out=quiet,
-                          note="the run was refused before any check ran: " + " ".join(outcome.refused))
+        write_outputs([], paths, unloadable=outcome.unloadable,
+                      note="the run was refused before any check ran: " + " ".join(outcome.refused))
         return _usage_error("\n".join(outcome.refused))
     print(file=out)
     if outcome.interrupted:
-        print("Interrupted (Ctrl-C): the workers were stopped; unfinished checks are reported "
-              "as not run, and the report is partial.", file=out)
+        how = f"Stopped by {outcome.stopped_by}" if outcome.stopped_by else "Interrupted (Ctrl-C)"
+        print(f"{how}: the workers were stopped; unfinished checks are reported as not run, and the "
+              "report is partial.", file=out)
     for line in closing_lines(
         outcome.runs, seed=seed, profile=args.profile, targets=targets, check_ids=check_ids or (),
         unloadable=outcome.unloadable, interrupted=outcome.interrupted,
     ):
         print(line, file=out)
-    write_problems = write_reports(
-        outcome.runs, args, unloadable=outcome.unloadable, interrupted=outcome.interrupted, out=out
-    )
+    write_problems = _write_reports(outcome, paths, out=out)
     return exit_code(outcome, write_problems=write_problems)
+
+
+def _write_reports(outcome: RunOutcome, paths: OutputPaths, *, out: TextIO) -> list[str]:
+    """Write every report the arguments ask for, say where, print the GitHub Actions
+    annotations when running there; the problems (also printed), so that a missing
+    report refuses exit 0."""
+    written, problems = write_outputs(
+        outcome.runs, paths, unloadable=outcome.unloadable,
+        run_state="interrupted" if outcome.interrupted else "finished",
+    )
+    for label, path in written:
+        if label != "Job summary":
+            print(f"{label}: {path}", file=out)
+    if github.in_actions(os.environ):
+        for line in github.annotation_lines(outcome.runs, unloadable=outcome.unloadable):
+            print(line, file=out)
+    for problem in problems:
+        print(f"python -m conformance: error: {problem}", file=sys.stderr)
+    out.flush()
+    return problems
+
+
+def target_hint(target: str) -> str | None:
+    """A hint for a target that is written as a file path instead of ``MODULE:ATTR``."""
+    module = target.split(":", 1)[0]
+    if module.endswith(".py") or "/" in module or "\\" in module:
+        dotted = module.removesuffix(".py").strip("./").replace("/", ".").replace("\\", ".")
+        attr = target.split(":", 1)[1] if ":" in target else "ATTR"
+        return (
+            f"target {target!r} names a file; a target is a dotted module path and an "
+            f"attribute, MODULE:ATTR (here perhaps {dotted}:{attr}), importable from the "
+            "current directory or an installed package"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def _signals_stop_the_run() -> Iterator[None]:
+    """While the run lasts, SIGTERM and SIGHUP (a CI runner cancelling the job, ``timeout``,
+    a closed terminal) stop it as Ctrl-C does: a :class:`Terminated` in the main thread."""
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            try:
+                previous[number] = signal.signal(number, stop)
+            except ValueError:  # not the main thread: leave the signals alone
+                pass
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _explain_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``explain CHECK``: the check's whole docstring, its category and its docs page."""
+    out = out or sys.stdout
+    try:
+        check_id = require_known(args.check)
+    except KeyError as err:
+        return _usage_error(f"{err.args[0]} (python -m conformance --list-checks lists them)")
+    # Imported only here: the checks' docstrings live with their functions (torch).
+    from conformance.checks.suite import get_check
+
+    check = get_check(check_id)
+    print(f"{check.id} ({check.category})", file=out)
+    print("", file=out)
+    print(plain_text(check.doc), file=out)
+    print("", file=out)
+    print(f"docs: {check_docs(check.id)}", file=out)
+    return EXIT_CERTIFIED
 
 
 def _print_checks(out: TextIO) -> None:
     """Each check id under its category, with the first sentence of its promise as plain text."""
-    from conformance.checks import ALL_CHECKS
+    # Imported only here: the promises are the check functions' docstrings (torch).
+    from conformance.checks.suite import ALL_CHECKS
 
     width = max(len(check.id) for check in ALL_CHECKS)
     category = None
@@ -508,26 +517,8 @@ def _print_checks(out: TextIO) -> None:
         if check.category != category:
             category = check.category
             print(f"{category}:", file=out)
-        print(f"  {check.id:<{width}}  {plain_text(_promise(check.doc))}", file=out)
+        print(f"  {check.id:<{width}}  {check.promise}", file=out)
     out.flush()
-
-
-def plain_text(text: str) -> str:
-    """reStructuredText inline markup as plain text: roles (``:func:`x```), literals
-    (````x````), emphasis and interpreted text lose their markup."""
-    text = re.sub(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(0).count("~") else m.group(1), text)
-    text = re.sub(r"``([^`]+)``", r"\1", text)
-    text = re.sub(r"`([^`]+)`_?", r"\1", text)
-    text = re.sub(r"\*\*([^*]+)\*\*", r"\1", text)
-    text = re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"\1", text)
-    return text
-
-
-def _promise(doc: str) -> str:
-    """The first sentence of a docstring's first paragraph, on one line."""
-    paragraph = " ".join(doc.strip().split("\n\n", 1)[0].split())
-    end = paragraph.find(". ")
-    return paragraph if end < 0 else paragraph[: end + 1]
 
 
 def _usage_error(message: str) -> int:

@@ -14,9 +14,13 @@ written from the finished records, not from this stream.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, TextIO
+
+from conformance.checks.catalog import CHECK_IDS
+from conformance.reports.text import DETAILED, check_line, failure_lines, header_lines, verdict_line, wrap
 
 __all__ = ["LiveProgress"]
 
@@ -25,7 +29,7 @@ REDRAW_S = 0.2
 
 
 class LiveProgress:
-    """An ``on_event`` handler for :func:`conformance.engine.certify_targets`."""
+    """An ``on_event`` handler for :func:`conformance.engine.loop.certify_targets`."""
 
     def __init__(self, out: TextIO | None = None, *, quiet: bool = False, verbose: bool = False,
                  tty: bool | None = None, profile: str = "default") -> None:
@@ -59,9 +63,6 @@ class LiveProgress:
             self._show(f"loading {payload['target']} ...")
 
     def _on_decoder_started(self, payload: dict[str, Any]) -> None:
-        from conformance.checks import CHECK_IDS
-        from conformance.reports.text import header_lines
-
         run = payload["run"]
         cert = run.certification
         self._id_width = max(len(check_id) for check_id in CHECK_IDS)
@@ -92,8 +93,6 @@ class LiveProgress:
         self._show(text)
 
     def _on_check_finished(self, payload: dict[str, Any]) -> None:
-        from conformance.reports.text import DETAILED, check_line, failure_lines
-
         if self.quiet:
             return
         result = payload["result"]
@@ -105,8 +104,6 @@ class LiveProgress:
                 self._print(line)
 
     def _on_build_failed(self, payload: dict[str, Any]) -> None:
-        from conformance.reports.text import wrap
-
         for line in wrap(str(payload["problem"]), width=100, indent="  "):
             self._print(line)
         self._print("  No check was run; each is reported as not run.")
@@ -116,8 +113,6 @@ class LiveProgress:
             self._print(f"  (a fresh worker process was started before {payload['check_id']})")
 
     def _on_decoder_finished(self, payload: dict[str, Any]) -> None:
-        from conformance.reports.text import verdict_line, wrap
-
         run = payload["run"]
         if not self.quiet:
             for note in run.notes if self.verbose else []:
@@ -134,8 +129,6 @@ class LiveProgress:
             return
         width = 100
         try:
-            import shutil
-
             width = shutil.get_terminal_size((100, 20)).columns
         except (OSError, ValueError):
             pass

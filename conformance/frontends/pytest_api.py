@@ -2,10 +2,12 @@
 
 The command-line option ``--conformance-decoder`` suits a one-off run; a decoder's own
 repository usually wants its certification to be part of its test suite, without
-anyone remembering an option. This helper returns an ordinary parametrized pytest test
-that runs each check through the same engine call and outcome mapping as the plugin
-(:mod:`conformance.plugin`), and honours ``--conformance-profile`` and
-``--conformance-seed``.
+anyone remembering an option. This helper returns an ordinary parametrized pytest test,
+one per (decoder, check), answered like the plugin's items: a target string runs in a
+supervised worker process with the command line's thread policy (a decoder that exits,
+crashes or hangs fails its check; pytest goes on), spec objects in this process; every
+report says which. It honours ``--conformance-profile``, ``--conformance-seed`` and
+``--conformance-in-process``.
 
 It is re-exported as ``conformance.conformance_tests`` (loaded lazily, so importing
 ``conformance`` alone does not import pytest).
@@ -13,24 +15,23 @@ It is re-exported as ``conformance.conformance_tests`` (loaded lazily, so import
 
 from __future__ import annotations
 
-import shlex
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
+from conformance.checks.catalog import CHECK_IDS, checks_of
+from conformance.core.replay import pytest_command
+from conformance.core.spec import DecoderSpec
+from conformance.core.targets import TargetError, load_target
 from conformance.frontends.pytest_items import (
     ConformanceFailure,
     InvalidSpecError,
-    apply_result,
-    run_in_session,
+    run_conformance_check,
     validate_spec_for_collection,
 )
-from conformance.plugin import session_profile, session_seed
-
-if TYPE_CHECKING:
-    from conformance.core.spec import DecoderSpec
+from conformance.frontends.pytest_session import session_profile, session_seed
 
 __all__ = ["conformance_tests"]
 
@@ -56,19 +57,16 @@ def conformance_tests(
     conformance test.
 
     Args:
-        spec_or_target: a ``DecoderSpec``, a list of them, or a ``MODULE:ATTR`` target
-            string. A target is loaded now, at collection: a bad one fails collection of
-            this test module with the loader's message (no traceback through the kit).
-        checks: check ids to run (default: all, in the kit's order); an unknown id
-            fails collection the same way, naming the closest known ids.
+        spec_or_target: a ``MODULE:ATTR`` target string (its checks run in a supervised
+            worker process), a ``DecoderSpec`` or a list of them (run in this process). A
+            target is loaded now, at collection: a bad one fails collection of this test
+            module with the loader's message (no traceback through the kit).
+        checks: check ids or categories to run (default: all, in the kit's order); an
+            unknown one fails collection the same way, naming the closest known ones.
         profile: Hypothesis profile; default: ``--conformance-profile``, else "default".
         seed: Hypothesis seed; default: ``--conformance-seed``, else the session's seed
             (printed in the pytest header).
     """
-    from conformance.checks import ALL_CHECKS, get_check
-
-    from conformance.core.spec import TargetError
-
     target = spec_or_target if isinstance(spec_or_target, str) else None
     problem = None
     try:
@@ -77,30 +75,29 @@ def conformance_tests(
             validate_spec_for_collection(spec)
     except (TargetError, InvalidSpecError) as error:
         problem = f"conformance_tests({spec_or_target!r}): the decoder could not be loaded:\n{error}"
+    check_ids = list(CHECK_IDS)
     if problem is None and checks is not None:
-        unknown = [check_id for check_id in checks if check_id not in [c.id for c in ALL_CHECKS]]
-        if unknown:
-            from conformance.frontends.suggest import did_you_mean
-
-            known = [c.id for c in ALL_CHECKS]
-            hints = ", ".join(f"{check_id!r}{did_you_mean(check_id, known)}" for check_id in unknown)
+        try:
+            chosen = {check_id for selector in checks for check_id in checks_of(selector)}
+            check_ids = [check_id for check_id in CHECK_IDS if check_id in chosen]
+        except KeyError as error:
             problem = (
-                f"conformance_tests(checks=...): unknown check id {hints} "
-                "(python -m conformance certify --list-checks lists them)"
+                f"conformance_tests(checks=...): {error.args[0]} "
+                "(python -m conformance --list-checks lists them)"
             )
     if problem is not None:
         # A collection error of this module with just the message (pytest prints a
         # CollectError's text alone), not a chained traceback through the kit.
         raise pytest.Collector.CollectError(problem)
-    check_ids = [check.id for check in ALL_CHECKS] if checks is None else [get_check(c).id for c in checks]
+    source: str | list[DecoderSpec] = target if target is not None else specs
     names = [spec.name for spec in specs]
 
     def label(index: int) -> str:
         name = names[index]
         return name if names.count(name) == 1 else f"{name}#{index}"
 
-    cases = [(spec, check_id) for spec in specs for check_id in check_ids]
-    ids = [f"{label(i)}-{check_id}" for i in range(len(specs)) for check_id in check_ids]
+    cases = [(index, check_id) for index in range(len(specs)) for check_id in check_ids]
+    ids = [f"{label(index)}-{check_id}" for index, check_id in cases]
 
     with warnings.catch_warnings():
         # Registered by the plugin; unknown only when it is disabled (-p no:conformance).
@@ -109,24 +106,16 @@ def conformance_tests(
 
     @conformance_mark
     @pytest.mark.parametrize("conformance_case", cases, ids=ids)
-    def test_conformance(
-        conformance_case: tuple[DecoderSpec, str], request: pytest.FixtureRequest
-    ) -> None:
-        spec, check_id = conformance_case
+    def test_conformance(conformance_case: tuple[int, str], request: pytest.FixtureRequest) -> None:
+        index, check_id = conformance_case
         config = request.config
         used_seed = seed if seed is not None else session_seed(config)
         used_profile = profile or session_profile(config)
-        result = run_in_session(
-            config, spec, check_id, target, profile=used_profile, seed=used_seed
-        )
-        replay = [
-            f"pytest {shlex.quote(request.node.nodeid)} --conformance-seed={used_seed} "
-            f"--conformance-profile={used_profile}"
-        ]
+        replay = [pytest_command(nodeid=request.node.nodeid, rootdir=config.rootpath, seed=used_seed,
+                                 profile=used_profile)]
         try:
-            apply_result(
-                result, request.node, seed=used_seed, profile=used_profile, target=target,
-                replay=replay, spec=spec,
+            run_conformance_check(
+                request.node, source, index, check_id, seed=used_seed, profile=used_profile, replay=replay
             )
         except ConformanceFailure as failure:
             text = str(failure)
@@ -137,13 +126,12 @@ def conformance_tests(
         pytest.fail(text, pytrace=False)
 
     test_conformance.__doc__ = f"Conformance checks of {', '.join(names)} (conformance kit)."
-    test_conformance.conformance_target = target  # type: ignore[attr-defined]  # for the certificate
+    # For the certificate of the run: which decoders and checks this test plans.
+    test_conformance.conformance_plan = (target, names)  # type: ignore[attr-defined]
     return test_conformance
 
 
 def _resolve_specs(spec_or_target: Any) -> list[DecoderSpec]:
-    from conformance.core.spec import DecoderSpec, load_target
-
     if isinstance(spec_or_target, str):
         return list(load_target(spec_or_target))
     if isinstance(spec_or_target, DecoderSpec):

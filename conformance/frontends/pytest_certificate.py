@@ -22,34 +22,31 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from conformance.checks.catalog import CHECK_IDS
+from conformance.core.outcomes import FailureKind
+from conformance.core.results import Certification, CheckResult, DecoderRun, Unloadable
+from conformance.frontends.pytest_items import ConformanceItem
+from conformance.frontends.pytest_session import RECORD_ATTRIBUTE, session_profile, session_seed
+from conformance.reports.outputs import OutputPaths, check_paths, claim_paths, write_outputs
+
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
-    from conformance.core.results import DecoderRun
-
-__all__ = ["CertificateLog", "RECORD_ATTRIBUTE", "planned_check"]
-
-RECORD_ATTRIBUTE = "conformance_record"
+__all__ = ["CertificateLog", "planned_check", "register"]
 
 
 def planned_check(item: pytest.Item) -> tuple[str | None, str, str] | None:
     """``(target, decoder, check id)`` of a conformance test, ``None`` for other tests."""
-    from conformance.frontends.pytest_items import ConformanceItem
-
     if isinstance(item, ConformanceItem):
         return item.target, item.spec.name, item.check_id
     callspec = getattr(item, "callspec", None)
     case = getattr(callspec, "params", {}).get("conformance_case") if callspec is not None else None
-    if isinstance(case, tuple) and len(case) == 2:
-        spec, check_id = case
-        target = getattr(getattr(item, "function", None), "conformance_target", None)
-        return target, getattr(spec, "name", "?"), str(check_id)
+    plan = getattr(getattr(item, "function", None), "conformance_plan", None)
+    if isinstance(case, tuple) and len(case) == 2 and isinstance(plan, tuple):
+        index, check_id = case
+        target, names = plan
+        return target, str(names[index]), str(check_id)
     return None
-
-
-class _Unloadable:
-    def __init__(self, name: str, target: str, distribution: str | None, error: str) -> None:
-        self.name, self.target, self.distribution, self.error = name, target, distribution, error
 
 
 class CertificateLog:
@@ -60,7 +57,7 @@ class CertificateLog:
         self.report = report
         self.markdown = markdown
         self.records: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
-        self.unloadable: list[_Unloadable] = []
+        self.unloadable: list[Unloadable] = []
         self.planned: dict[tuple[str | None, str], list[str]] = {}
         self.written: list[tuple[str, Path]] = []
         self.problems: list[str] = []
@@ -83,54 +80,46 @@ class CertificateLog:
             return
         if "unloadable" in record:
             entry = record["unloadable"]
-            self.unloadable.append(_Unloadable(entry["name"], entry["target"], entry.get("distribution"), entry["error"]))
+            self.unloadable.append(Unloadable(entry["name"], entry["target"], entry.get("distribution"), entry["error"]))
             return
         self.records.setdefault((record.get("target"), record.get("decoder") or "?"), []).append(record)
 
     def runs(self, *, interrupted: bool) -> list[DecoderRun]:
         """One ``DecoderRun`` per decoder seen (or planned), checks in the kit's order."""
-        from conformance.checks import CHECK_IDS
-        from conformance.core.results import Certification, CheckResult, DecoderRun
-
         order = {check_id: index for index, check_id in enumerate(CHECK_IDS)}
         keys = list(dict.fromkeys([*self.records, *self.planned]))
         runs: list[DecoderRun] = []
         for key in keys:
             records = self.records.get(key, [])
-            results = {
-                r["result"]["check_id"]: CheckResult(
-                    r["result"]["check_id"], r["result"]["status"], r["result"]["message"],
-                    float(r["result"]["duration_s"]), r["result"]["evidence"], kind=r["result"].get("kind"),
-                )
-                for r in records
-            }
+            results = {r["result"]["check_id"]: CheckResult.from_dict(r["result"]) for r in records}
             missing = [check_id for check_id in self.planned.get(key, []) if check_id not in results]
             for check_id in missing:
                 results[check_id] = CheckResult(
                     check_id, "not_run",
                     "not run: the pytest session ended before this check finished (stopped early, "
-                    "interrupted, or the test errored outside the check)", 0.0, {},
+                    "interrupted, or the test errored outside the check)", 0.0, {}, kind=FailureKind.NOT_RUN,
                 )
             first = records[0] if records else {}
             ran = sorted(results, key=lambda check_id: order.get(check_id, len(order)))
             certification = Certification(
                 decoder=key[1],
                 results=[results[check_id] for check_id in ran],
-                seed=int(first.get("seed", _seed(self.config))),
-                profile=str(first.get("profile", _profile(self.config))),
+                seed=int(first.get("seed", session_seed(self.config))),
+                profile=str(first.get("profile", session_profile(self.config))),
                 environment=dict(first.get("environment") or {}),
                 subset=set(results) != set(CHECK_IDS),
                 interrupted=interrupted or bool(missing),
             )
             runs.append(
-                DecoderRun(certification, target=key[0], spec=first.get("spec"), notes=["certified from a pytest run"])
+                DecoderRun(
+                    certification, target=key[0], spec=first.get("spec"),
+                    supervised=bool(first.get("supervised", False)), notes=["certified from a pytest run"],
+                )
             )
         return runs
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        from conformance.reports.outputs import OutputPaths, write_outputs
-
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail or session.shouldstop)
         try:
             runs = self.runs(interrupted=interrupted)
@@ -151,27 +140,13 @@ class CertificateLog:
             terminalreporter.write_line(f"conformance: {problem}", red=True)
 
 
-def _seed(config: pytest.Config) -> int:
-    from conformance import plugin
-
-    return plugin.session_seed(config)
-
-
-def _profile(config: pytest.Config) -> str:
-    from conformance import plugin
-
-    return plugin.session_profile(config)
-
-
 def register(config: pytest.Config, report: str | None, markdown: str | None, targets: Sequence[str]) -> None:
     """Check the paths (a usage error if unwritable), claim them with the "not finished"
     placeholder, and register the collector. Called on the controller only."""
-    from conformance.reports.outputs import OutputPaths, prepare_paths
-
     paths = OutputPaths(Path(report) if report else None, Path(markdown) if markdown else None)
-    problem = prepare_paths(
-        paths, targets=targets, report_option="--conformance-report", markdown_option="--conformance-markdown"
-    )
+    problem = check_paths(
+        paths, report_option="--conformance-report", markdown_option="--conformance-markdown"
+    ) or claim_paths(paths, targets=targets)
     if problem:
         raise pytest.UsageError(problem)
     config.pluginmanager.register(CertificateLog(config, paths.report, paths.markdown), "conformance-certificate")

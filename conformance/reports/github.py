@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from conformance.reports.record import check_docs, clean_text, replay_command, split_replay
-from conformance.core.results import DecoderRun
+from conformance.core.links import check_docs
+from conformance.core.replay import certify_command
+from conformance.core.results import DecoderRun, Unloadable
+from conformance.core.values import clean_text
 
 __all__ = ["annotation_lines", "append_step_summary", "in_actions", "step_summary_path"]
 
@@ -49,7 +50,7 @@ def _property(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotation_lines(runs: Sequence[DecoderRun], *, unloadable: Sequence[Any] = ()) -> Iterator[str]:
+def annotation_lines(runs: Sequence[DecoderRun], *, unloadable: Sequence[Unloadable] = ()) -> Iterator[str]:
     """One workflow command per check that denies certification (and per unloadable decoder)."""
     for run in runs:
         cert = run.certification
@@ -57,12 +58,14 @@ def annotation_lines(runs: Sequence[DecoderRun], *, unloadable: Sequence[Any] = 
             if result.status in ("passed", "xfailed", "skipped"):
                 continue
             level = "error" if result.status in ("failed", "error") else "warning"
-            lines = split_replay(clean_text(result.message)).splitlines() or ["(no message)"]
+            lines = clean_text(result.message).splitlines() or ["(no message)"]
             if len(lines) > ANNOTATION_LINES:
                 lines = [*lines[:ANNOTATION_LINES], f"... ({len(lines) - ANNOTATION_LINES} more lines in the report)"]
             lines += [
                 f"Docs: {check_docs(result.check_id)}",
-                "Replay: " + replay_command(run.target, seed=cert.seed, profile=cert.profile, check_id=result.check_id),
+                "Replay: " + (result.replay or certify_command(
+                    run.target, seed=cert.seed, profile=cert.profile, check_ids=[result.check_id]
+                )),
             ]
             title = f"conformance: {clean_text(cert.decoder)} {result.status} {result.check_id}"
             yield f"::{level} title={_property(title)}::{_data(chr(10).join(lines))}"

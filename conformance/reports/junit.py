@@ -9,8 +9,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from conformance.reports.record import category, check_docs, kit_version
+from conformance.core.links import check_docs
 from conformance.core.results import CheckResult
+from conformance.core.values import clean_text
+from conformance.core.version import KIT_VERSION
+from conformance.reports.record import category
 
 __all__ = ["result_properties"]
 
@@ -41,7 +44,7 @@ def result_properties(
         ("conformance_profile", profile),
     ]
     if result.kind:
-        properties.append(("conformance_kind", result.kind))
+        properties.append(("conformance_kind", result.kind.value))
     for key in (
         "examples", "decoder_calls", "compared_frames", "max_abs_error", "max_error_to_tolerance",
         "tolerance_margin", "max_frame_rms_error", "frame_rms_margin",
@@ -55,7 +58,7 @@ def result_properties(
         properties.append(("conformance_dtype", dtype))
     if result.status not in ("passed", "skipped"):
         properties.append(("conformance_docs", check_docs(result.check_id)))
-    properties.append(("conformance_kit_version", kit_version()))
+    properties.append(("conformance_kit_version", KIT_VERSION))
     torch = sys.modules.get("torch")
     if torch is not None:
         properties.append(("conformance_torch", torch.__version__))
@@ -63,8 +66,6 @@ def result_properties(
 
 
 def _plain(value: Any) -> object:
-    from conformance.reports.record import clean_text
-
     if type(value) in (int, float, bool):
         return value
     return clean_text(value)

@@ -13,32 +13,18 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from conformance.reports.outputs import atomic_write
-from conformance.reports.record import (
-    UnloadableDecoder,
-    as_runs,
-    category,
-    check_docs,
-    clean_text,
-    is_number,
-    jsonable,
-    kit_version,
-    ran_subset,
-    ratio_text,
-    replay_command,
-    split_replay,
-    summary,
-)
+from conformance.core.links import check_docs
+from conformance.core.ratios import ratio_text
+from conformance.core.replay import certify_command
+from conformance.core.results import Certification, DecoderRun, Unloadable
+from conformance.core.values import clean_text, is_number, jsonable
+from conformance.core.version import KIT_VERSION
+from conformance.reports.record import category, ran_subset, summary
 from conformance.reports.text import evidence_highlights, wrap
-from conformance.core.results import Certification, DecoderRun
 
-if TYPE_CHECKING:
-    from conformance.core.spec import DecoderSpec
-
-__all__ = ["WRAP_WIDTH", "placeholder_markdown", "to_markdown", "write_markdown_report"]
+__all__ = ["WRAP_WIDTH", "placeholder_markdown", "to_markdown"]
 
 #: Message lines longer than this are wrapped inside their code block.
 WRAP_WIDTH = 100
@@ -55,18 +41,13 @@ _STATUS = {
 
 
 def to_markdown(
-    runs: Sequence[DecoderRun | Certification],
+    records: Sequence[DecoderRun],
     *,
-    targets: Sequence[str | None] | None = None,
-    specs: Sequence[DecoderSpec | Mapping[str, Any] | None] | None = None,
-    decoder_configs: Sequence[str | None] | None = None,
-    unloadable: Sequence[UnloadableDecoder] = (),
+    unloadable: Sequence[Unloadable] = (),
     run_state: str = "finished",
     note: str | None = None,
 ) -> str:
-    """The certificate of ``runs`` (``DecoderRun`` records; certifications with parallel
-    lists are accepted too)."""
-    records = as_runs(runs, targets=targets, specs=specs, decoder_configs=decoder_configs)
+    """The certificate of ``records``."""
     certs = [run.certification for run in records]
     partial = run_state != "finished" or any(cert.interrupted for cert in certs)
     all_certified = bool(certs) and not partial and not unloadable and all(c.certified for c in certs)
@@ -77,7 +58,7 @@ def to_markdown(
         "",
         f"**{verdict}**: {sum(c.certified for c in certs) if not partial else 0} of "
         f"{_plural(len(certs) + len(unloadable), 'decoder')} certified; conformance kit "
-        f"{kit_version()}, {created}.",
+        f"{KIT_VERSION}, {created}.",
         "",
     ]
     if partial:
@@ -133,30 +114,11 @@ def placeholder_markdown(note: str) -> str:
     )
 
 
-def write_markdown_report(
-    path: str | Path,
-    runs: Sequence[DecoderRun | Certification],
-    *,
-    targets: Sequence[str | None] | None = None,
-    specs: Sequence[DecoderSpec | Mapping[str, Any] | None] | None = None,
-    decoder_configs: Sequence[str | None] | None = None,
-    unloadable: Sequence[UnloadableDecoder] = (),
-    run_state: str = "finished",
-    note: str | None = None,
-) -> Path:
-    """Write :func:`to_markdown` to ``path`` atomically (the folder must exist)."""
-    text = to_markdown(
-        runs, targets=targets, specs=specs, decoder_configs=decoder_configs,
-        unloadable=unloadable, run_state=run_state, note=note,
-    )
-    return atomic_write(path, text)
-
-
 def _decoder_section(run: DecoderRun, *, partial: bool) -> list[str]:
     cert = run.certification
     target = run.target
     verdict = "CERTIFIED" if cert.certified and not partial else "NOT CERTIFIED"
-    rerun = replay_command(target, seed=cert.seed, profile=cert.profile, check_ids=ran_subset(cert))
+    rerun = certify_command(target, seed=cert.seed, profile=cert.profile, check_ids=ran_subset(cert))
     lines = [
         f"## {_inline(cert.decoder)}: {verdict}",
         "",
@@ -215,12 +177,14 @@ def _decoder_section(run: DecoderRun, *, partial: bool) -> list[str]:
         lines += ["### Failures", ""]
         for result in failures:
             lines += [f"#### {_code(result.check_id)}: {result.status}", ""]
-            message = split_replay(clean_text(result.message)).strip() or "(the check gave no message)"
+            message = clean_text(result.message).strip() or "(the check gave no message)"
             lines += _fenced("\n".join(wrap(message, width=WRAP_WIDTH)))
             highlights = evidence_highlights(result.evidence)
             if highlights:
                 lines += ["", f"Evidence: {_inline(highlights)}."]
-            command = replay_command(target, seed=cert.seed, profile=cert.profile, check_id=result.check_id)
+            command = result.replay or certify_command(
+                target, seed=cert.seed, profile=cert.profile, check_ids=[result.check_id]
+            )
             docs = check_docs(result.check_id)
             lines += [
                 "",

@@ -1,16 +1,17 @@
 """Where reports go: checked before any check runs, claimed with a placeholder, written atomically.
 
-The command line calls two functions around its run loop::
+A front end calls three functions around the run loop::
 
-    problem = prepare_outputs(args)            # before any check: exit 2 with the message
+    problem = check_paths(paths)               # before loading: exit 2 with the message
+    problem = claim_paths(paths, targets=...)  # just before the checks
     ...                                        # the checks
-    problems = write_reports(runs, args, ...)  # after: never raises
+    written, problems = write_outputs(runs, paths, ...)  # after: never raises
 
-:func:`prepare_outputs` refuses a report path that cannot be written (a folder, a path
-under ``/proc``, a missing or read-only folder, a device or pipe) and then replaces any
-existing report at each path with a placeholder saying the run has not finished, so a
-run that is killed never leaves an older report claiming certification in its place.
-Missing folders are never created silently: only ``--create-dirs`` creates them.
+:func:`check_paths` refuses a report path that cannot be written (a folder, a path under
+``/proc``, a missing or read-only folder, a device or pipe); :func:`claim_paths` then
+replaces any existing report at each path with a placeholder saying the run has not
+finished, so a run that is killed never leaves an older report claiming certification in
+its place. Missing folders are never created silently: only ``create_dirs`` creates them.
 
 Every write is atomic: the text goes to a temporary file in the same folder, which then
 replaces the target with :func:`os.replace`. Concurrent writers leave one complete file,
@@ -23,24 +24,24 @@ import contextlib
 import os
 import stat
 import tempfile
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
 
-from conformance.core.results import DecoderRun
+from conformance.core.results import DecoderRun, Unloadable
+from conformance.core.values import clean_text
+from conformance.reports import github
+from conformance.reports.json_report import json_text
+from conformance.reports.markdown import placeholder_markdown, to_markdown
 
 __all__ = [
     "OutputPaths",
     "atomic_write",
-    "check_outputs",
-    "claim_outputs",
-    "output_paths",
+    "check_paths",
+    "claim_paths",
     "path_problem",
-    "prepare_outputs",
     "write_outputs",
-    "write_placeholders",
-    "write_reports",
 ]
 
 
@@ -125,64 +126,12 @@ class OutputPaths:
     markdown: Path | None
 
 
-def output_paths(args: Any) -> OutputPaths:
-    """The output files ``certify``'s arguments ask for (``--report``/``--no-report``/``--markdown``)."""
-    from conformance.reports.record import DEFAULT_REPORT_PATH
-
-    report = None if getattr(args, "no_report", False) else Path(getattr(args, "report", None) or DEFAULT_REPORT_PATH)
-    markdown = getattr(args, "markdown", None)
-    return OutputPaths(report=report, markdown=Path(markdown) if markdown else None)
-
-
-def prepare_outputs(args: Any, *, targets: Sequence[str] = ()) -> str | None:
-    """Check that every output path can be written, then claim each with a placeholder.
-
-    Call it once the targets are loaded and before any check runs (or call
-    :func:`check_outputs` first, before loading, and :func:`claim_outputs` just before the
-    checks). Returns one message naming every problem (the caller prints it and exits 2),
-    or ``None`` when all is well, in which case each path now holds a report saying the
-    run has not finished (``"run_state": "running"``, ``"partial": true``, not certified).
-    """
-    return check_outputs(args) or claim_outputs(args, targets=targets)
-
-
-def check_outputs(args: Any) -> str | None:
-    """Why ``certify``'s output paths cannot be written (one message), or ``None``. Writes
-    nothing but the folders ``--create-dirs`` asks for."""
-    return check_paths(output_paths(args), create_dirs=bool(getattr(args, "create_dirs", False)))
-
-
-def claim_outputs(args: Any, *, targets: Sequence[str] = ()) -> str | None:
-    """Replace every output file with the "has not finished" placeholder; a message on failure."""
-    try:
-        write_placeholders(output_paths(args), targets=targets)
-    except OSError as err:
-        return f"cannot write the report placeholder: {_describe(err)}"
-    return None
-
-
-def prepare_paths(
-    paths: OutputPaths, *, targets: Sequence[str] = (), create_dirs: bool = False,
-    report_option: str = "--report", markdown_option: str = "--markdown",
-) -> str | None:
-    """:func:`prepare_outputs` for explicit paths (the pytest plugin's options use it too)."""
-    problem = check_paths(
-        paths, create_dirs=create_dirs, report_option=report_option, markdown_option=markdown_option
-    )
-    if problem:
-        return problem
-    try:
-        write_placeholders(paths, targets=targets)
-    except OSError as err:
-        return f"cannot write the report placeholder: {_describe(err)}"
-    return None
-
-
 def check_paths(
     paths: OutputPaths, *, create_dirs: bool = False,
     report_option: str = "--report", markdown_option: str = "--markdown",
 ) -> str | None:
-    """Every problem with ``paths`` as one message, or ``None``."""
+    """Every problem with ``paths`` as one message, or ``None``. Writes nothing but the
+    folders ``create_dirs`` asks for."""
     problems = []
     if paths.report is not None and paths.markdown is not None and _same(paths.report, paths.markdown):
         problems.append(
@@ -202,8 +151,6 @@ def _same(one: Path, two: Path) -> bool:
 
 
 def _placeholder_note(targets: Sequence[str]) -> str:
-    import datetime as _dt
-
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     what = ", ".join(targets) if targets else "the requested decoders"
     return (
@@ -213,23 +160,25 @@ def _placeholder_note(targets: Sequence[str]) -> str:
     )
 
 
-def write_placeholders(paths: OutputPaths, *, targets: Sequence[str] = ()) -> None:
-    """Replace each output file with a report saying the run has not finished."""
-    from conformance.reports.json_report import write_json_report
-    from conformance.reports.markdown import placeholder_markdown
-
+def claim_paths(paths: OutputPaths, *, targets: Sequence[str] = ()) -> str | None:
+    """Replace each output file with a report saying the run has not finished; a message
+    if that cannot be done, else ``None``."""
     note = _placeholder_note(targets)
-    if paths.report is not None:
-        write_json_report(paths.report, [], run_state="running", note=note)
-    if paths.markdown is not None:
-        atomic_write(paths.markdown, placeholder_markdown(note))
+    try:
+        if paths.report is not None:
+            atomic_write(paths.report, json_text([], run_state="running", note=note))
+        if paths.markdown is not None:
+            atomic_write(paths.markdown, placeholder_markdown(note))
+    except OSError as err:
+        return f"cannot write the report placeholder: {_describe(err)}"
+    return None
 
 
 def write_outputs(
     runs: Sequence[DecoderRun],
     paths: OutputPaths,
     *,
-    unloadable: Sequence[Any] = (),
+    unloadable: Sequence[Unloadable] = (),
     run_state: str = "finished",
     note: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -241,10 +190,6 @@ def write_outputs(
     path)`` pairs (``"Report"``, ``"Certificate"``, ``"Job summary"``), ``problems`` as
     messages for what could not be written.
     """
-    from conformance.reports import github
-    from conformance.reports.json_report import write_json_report
-    from conformance.reports.markdown import to_markdown
-
     env = os.environ if env is None else env
     written: list[tuple[str, Path]] = []
     problems: list[str] = []
@@ -258,7 +203,7 @@ def write_outputs(
 
     if paths.report is not None:
         try:
-            write_json_report(paths.report, runs, unloadable=unloadable, run_state=run_state, note=note)
+            atomic_write(paths.report, json_text(runs, unloadable=unloadable, run_state=run_state, note=note))
             written.append(("Report", paths.report))
         except Exception as err:  # noqa: BLE001 - see the docstring
             problems.append(f"could not write the JSON report {str(paths.report)!r}: {_describe(err)}")
@@ -278,54 +223,7 @@ def write_outputs(
     return written, problems
 
 
-def write_reports(
-    runs: Sequence[DecoderRun],
-    args: Any,
-    *,
-    unloadable: Sequence[Any] = (),
-    interrupted: bool = False,
-    note: str | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-    env: Mapping[str, str] | None = None,
-) -> list[str]:
-    """After the run: write every output ``args`` asks for, print where, and print the
-    GitHub Actions annotations when running there. Never raises; returns the problems
-    (also printed to ``err``), so the caller can refuse exit 0 when a report is missing.
-
-    ``interrupted`` marks the report partial (``run_state`` ``interrupted``): it is
-    never certified.
-    """
-    import sys
-
-    from conformance.reports import github
-
-    out = out or sys.stdout
-    err = err or sys.stderr
-    env = os.environ if env is None else env
-    run_state = "interrupted" if interrupted else "finished"
-    written, problems = write_outputs(
-        runs, output_paths(args), unloadable=unloadable, run_state=run_state, note=note, env=env
-    )
-    for label, path in written:
-        if label != "Job summary":
-            print(f"{label}: {path}", file=out)
-    if github.in_actions(env):
-        try:
-            for line in github.annotation_lines(runs, unloadable=unloadable):
-                print(line, file=out)
-        except Exception as error:  # noqa: BLE001
-            problems.append(f"could not print GitHub annotations: {_describe(error)}")
-    for problem in problems:
-        print(f"python -m conformance: error: {problem}", file=err)
-    with contextlib.suppress(Exception):
-        out.flush()
-    return problems
-
-
 def _describe(err: BaseException) -> str:
-    from conformance.reports.record import clean_text
-
     try:
         return clean_text(f"{type(err).__name__}: {err}")
     except Exception:  # noqa: BLE001

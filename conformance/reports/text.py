@@ -6,7 +6,7 @@ finishes (:func:`header_lines`, :func:`check_line`, :func:`failure_lines`,
 plugin's failure text is :func:`format_failure`.
 
 Error against tolerance is said one way everywhere: "largest error E is X% of the
-tolerance" (see :func:`conformance.reports.record.ratio_text`).
+tolerance" (see :func:`conformance.core.ratios.ratio_text`).
 """
 
 from __future__ import annotations
@@ -16,16 +16,11 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conformance.reports.record import (
-    check_docs,
-    clean_text,
-    is_number,
-    replay_command,
-    split_replay,
-    summary,
-    tolerance_phrase,
-)
-from conformance.core.results import Certification, CheckResult, DecoderRun
+from conformance.core.links import check_docs
+from conformance.core.replay import certify_command
+from conformance.core.results import Certification, CheckResult, DecoderRun, Unloadable
+from conformance.core.values import clean_text, is_number
+from conformance.reports.record import summary, tolerance_phrase
 
 __all__ = [
     "LABELS",
@@ -33,7 +28,6 @@ __all__ = [
     "closing_lines",
     "evidence_highlights",
     "failure_lines",
-    "format_certification",
     "format_failure",
     "format_run",
     "header_lines",
@@ -171,10 +165,11 @@ def failure_lines(
     """A failed (or errored, or inconclusive) check's message wrapped to ``width``, the page
     that explains the check, and the one command that replays it."""
     width = width or terminal_width()
-    message = split_replay(clean_text(result.message)).strip() or "(the check gave no message)"
+    message = clean_text(result.message).strip() or "(the check gave no message)"
     lines = wrap(message, width=width, indent=indent)
     lines.append(f"{indent}docs: {check_docs(result.check_id)}")
-    lines.append(f"{indent}replay: {replay_command(target, seed=seed, profile=profile, check_id=result.check_id)}")
+    replay = result.replay or certify_command(target, seed=seed, profile=profile, check_ids=[result.check_id])
+    lines.append(f"{indent}replay: {replay}")
     return lines
 
 
@@ -214,11 +209,6 @@ def format_run(run: DecoderRun, *, width: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def format_certification(certification: Certification, *, target: str | None = None) -> str:
-    """:func:`format_run` for a bare certification (the older call form)."""
-    return format_run(DecoderRun(certification, target=target))
-
-
 def closing_lines(
     runs: Sequence[DecoderRun],
     *,
@@ -226,7 +216,7 @@ def closing_lines(
     profile: str,
     targets: Sequence[str],
     check_ids: Sequence[str] = (),
-    unloadable: Sequence[Any] = (),
+    unloadable: Sequence[Unloadable] = (),
     interrupted: bool = False,
 ) -> list[str]:
     """What the command prints after every decoder's summary: unloadable decoders, the
@@ -251,7 +241,7 @@ def closing_lines(
         lines.append(f"Verdict: {'CERTIFIED' if certified else 'NOT CERTIFIED'} ({verdicts}){tail}")
     if runs:
         lines.append(f"Seed {seed}, profile {profile}. Replay this run with:")
-        lines.append(f"  {replay_command(list(targets), seed=seed, profile=profile, check_ids=check_ids)}")
+        lines.append(f"  {certify_command(list(targets), seed=seed, profile=profile, check_ids=check_ids)}")
     return lines
 
 
@@ -259,7 +249,7 @@ def format_failure(result: CheckResult, *, replay: Sequence[str] = ()) -> str:
     """What a person needs to act on a failed check (pytest's failure text): the message,
     the evidence, the check's page, then each replay command once."""
     lines = [f"conformance check {result.check_id} {result.status}:"]
-    message = split_replay(clean_text(result.message)).strip() or "(the check gave no message)"
+    message = clean_text(result.message).strip() or "(the check gave no message)"
     lines += wrap(message, width=terminal_width(), indent="  ")
     highlights = evidence_highlights(result.evidence)
     if highlights:

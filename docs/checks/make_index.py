@@ -29,7 +29,6 @@ This index is generated from `conformance.ALL_CHECKS` by `python docs/checks/mak
 
 def render() -> str:
     from conformance.checks import ALL_CHECKS
-    from conformance.frontends.cli import _promise
 
     lines = [HEADER.rstrip()]
     category = None
@@ -37,7 +36,7 @@ def render() -> str:
         if check.category != category:
             category = check.category
             lines += ["", f"## {category.replace('_', ' ').capitalize()}", ""]
-        lines.append(f"- [`{check.id}`]({check.id}.md): {_promise(check.doc)}")
+        lines.append(f"- [`{check.id}`]({check.id}.md): {check.promise}")
     return "\n".join(lines) + "\n"
 
 

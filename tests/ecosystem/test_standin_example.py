@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conformance import run_check
-from conformance.checks.latents import LatentSequence
+from conformance.checks.harness.latents import LatentSequence
 
 from .standin import standin_modules
 

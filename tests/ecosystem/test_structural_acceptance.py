@@ -12,7 +12,7 @@ from torch import nn
 
 from conformance import DecoderSpec, certify
 from conformance.bases import StreamingDecoderCache, StreamingVideoDecoder
-from conformance.checks.context import CheckContext
+from conformance.checks.harness.context import CheckContext
 from conformance.core.interface import cache_problems, decoder_problems
 from conformance.core.outcomes import DecoderError
 from conformance.core.profiles import get_profile

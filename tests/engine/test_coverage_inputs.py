@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 
 from conformance.checks.size_mappers import _landmarks, ranges_text
-from conformance.checks.fingerprints import fingerprint_plans
-from conformance.checks.latents import INPUT_STYLES, OUTLIER_RANGE, make_frames, styled_input
-from conformance.checks.reachability import describe_holder, live_tensors
+from conformance.checks.harness.fingerprints import fingerprint_plans
+from conformance.checks.harness.latents import INPUT_STYLES, OUTLIER_RANGE, make_frames, styled_input
+from conformance.checks.harness.reachability import describe_holder, live_tensors
 
 #: Module-level table for the holder search to find.
 _TABLE: dict[str, list[torch.Tensor]] = {}

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from conformance.checks.reachability import (
+from conformance.checks.harness.reachability import (
     overlapping_spans,
     reachable_tensors,
     spans_of,

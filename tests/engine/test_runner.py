@@ -213,7 +213,7 @@ def test_a_timeout_while_shrinking_still_reports_the_bug_found(monkeypatch: pyte
     from hypothesis import strategies as st
 
     from conformance.core.outcomes import CheckFailed
-    from conformance.checks.search import run_property
+    from conformance.checks.harness.search import run_property
 
     release = threading.Event()
 

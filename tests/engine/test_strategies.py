@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.checks.latents import LatentSequence, make_frames
+from conformance.checks.harness.latents import LatentSequence, make_frames
 from conformance.strategies import chunk_cases, chunk_plans, plan_from_cuts, required_chunk_plans
 
 

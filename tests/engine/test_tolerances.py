@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from conformance.checks.evidence import Evidence
-from conformance.checks.tolerances import (
+from conformance.checks.harness.evidence import Evidence
+from conformance.checks.harness.tolerances import (
     ACCUMULATION_FACTOR,
     NOISE_FACTOR,
     STORAGE_FACTOR,

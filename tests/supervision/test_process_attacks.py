@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.workers.supervisor import SupervisorOptions, certify_target
+from conformance.engine.workers.supervisor import SupervisorOptions, certify_target
 from tests.zoo import process
 
 ROOT = Path(__file__).resolve().parents[2]

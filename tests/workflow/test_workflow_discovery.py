@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conformance.frontends.cli import main
-from conformance.core.discovery import ENTRY_POINT_GROUP, load_installed, registered_decoders
+from conformance.core.targets import ENTRY_POINT_GROUP, load_installed, registered_decoders
 from workflow_support import (
     BROKEN_IMPORT_MODULE,
     GOOD_MODULE,

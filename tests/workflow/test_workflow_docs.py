@@ -87,8 +87,8 @@ def mentioned_options(text: str, command: str) -> set[str]:
 
 
 def plugin_options() -> set[str]:
-    """The options ``conformance.plugin`` registers with pytest, read by calling its hook."""
-    import conformance.plugin
+    """The options ``conformance.frontends.pytest_plugin`` registers with pytest, read by calling its hook."""
+    import conformance.frontends.pytest_plugin
 
     names: set[str] = set()
 
@@ -100,7 +100,7 @@ def plugin_options() -> set[str]:
         def getgroup(self, *_: object, **__: object) -> Group:
             return Group()
 
-    conformance.plugin.pytest_addoption(Parser())  # type: ignore[arg-type]
+    conformance.frontends.pytest_plugin.pytest_addoption(Parser())  # type: ignore[arg-type]
     return names
 
 

@@ -137,7 +137,7 @@ def test_environment_keys_documented_as_always_present_are(reports: dict[str, di
 
 
 def test_unloadable_keys_are_documented() -> None:
-    from conformance.core.discovery import Unloadable
+    from conformance.core.targets import Unloadable
     from conformance.report import to_json_dict
 
     entry = Unloadable(name="acme", target="acme.specs:spec", distribution="acme-video", error="ImportError")

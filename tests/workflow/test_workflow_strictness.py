@@ -29,7 +29,7 @@ import conformance.engine.runner as runner
 from conformance import certify, run_check
 from conformance.checks import Check
 from conformance.core.outcomes import CheckFailed, DecoderError
-from conformance.checks.search import run_property
+from conformance.checks.harness.search import run_property
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, ToyVideoDecoder, toy_spec
 
 RELEASE = threading.Event()

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import torch
 
-import conformance.plugin as plugin
-import conformance.workers.devices as workers
+import conformance.frontends.pytest_plugin as plugin
+import conformance.engine.workers.devices as workers
 from conformance.core.results import CheckResult
 from reference_decoders.toy import toy_spec
 
@@ -86,7 +86,7 @@ def test_only_cuda_specs_claim_a_gpu_before_their_check(
     monkeypatch: pytest.MonkeyPatch, device: str, worker_gpus: str, claims: bool
 ) -> None:
     events: list[str] = []
-    monkeypatch.setattr("conformance.workers.claim_worker_gpu", lambda: events.append("claim"))
+    monkeypatch.setattr("conformance.engine.workers.claim_worker_gpu", lambda: events.append("claim"))
     monkeypatch.setattr(plugin, "session_seed", lambda config: 1)
 
     def fake_run_check(spec: Any, check_id: str, **kwargs: Any) -> CheckResult:

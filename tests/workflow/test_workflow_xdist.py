@@ -39,7 +39,7 @@ def plugin_installed() -> bool:
     """Whether pytest loads the kit's plugin by itself (its ``pytest11`` entry point)."""
     from importlib import metadata
 
-    return any(entry.value == "conformance.plugin" for entry in metadata.entry_points(group="pytest11"))
+    return any(entry.value == "conformance.frontends.pytest_plugin" for entry in metadata.entry_points(group="pytest11"))
 
 
 def junit_cases(path: Path) -> dict[str, dict[str, object]]:
@@ -167,7 +167,7 @@ def test_each_xdist_worker_takes_its_own_gpu(
     monkeypatch.setenv("GPU_PROBE_LOG", str(log))
 
     # On a machine where the kit is not pip-installed, load the plugin by name.
-    plugin = [] if plugin_installed() else ["-p", "conformance.plugin"]
+    plugin = [] if plugin_installed() else ["-p", "conformance.frontends.pytest_plugin"]
 
     result = pytester.runpytest(
         "--conformance-decoder=gpu_probe:spec", "--conformance-profile=quick", "-n", "2",
@@ -205,7 +205,7 @@ def test_loadscope_keeps_each_decoders_checks_on_one_worker(
     pytester.makeini(f"[pytest]\npythonpath = {pytester.path}\n")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     chosen = ["ratios_are_positive_constant_ints", "forward_accepts_keyword_call", "cache_init_accepts_context"]
-    plugin = [] if plugin_installed() else ["-p", "conformance.plugin"]
+    plugin = [] if plugin_installed() else ["-p", "conformance.frontends.pytest_plugin"]
 
     result = pytester.runpytest(
         "--conformance-decoder=two_toys:specs", "--conformance-profile=quick", "-n", "2",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.core.discovery import ENTRY_POINT_GROUP, registered_decoders
+from conformance.core.targets import ENTRY_POINT_GROUP, registered_decoders
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

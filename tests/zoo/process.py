@@ -3,7 +3,7 @@
 None of them is malicious: each is a real way a buggy decoder (or a library under it)
 takes its process down. Run in-process, any of them would end or hang the test session,
 so they are certified only through supervised worker processes
-(:mod:`conformance.workers`), and are kept out of ``tests.zoo.BROKEN``. Each must end with
+(:mod:`conformance.engine.workers`), and are kept out of ``tests.zoo.BROKEN``. Each must end with
 the check in flight *failed* (never ``error``, never certified), a message naming what
 happened, the remaining checks still run in a fresh worker, and the right exit code.
 
