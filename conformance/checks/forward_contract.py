@@ -287,8 +287,10 @@ def decoding_is_deterministic(ctx: CheckContext) -> None:
             comparison = ctx.compare(a.output, b.output)
             if not comparison.ok:
                 raise CheckFailed(
-                    f"decoding {described} (fresh cache each time) gave different outputs at "
-                    f"AR {k} in the warm-up decode and the next one: {comparison.describe()}"
+                    f"decoding is not deterministic: decoding {described} twice (fresh cache "
+                    f"each time) gave different outputs at AR {k} in the warm-up decode and the "
+                    f"next one: {comparison.describe()}. Look for dropout or noise left on, or "
+                    "unseeded randomness"
                 )
         for repeat, run in enumerate(runs[2:], start=2):
             for k, (a, b) in enumerate(zip(first.steps, run.steps)):
@@ -306,8 +308,9 @@ def decoding_is_deterministic(ctx: CheckContext) -> None:
                     )
                 if not comparison.ok:
                     raise CheckFailed(
-                        f"decoding {described} (fresh cache each time) gave different outputs "
-                        f"at AR {k} in decodes 2 and {repeat + 1}: {comparison.describe()}"
+                        f"decoding is not deterministic: decoding {described} (fresh cache each "
+                        f"time) gave different outputs at AR {k} in decodes 2 and {repeat + 1}: "
+                        f"{comparison.describe()}"
                     )
         ctx.evidence.examples += 1
     ctx.evidence.note("repeats_bitwise_equal", all_bitwise)

@@ -62,8 +62,7 @@ def pytest_command(
         parts.append(path + sep + rest)
     else:
         parts.append(f"--conformance-decoder={target or TARGET_PLACEHOLDER}")
-        parts += ["-m", "conformance"]
-        if check_id is not None:
-            parts += ["-k", check_id]
     parts += [f"--conformance-seed={seed}", f"--conformance-profile={profile}"]
+    if nodeid is None:
+        parts += ["-m", "conformance"] + (["-k", check_id] if check_id is not None else [])
     return " ".join(shlex.quote(part) for part in parts)

@@ -72,6 +72,10 @@ class CheckResult:
     kind: FailureKind | None = None
     replay: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind is not None and not isinstance(self.kind, FailureKind):
+            self.kind = FailureKind(self.kind)  # the words of a kind, as JSON carries them
+
     @property
     def ok(self) -> bool:
         """True unless this result denies certification."""

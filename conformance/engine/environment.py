@@ -34,7 +34,7 @@ def environment(spec: DecoderSpec) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "device": str(spec.torch_device),
+        "device": _device_in_use(spec),
         "dtype": str(spec.dtype).removeprefix("torch."),
         "output_dtype": str(spec.resolved_output_dtype).removeprefix("torch."),
         "cuda_available": torch.cuda.is_available(),
@@ -64,7 +64,15 @@ def describe(spec: DecoderSpec) -> dict[str, Any]:
         "name": spec.name,
         "fields": spec_fields(spec),
         "environment": env,
-        "device": str(spec.torch_device),
+        "device": _device_in_use(spec),
         "check_timeout_s": spec.check_timeout_s,
         "expected_failures": {check_id: str.__str__(reason) for check_id, reason in spec.expected_failures.items()},
     }
+
+
+def _device_in_use(spec: DecoderSpec) -> str:
+    """The spec's device, with the GPU this process was assigned for a plain ``"cuda"``."""
+    device = spec.torch_device
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)

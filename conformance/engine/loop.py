@@ -176,7 +176,7 @@ class TargetRun:
         run = self.runs[index]
         problem = self.build(index)
         if problem is not None:
-            result = stopped_result(check_id, "the decoder could not be built (see the note)")
+            result = stopped_result(check_id, problem)
         else:
             result, config = self.executor.run(index, check_id, self.emit)
             run.decoder_config = run.decoder_config or config

@@ -347,7 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python from failing again when it flushes stdout at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_CERTIFIED if args.command != "certify" else EXIT_NOT_CERTIFIED
+        listing = args.list_checks or getattr(args, "list_certify_checks", False)
+        return EXIT_NOT_CERTIFIED if args.command == "certify" and not listing else EXIT_CERTIFIED
 
 
 _IN_PROCESS_RUNS: list[bool] = []

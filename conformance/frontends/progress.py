@@ -45,6 +45,7 @@ class LiveProgress:
         self.tty = tty and not quiet
         self._status = ""
         self._drawn = 0.0
+        self._unbuilt = False
         self._id_width = 0
         self._started = 0.0
         self._decoders = 0
@@ -67,6 +68,7 @@ class LiveProgress:
         cert = run.certification
         self._id_width = max(len(check_id) for check_id in CHECK_IDS)
         self._started = time.monotonic()
+        self._unbuilt = False
         if self.quiet:
             return
         if self._decoders:
@@ -96,6 +98,8 @@ class LiveProgress:
         if self.quiet:
             return
         result = payload["result"]
+        if self._unbuilt and result.status == "not_run":
+            return  # said once, when the build failed
         self._print(check_line(result, id_width=self._id_width, label_width=5))
         if result.status in DETAILED:
             run_target = payload.get("target")
@@ -104,6 +108,7 @@ class LiveProgress:
                 self._print(line)
 
     def _on_build_failed(self, payload: dict[str, Any]) -> None:
+        self._unbuilt = True
         for line in wrap(str(payload["problem"]), width=100, indent="  "):
             self._print(line)
         self._print("  No check was run; each is reported as not run.")

@@ -28,7 +28,7 @@ This index is generated from `conformance.ALL_CHECKS` by `python docs/checks/mak
 
 
 def render() -> str:
-    from conformance.checks import ALL_CHECKS
+    from conformance.checks.suite import ALL_CHECKS
 
     lines = [HEADER.rstrip()]
     category = None

@@ -11,7 +11,7 @@ import pytest
 
 from conformance import bases
 
-from .standin import standin_modules
+from tests.support.standin import standin_modules
 
 
 def _module_like(decoder_module: types.ModuleType, **overrides: object) -> types.ModuleType:

@@ -14,9 +14,9 @@ import torch
 
 from conformance import certify, run_check
 
-from zoo import graph_capture
-from zoo.conftest import SEED
-from .standin import standin_modules
+from tests.zoo import graph_capture
+from tests.zoo.conftest import SEED
+from tests.support.standin import standin_modules
 
 pytestmark = [
     pytest.mark.cuda,

@@ -5,7 +5,7 @@ and decoders built on either copy of the base classes certify.
 
 Wheels are built once per module (the kit's, the stand-in framework's from
 ``examples/flashdreams_standin``, and ``packaging/flashdreams-interface``'s); every
-environment is a throwaway venv (see :mod:`tests.ecosystem.installs`).
+environment is a throwaway venv (see :mod:`tests.support.environments`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .installs import Environment, build_wheels
+from tests.support.environments import Environment, build_wheels
 
 pytestmark = pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("setuptools") is None,

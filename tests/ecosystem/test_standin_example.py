@@ -13,7 +13,7 @@ import torch
 from conformance import run_check
 from conformance.checks.harness.latents import LatentSequence
 
-from .standin import standin_modules
+from tests.support.standin import standin_modules
 
 specs, video = standin_modules("standin_video.specs", "standin_video.decoder")
 SEED = 11

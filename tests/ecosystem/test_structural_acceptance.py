@@ -18,7 +18,7 @@ from conformance.core.outcomes import DecoderError
 from conformance.core.profiles import get_profile
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, ToyVideoDecoder
 
-from .standin import standin_modules
+from tests.support.standin import standin_modules
 
 foreign_decoder, foreign_specs, foreign_video = standin_modules(
     "flashdreams.infra.decoder", "standin_video.specs", "standin_video.decoder"

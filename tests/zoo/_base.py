@@ -49,8 +49,10 @@ class BrokenCase:
     ``hints`` are words of which at least one must appear (case-insensitively) in each
     failure message: a failure has to point at the problem, not just exist. They are
     deliberately loose alternatives so the engine may word its messages freely.
-    ``fails_every_check`` marks decoders that cannot even be built: every check must
-    fail, and none counts towards per-check coverage. ``kit_gaps`` maps a check id to a reported kit finding (see ``tests/zoo/README.md``)
+    ``unbuildable`` marks decoders that cannot even be built (the factory fails, or builds
+    something that is not a streaming video decoder): the kit says so once, no check
+    runs (every one is ``not_run`` with the reason), the decoder is not certified, and
+    none counts towards per-check coverage. ``kit_gaps`` maps a check id to a reported kit finding (see ``tests/zoo/README.md``)
     for checks the kit still gets wrong on this decoder: a ``must_fail`` check that does
     not catch the bug yet, or any check that reports an internal kit ``error`` for it.
     While the kit is wrong the proof test reports an expected failure naming the
@@ -62,7 +64,7 @@ class BrokenCase:
     must_fail: frozenset[str]
     bug: str
     hints: tuple[str, ...] = ()
-    fails_every_check: bool = False
+    unbuildable: bool = False
     kit_gaps: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: Profile the proof tests run this case with (``None``: the zoo's ``PROFILE``). Set to
     #: ``"default"`` for bugs the default profile must catch but the quick one cannot
@@ -167,6 +169,7 @@ def broken(
     kit_gaps: Mapping[str, str] | None = None,
     config: dict[str, Any] | None = None,
     profile: str | None = None,
+    unbuildable: bool = False,
     **spec_fields: Any,
 ) -> BrokenCase:
     """Register a toy-derived broken decoder; its docstring's first paragraph is the bug."""
@@ -179,6 +182,7 @@ def broken(
         hints=hints,
         kit_gaps=dict(kit_gaps or {}),
         profile=profile,
+        unbuildable=unbuildable,
     )
 
 

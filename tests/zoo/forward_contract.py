@@ -8,8 +8,12 @@ pixels and breaks exactly one of those promises.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+
+from typing import Any
 
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig
 
@@ -22,14 +26,43 @@ class PositionalNamesForward(PlainToy):
     """``forward(x, idx, state)``: right order, wrong parameter names.
 
     Real bug: a decoder written against positional calls; every pipeline that passes
-    ``input=``, ``autoregressive_index=``, ``cache=`` as keywords gets a TypeError.
-    Caught by ``forward_accepts_keyword_call``.
+    ``input=``, ``autoregressive_index=``, ``cache=`` as keywords gets a TypeError. Its
+    signature shows it, so the kit refuses it up front as no streaming video decoder,
+    once, before any check.
     """
 
     def forward(  # type: ignore[override]
         self, x: torch.Tensor, idx: int = 0, state: ToyDecoderCache | None = None
     ) -> torch.Tensor:
         return super().forward(x, autoregressive_index=idx, cache=state)
+
+
+def _timed(forward: Any) -> Any:
+    """A timing decorator written for positional calls: it keeps the wrapped signature
+    (``functools.wraps``) but passes on positional arguments only."""
+
+    @functools.wraps(forward)
+    def timed(self: Any, *args: Any) -> Any:
+        return forward(self, *args)
+
+    return timed
+
+
+class KeywordsLostInDecorator(PlainToy):
+    """``forward`` wrapped by a decorator that takes positional arguments only.
+
+    Real bug: a profiling or timing decorator written as ``def wrapper(self, *args)`` and
+    dressed with ``functools.wraps``: ``inspect.signature`` still shows ``input,
+    autoregressive_index, cache``, so nothing looks wrong until a pipeline calls
+    ``decoder(input=..., autoregressive_index=..., cache=...)`` and gets a TypeError.
+    Caught by ``forward_accepts_keyword_call``.
+    """
+
+    @_timed
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        return super().forward(input, autoregressive_index, cache)
 
 
 class CacheInitWithoutContext(PlainToy):
@@ -232,7 +265,10 @@ CONTEXT_HINTS = ("context",)
 LAYOUT_HINTS = ("layout",)
 
 positional_names_forward = broken(
-    PositionalNamesForward, must_fail={"forward_accepts_keyword_call"}, hints=CALL_HINTS
+    PositionalNamesForward, must_fail=set(), unbuildable=True, hints=("forward does not accept keywords",)
+)
+keywords_lost_in_decorator = broken(
+    KeywordsLostInDecorator, must_fail={"forward_accepts_keyword_call"}, hints=CALL_HINTS
 )
 cache_init_without_context = broken(
     CacheInitWithoutContext, must_fail={"cache_init_accepts_context"}, hints=CONTEXT_HINTS
@@ -289,6 +325,7 @@ batch_statistics_normalisation = broken(
 
 CASES = [
     positional_names_forward,
+    keywords_lost_in_decorator,
     cache_init_without_context,
     cache_init_rejects_unknown_context,
     cache_init_rejects_unknown_keys,

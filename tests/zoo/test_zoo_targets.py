@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support import REPO_ROOT
 
 
 def test_cli_certifies_a_correct_zoo_target_and_rejects_a_broken_one(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .standin import REPO_ROOT, STANDIN_ROOT
+from tests.support import REPO_ROOT
+from tests.support.standin import STANDIN_ROOT
 
 KIT_SOURCES = ("flashdreams", "conformance", "reference_decoders", "pyproject.toml", "setup.py", "README.md")
 

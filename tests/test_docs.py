@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.checks import ALL_CHECKS
-from workflow_support import REPO_ROOT
+from conformance.checks.suite import ALL_CHECKS
+from tests.support import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
 CHECK_PAGES = DOCS / "checks"

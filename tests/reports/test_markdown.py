@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from conformance.frontends.cli import main
-from conformance.report import decoder_config_text, spec_fields, to_markdown
-from conformance.core.results import Certification, CheckResult
+from conformance.core.results import Certification, CheckResult, DecoderRun
+from conformance.core.values import decoder_config_text, spec_fields
+from conformance.reports.markdown import to_markdown
 from reference_decoders.toy import ToyDecoderConfig, toy_spec
 
 ENVIRONMENT = {"kit_version": "0.1.0", "python": "3.11", "torch": "2.13.0", "device": "cpu", "dtype": "float32"}
@@ -34,11 +35,11 @@ FAILED = CheckResult(
     "failed",
     "chunked decode differs from full decode: chunk plan [1, 1] | frame 4\n"
     "Minimal failing example (Hypothesis, shrunk):\n"
-    "    check_case(case=ChunkCase(variant=0, plan=(1, 1)))\n"
-    "Replay: python -m conformance certify pkg:spec --check chunked_decode_matches_full_decode --seed 9 --profile quick",
+    "    check_case(case=ChunkCase(variant=0, plan=(1, 1)))",
     0.3,
     {"examples": 3, "decoder_calls": 9, "comparisons": 3, "max_abs_error": 0.5,
      "max_error_to_tolerance": 2000.0, "tolerance_margin": -1999.0, "tolerance": TOLERANCE},
+    replay="python -m conformance certify pkg:spec --check chunked_decode_matches_full_decode --seed 9 --profile quick",
 )
 XFAILED = CheckResult(
     "outputs_survive_later_steps", "xfailed", "expected failure (buffer reused, ACME-42): output changed", 0.01,
@@ -49,9 +50,12 @@ SKIPPED = CheckResult(
 )
 
 
-def certificate(*results: CheckResult, **kwargs: object) -> str:
+def certificate(
+    *results: CheckResult, spec: dict[str, object] | None = None, config: str | None = None, **kwargs: object
+) -> str:
     cert = Certification("toy-causal", list(results), seed=9, profile="quick", environment=ENVIRONMENT)
-    return to_markdown([cert], targets=["pkg:spec"], **kwargs)  # type: ignore[arg-type]
+    run = DecoderRun(cert, target="pkg:spec", spec=spec, decoder_config=config)
+    return to_markdown([run], **kwargs)  # type: ignore[arg-type]
 
 
 def table_rows(text: str) -> dict[str, list[str]]:
@@ -116,7 +120,7 @@ def test_expected_failures_and_skips_are_listed_with_their_reasons() -> None:
 def test_configuration_lists_every_spec_field_and_the_decoder_config() -> None:
     spec = toy_spec(expected_failures={"outputs_survive_later_steps": "a | b"})
     config = decoder_config_text(ToyDecoderConfig().setup())
-    text = certificate(PASSED, specs=[spec], decoder_configs=[config])
+    text = certificate(PASSED, spec=spec_fields(spec), config=config)
 
     rows = table_rows(text.split("### Configuration", 1)[1].split("### Environment", 1)[0])
     assert set(rows) - {"DecoderSpec field"} == set(spec_fields(spec))
@@ -137,7 +141,7 @@ def test_environment_is_listed() -> None:
 def test_backticks_in_names_and_messages_do_not_break_the_markup() -> None:
     odd = CheckResult("input_is_not_modified", "failed", "saw ``` in the output\nand `x`", 0.0, {})
     cert = Certification("my`decoder", [odd], seed=1, profile="quick", environment={})
-    text = to_markdown([cert], targets=[None])
+    text = to_markdown([DecoderRun(cert)])
 
     assert "## my`decoder: NOT CERTIFIED" in text
     assert "| ``my`decoder`` |" in text

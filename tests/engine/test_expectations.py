@@ -25,9 +25,9 @@ import pytest
 import torch
 from hypothesis import strategies as st
 
-import conformance.engine.runner as runner
+import conformance.engine.inprocess as inprocess
 from conformance import certify, run_check
-from conformance.checks import Check
+from conformance.checks.registry import Check
 from conformance.core.outcomes import CheckFailed, DecoderError
 from conformance.checks.harness.search import run_property
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, ToyVideoDecoder, toy_spec
@@ -153,7 +153,7 @@ def test_checks_that_compare_outputs_fail_when_there_is_no_output_to_compare() -
 
 
 def test_every_check_states_what_it_must_exercise() -> None:
-    from conformance.checks import ALL_CHECKS
+    from conformance.checks.suite import ALL_CHECKS
     from conformance.checks.registry import EXERCISE_COUNTERS
 
     for check in ALL_CHECKS:
@@ -180,7 +180,7 @@ def test_a_correct_decoder_exercises_every_check() -> None:
 
 
 def test_an_expected_failure_still_absorbs_the_broken_promise_it_declares() -> None:
-    from seam_support import seam_dropping_spec
+    from tests.support.seams import seam_dropping_spec
 
     result = run_check(
         seam_dropping_spec(expected_failures={"chunked_decode_matches_full_decode": "seams flicker (bug 3)"}),
@@ -247,7 +247,7 @@ def test_a_failure_found_before_a_timeout_keeps_its_kind(
 
     fake = Check(id="decoding_is_deterministic", category="forward_contract",
                  function=search_that_cannot_finish_shrinking, exercises=("examples",))
-    monkeypatch.setattr(runner, "get_check", lambda check_id: fake)
+    monkeypatch.setattr(inprocess, "get_check", lambda check_id: fake)
     declared = toy_spec(check_timeout_s=1.0, expected_failures={fake.id: "known"})
     try:
         result = run_check(declared, fake.id, seed=0)

@@ -1,18 +1,13 @@
-"""Helpers shared by the workflow tests: fake installed packages and subprocess runs."""
+"""Fake installed packages: what pip leaves behind, registering decoders under the entry-point group."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from conformance.core.targets import ENTRY_POINT_GROUP, registered_decoders
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from conformance.core.installed import ENTRY_POINT_GROUP, registered_decoders
 
 #: A module a fake package can register: the toy decoder under its own name.
 GOOD_MODULE = '''
@@ -65,15 +60,3 @@ def require_empty_registry() -> None:
             "this environment already registers decoders under "
             f"{ENTRY_POINT_GROUP!r}: {[entry.label for entry in existing]}"
         )
-
-
-def run(
-    args: Sequence[str], *, cwd: Path, pythonpath: Sequence[Path] = (), timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python ARGS`` in ``cwd`` as a user would, with ``pythonpath`` prepended."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    paths = [str(path) for path in pythonpath] + [env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import conformance
-from conformance.checks import ALL_CHECKS
+from conformance.checks.suite import ALL_CHECKS
 from conformance.frontends.cli import main
 
 TOY = "reference_decoders.toy:toy_spec"
@@ -244,7 +244,7 @@ def test_several_targets_share_one_report_and_any_failure_fails_the_run(
     assert "Verdict: NOT CERTIFIED (toy-causal NOT certified, seam-dropping NOT certified)" in out
     assert (
         f"python -m conformance certify {TOY} broken_cli_decoders:seam_dropping "
-        "--check chunked_decode_matches_full_decode --check ratios_are_positive_constant_ints "
+        "--check ratios_are_positive_constant_ints --check chunked_decode_matches_full_decode "
         "--seed 3 --profile quick"
     ) in out
     report = read_report(workdir / "conformance-report.json")
@@ -319,7 +319,7 @@ def test_version_prints_the_kit_version(argv: list[str], capsys: pytest.CaptureF
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--check", "chunked"], "unknown --check 'chunked'; did you mean 'chunked_decode_matches_full_decode'?"),
+        (["--check", "chunked"], "--check: unknown check or category 'chunked'; did you mean 'chunking' or 'chunked_decode_matches_full_decode'?"),
         (["--check", "input_is_not_modifed"], "did you mean 'input_is_not_modified'?"),
         (["--profile", "quik"], "unknown profile 'quik'; did you mean 'quick'?"),
         (["--check", "input_is_not_modified", "--check", "input_is_not_modified"], "--check input_is_not_modified given twice"),
@@ -353,13 +353,13 @@ def test_bad_options_are_one_message_and_exit_2_before_loading_anything(
 
 
 def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
-    from conformance.frontends.cli import EXIT_CODES
+    from conformance.core.exit_codes import EXIT_CODES
 
     with pytest.raises(SystemExit):
         main(["certify", "--help"])
 
     out = capsys.readouterr().out
-    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 130}
+    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 130, 143}
     for code in EXIT_CODES:
         assert re.search(rf"^  {code}\s+\S", out, re.M), code
     readme = (Path(conformance.__file__).parents[1] / "README.md").read_text()
@@ -396,7 +396,7 @@ def test_numpy_start_up_warning_is_silenced() -> None:
 
 
 def test_precondition_problems_name_a_device_the_machine_lacks() -> None:
-    from conformance.frontends.cli import precondition_problems
+    from conformance.engine.preconditions import precondition_problems
 
     no_gpu = {"cuda_available": False, "torch": "2.13.0+cpu", "cuda": None}
     two_gpus = {"cuda_available": True, "cuda_device_count": 2}
@@ -421,11 +421,12 @@ def test_a_cuda_spec_without_a_gpu_is_one_message_and_exit_2(workdir: Path, caps
 
 
 def test_a_killed_run_never_leaves_an_older_certified_report(workdir: Path) -> None:
-    from conformance.reports import write_json_report
-    from conformance.core.results import Certification, CheckResult
+    from conformance.reports.json_report import json_text
+    from conformance.reports.outputs import atomic_write
+    from conformance.core.results import Certification, CheckResult, DecoderRun
 
     old = Certification("self-killing", [CheckResult(c, "passed", "", 0.0, {}) for c in CHECK_IDS], seed=1, profile="quick")
-    write_json_report(workdir / "conformance-report.json", [old])
+    atomic_write(workdir / "conformance-report.json", json_text([DecoderRun(old)]))
     assert read_report(workdir / "conformance-report.json")["certified"] is True
 
     run = certify(workdir, "broken_cli_decoders:self_killing", "--profile", "quick", "--check", "input_is_not_modified")

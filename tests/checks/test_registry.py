@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import ALL_CHECKS, get_check
-from conformance.checks import CATEGORIES, CHECK_IDS
+from conformance.checks.catalog import CATEGORIES, CHECK_IDS
 
 CONTRACT_IDS = {
     "size_mappers": [

@@ -18,7 +18,7 @@ from types import ModuleType
 
 import conformance.bases  # noqa: F401 - the kit's interface is resolved before any swap
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support import REPO_ROOT
 STANDIN_ROOT = REPO_ROOT / "examples" / "flashdreams_standin"
 
 _cache: dict[str, ModuleType] = {}

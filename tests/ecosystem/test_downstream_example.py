@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance.checks import ALL_CHECKS
-from workflow_support import REPO_ROOT, require_empty_registry, run
+from conformance.checks.suite import ALL_CHECKS
+from tests.support import REPO_ROOT
+from tests.support.cli import run_python as run
+from tests.support.installed import require_empty_registry
 
 EXAMPLE = REPO_ROOT / "examples" / "downstream"
 CHECKS = len(ALL_CHECKS)

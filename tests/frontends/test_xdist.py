@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.checks import ALL_CHECKS
-from workflow_support import GOOD_MODULE, BROKEN_IMPORT_MODULE, install_fake_distribution, require_empty_registry
+from conformance.checks.suite import ALL_CHECKS
+from tests.support.installed import GOOD_MODULE, BROKEN_IMPORT_MODULE, install_fake_distribution, require_empty_registry
 
 pytest_plugins = ["pytester"]
 
@@ -96,7 +96,7 @@ def test_xdist_run_of_installed_decoders_shares_the_seed_and_records_every_check
             f"1 conformance check(s) failed with seed {seed}, profile 'quick'*",
             "input_editing:spec::input-editing::input_is_not_modified",
             f"  pytest --conformance-decoder=input_editing:spec --conformance-seed={seed} "
-            "--conformance-profile=quick -k input_is_not_modified",
+            "--conformance-profile=quick -m conformance -k input_is_not_modified",
             f"  python -m conformance certify input_editing:spec --check input_is_not_modified "
             f"--seed {seed} --profile quick",
         ]

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from conformance.core.installed import ENTRY_POINT_GROUP, registered_decoders
+from conformance.engine.loop import certify_targets
+from conformance.engine.plan import RunOptions
 from conformance.frontends.cli import main
-from conformance.core.targets import ENTRY_POINT_GROUP, load_installed, registered_decoders
-from workflow_support import (
+from tests.support.installed import (
     BROKEN_IMPORT_MODULE,
     GOOD_MODULE,
     TYPO_MODULE,
@@ -62,11 +64,12 @@ def test_registered_decoders_are_read_from_installed_metadata(three_packages: Pa
 
 
 def test_one_unloadable_registration_does_not_stop_the_others(three_packages: Path) -> None:
-    found = load_installed()
+    entries = registered_decoders()
+    origins = {entry.target: (entry.name, entry.distribution) for entry in entries}
+    options = RunOptions(seed=5, profile="quick", check_ids=CHEAP, supervised=False)
+    found = certify_targets([entry.target for entry in entries], options, origins=origins)
 
-    assert [(entry.name, [spec.name for spec in specs]) for entry, specs in found.loaded] == [
-        ("good-toy", ["registered-toy"])
-    ]
+    assert [run.certification.decoder for run in found.runs] == ["registered-toy"]
     reasons = {entry.name: entry.error for entry in found.unloadable}
     assert set(reasons) == {"needs-kernels", "typo-toy"}
     assert "libacme_kernels.so: cannot open shared object file" in reasons["needs-kernels"]

@@ -18,30 +18,24 @@ from pathlib import Path
 import pytest
 import torch
 
+from conformance.core.links import check_docs
+from conformance.core.ratios import ratio_text
+from conformance.core.replay import certify_command
+from conformance.core.results import Certification, CheckResult, DecoderRun
+from conformance.core.values import jsonable
 from conformance.reports import github
-from conformance.reports.json_report import to_json_dict, write_json_report
+from conformance.reports.json_report import json_text
 from conformance.reports.markdown import to_markdown
 from conformance.reports.outputs import (
     OutputPaths,
     atomic_write,
+    check_paths,
+    claim_paths,
     path_problem,
-    prepare_paths,
     write_outputs,
 )
-from conformance.reports.record import (
-    SCHEMA_VERSION,
-    check_docs,
-    jsonable,
-    ratio_text,
-    replay_command,
-)
-from conformance.reports.text import (
-    evidence_highlights,
-    format_certification,
-    format_failure,
-    format_run,
-)
-from conformance.core.results import Certification, CheckResult, DecoderRun
+from conformance.reports.record import SCHEMA_VERSION, report_dict
+from conformance.reports.text import evidence_highlights, format_failure, format_run
 
 ENVIRONMENT = {"kit": "0.1.0", "torch": torch.__version__, "python": "3.11", "device": "cpu", "dtype": "torch.float32"}
 
@@ -52,19 +46,38 @@ def certification(name: str, *results: CheckResult, seed: int = 7, **flags: bool
     )
 
 
+def runs_of(items: list[Certification | DecoderRun], targets: list[str | None] | None = None) -> list[DecoderRun]:
+    """Records for the renderers: a certification gets its target (or none)."""
+    targets = targets or [None] * len(items)
+    return [item if isinstance(item, DecoderRun) else DecoderRun(item, target=target)
+            for item, target in zip(items, targets)]
+
+
+def report_of(items: list[Certification | DecoderRun], *, targets: list[str | None] | None = None, **kwargs):  # type: ignore[no-untyped-def]
+    return report_dict(runs_of(items, targets), **kwargs)
+
+
+def markdown_of(items: list[Certification | DecoderRun], *, targets: list[str | None] | None = None, **kwargs) -> str:  # type: ignore[no-untyped-def]
+    return to_markdown(runs_of(items, targets), **kwargs)
+
+
+def write_report(path: Path | str, items: list[Certification | DecoderRun]) -> Path:
+    return atomic_write(path, json_text(runs_of(items)))
+
+
 def full(name: str = "toy", **flags: bool) -> Certification:
     """Every check passed: a complete run."""
-    from conformance.checks import ALL_CHECKS
+    from conformance.checks.suite import ALL_CHECKS
 
     return certification(name, *[CheckResult(c.id, "passed", "", 0.0, {"examples": 1}) for c in ALL_CHECKS], **flags)
 
 
 PASSED = CheckResult("ratios_are_positive_constant_ints", "passed", "", 0.01, {"examples": 3, "mapper_queries": 40})
-REPLAY_LINE = "Replay: python -m conformance certify pkg:spec --check chunked_decode_matches_full_decode --seed 7 --profile quick"
+REPLAY = "python -m conformance certify pkg:spec --check chunked_decode_matches_full_decode --seed 7 --profile quick"
 FAILED = CheckResult(
     "chunked_decode_matches_full_decode",
     "failed",
-    "chunk plan [3, 1, 1]: AR index 1, pixel frame 9 differs\nmax error 0.5 > tolerance 1.2e-05\n" + REPLAY_LINE,
+    "chunk plan [3, 1, 1]: AR index 1, pixel frame 9 differs\nmax error 0.5 > tolerance 1.2e-05",
     0.2,
     {
         "examples": 4,
@@ -74,6 +87,7 @@ FAILED = CheckResult(
         "tolerance": {"atol": 1.2e-05, "rtol": 1.2e-05, "source": "float32 default"},
     },
     kind="broken promise",
+    replay=REPLAY,
 )
 SKIPPED = CheckResult("batch_elements_are_independent", "skipped", "batch_size is 1: nothing to compare", 0.0, {})
 
@@ -83,7 +97,7 @@ SKIPPED = CheckResult("batch_elements_are_independent", "skipped", "batch_size i
 
 
 def test_single_decoder_report_has_the_decoder_keys_at_top_level() -> None:
-    report = to_json_dict([certification("toy", PASSED, FAILED, subset=True)], targets=["pkg:spec"])
+    report = report_of([certification("toy", PASSED, FAILED, subset=True)], targets=["pkg:spec"])
 
     assert report["schema_version"] == SCHEMA_VERSION == 2
     assert report["decoder"] == "toy"
@@ -108,17 +122,17 @@ def test_single_decoder_report_has_the_decoder_keys_at_top_level() -> None:
 
 
 def test_a_subset_run_reports_its_checks_but_never_certifies() -> None:
-    report = to_json_dict([certification("toy", PASSED, subset=True)], targets=["pkg:spec"])
+    report = report_of([certification("toy", PASSED, subset=True)], targets=["pkg:spec"])
 
     assert report["checks"][0]["status"] == "passed"
     assert (report["certified"], report["complete"], report["subset"], report["partial"]) == (False, False, True, False)
     text = format_run(DecoderRun(certification("toy", PASSED, subset=True), target="pkg:spec"))
     assert "toy: NOT CERTIFIED (1 passed)" in text and "a subset never certifies" in text
-    assert "A subset run reports its checks but never certifies" in to_markdown([certification("toy", PASSED, subset=True)])
+    assert "A subset run reports its checks but never certifies" in markdown_of([certification("toy", PASSED, subset=True)])
 
 
 def test_a_complete_passing_run_certifies() -> None:
-    report = to_json_dict([full()], targets=["pkg:spec"])
+    report = report_of([full()], targets=["pkg:spec"])
 
     assert (report["certified"], report["complete"], report["subset"], report["partial"]) == (True, True, False, False)
     assert report["run_state"] == "finished" and report["replay"] == "python -m conformance certify pkg:spec --seed 7 --profile quick"
@@ -128,14 +142,14 @@ def test_an_interrupted_run_is_partial_and_never_certified() -> None:
     not_run = CheckResult("input_is_not_modified", "not_run", "not run: interrupted (Ctrl-C)", 0.0, {})
     cert = certification("toy", PASSED, not_run, interrupted=True)
 
-    report = to_json_dict([cert], run_state="interrupted", note="interrupted by Ctrl-C")
+    report = report_of([cert], run_state="interrupted", note="interrupted by Ctrl-C")
     assert (report["certified"], report["complete"], report["partial"], report["run_state"]) == (
         False, False, True, "interrupted"
     )
     assert report["summary"]["not_run"] == 1 and report["note"] == "interrupted by Ctrl-C"
     # Even a run whose every check passed is not certified once the run was interrupted.
-    assert to_json_dict([full()], run_state="interrupted")["certified"] is False
-    text = to_markdown([cert], run_state="interrupted")
+    assert report_of([full()], run_state="interrupted")["certified"] is False
+    text = markdown_of([cert], run_state="interrupted")
     assert text.startswith("# Conformance certificate\n\n**NOT CERTIFIED**")
     assert "**Partial report**" in text and "(not run): not run: interrupted (Ctrl-C)" in text
     assert "the run was interrupted" in format_run(DecoderRun(cert))
@@ -148,26 +162,21 @@ def test_new_statuses_block_certification_and_are_shown() -> None:
     )
     cert = certification("toy", PASSED, inconclusive)
 
-    assert to_json_dict([cert])["certified"] is False
+    assert report_of([cert])["certified"] is False
     text = format_run(DecoderRun(cert))
     assert "INCONCLUSIVE  rollout_state_machine" in text and "rerun on an idle machine" in " ".join(text.split())
-    assert "**INCONCLUSIVE**" in to_markdown([cert])
+    assert "**INCONCLUSIVE**" in markdown_of([cert])
 
 
 def test_several_decoders_are_listed_and_all_must_pass() -> None:
-    report = to_json_dict([full("a"), certification("b", PASSED, FAILED)])
+    report = report_of([full("a"), certification("b", PASSED, FAILED)])
 
     assert report["certified"] is False
     assert [entry["decoder"] for entry in report["decoders"]] == ["a", "b"]
     assert [entry["certified"] for entry in report["decoders"]] == [True, False]
     assert "decoder" not in report and "checks" not in report
-    assert to_json_dict([full("a"), full("b")])["certified"] is True
-    assert to_json_dict([])["certified"] is False  # nothing ran: nothing certified
-
-
-def test_targets_must_match_certifications() -> None:
-    with pytest.raises(ValueError, match="2 targets for 1 certifications"):
-        to_json_dict([certification("a", PASSED)], targets=["x:y", "z:w"])
+    assert report_of([full("a"), full("b")])["certified"] is True
+    assert report_of([])["certified"] is False  # nothing ran: nothing certified
 
 
 def test_decoder_run_records_and_spec_field_dicts_render_alike() -> None:
@@ -175,10 +184,10 @@ def test_decoder_run_records_and_spec_field_dicts_render_alike() -> None:
     run = DecoderRun(certification("toy", PASSED), target="pkg:spec", spec=spec, decoder_config="Cfg()",
                      supervised=True, notes=["worker replaced once after a crash"])
 
-    report = to_json_dict([run])
+    report = report_of([run])
     assert report["spec"] == spec and report["decoder_config"] == "Cfg()"
     assert report["supervised"] is True and report["notes"] == ["worker replaced once after a crash"]
-    text = to_markdown([run])
+    text = markdown_of([run])
     assert "| `latent_size` | `[4, 4]` |" in text and "worker replaced once after a crash" in text
     assert "in a supervised worker process" in text
 
@@ -224,7 +233,7 @@ def test_values_that_cannot_be_written_become_placeholders(tmp_path: Path) -> No
         },
     )
     cert = certification("toy \udcfe", odd)
-    path = write_json_report(tmp_path / "report.json", [cert], decoder_configs=[None], specs=[None])
+    path = write_report(tmp_path / "report.json", [cert])
 
     data = json.loads(path.read_bytes().decode("ascii"), parse_constant=lambda name: pytest.fail(f"non-strict: {name}"))
     evidence = data["checks"][0]["evidence"]
@@ -242,7 +251,7 @@ def test_values_that_cannot_be_written_become_placeholders(tmp_path: Path) -> No
     assert evidence["meta"].startswith("<tensor (2,)")
     assert data["checks"][0]["message"].endswith("bad byte \\udcff here")
     # Every other format takes the same record without raising.
-    markdown = to_markdown([cert])
+    markdown = markdown_of([cert])
     markdown.encode("utf-8")
     format_run(DecoderRun(cert)).encode("utf-8")
     list(github.annotation_lines([DecoderRun(cert)]))
@@ -272,7 +281,7 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temporary_behind(tmp_path:
 def _write_many(path: str, index: int) -> None:
     cert = certification(f"writer-{index}", PASSED)
     for _ in range(20):
-        write_json_report(path, [cert])
+        write_report(path, [cert])
 
 
 def test_concurrent_writers_always_leave_one_complete_report(tmp_path: Path) -> None:
@@ -323,11 +332,12 @@ def test_missing_folders_are_created_only_when_asked(tmp_path: Path) -> None:
 
 def test_a_run_claims_its_paths_so_an_older_certified_report_never_survives(tmp_path: Path) -> None:
     report, markdown = tmp_path / "r.json", tmp_path / "c.md"
-    write_json_report(report, [full()])
+    write_report(report, [full()])
     markdown.write_text("**CERTIFIED**")
     assert json.loads(report.read_text())["certified"] is True
 
-    assert prepare_paths(OutputPaths(report, markdown), targets=["pkg:spec"]) is None
+    paths = OutputPaths(report, markdown)
+    assert check_paths(paths) is None and claim_paths(paths, targets=["pkg:spec"]) is None
 
     claimed = json.loads(report.read_text())
     assert (claimed["certified"], claimed["partial"], claimed["run_state"], claimed["decoders"]) == (
@@ -338,7 +348,7 @@ def test_a_run_claims_its_paths_so_an_older_certified_report_never_survives(tmp_
 
 
 def test_same_path_for_both_reports_is_refused(tmp_path: Path) -> None:
-    problem = prepare_paths(OutputPaths(tmp_path / "r", tmp_path / "r"))
+    problem = check_paths(OutputPaths(tmp_path / "r", tmp_path / "r"))
 
     assert problem and "name the same file" in problem
 
@@ -366,7 +376,7 @@ def test_error_against_tolerance_is_said_one_way_everywhere() -> None:
     assert ratio_text(0.0) == "0%" and ratio_text(0.026) == "2.6%" and ratio_text(1.0) == "100%"
     assert ratio_text(41666.0) == "41,666x" and ratio_text(2.5) == "2.5x"
     assert "largest error 0 is 0% of the tolerance" in format_run(DecoderRun(cert))
-    row = next(line for line in to_markdown([cert]).splitlines() if line.startswith("| `decoding_is_deterministic`"))
+    row = next(line for line in markdown_of([cert]).splitlines() if line.startswith("| `decoding_is_deterministic`"))
     assert row.split(" | ")[6] == "0%"  # the same figure, never "100%" of margin for an exact match
     assert "largest error 0.5 is 41,666x the tolerance" in evidence_highlights(FAILED.evidence)
 
@@ -386,7 +396,7 @@ def test_highlights_show_volume_and_error_against_tolerance() -> None:
 
 
 def test_text_summary_lists_every_check_and_spells_out_failures_once() -> None:
-    text = format_certification(certification("toy", PASSED, FAILED, SKIPPED), target="pkg:spec")
+    text = format_run(DecoderRun(certification("toy", PASSED, FAILED, SKIPPED), target="pkg:spec"))
 
     lines = text.splitlines()
     assert lines[0] == "Conformance of toy (pkg:spec)"
@@ -409,13 +419,13 @@ def test_long_messages_are_wrapped_in_terminal_and_markdown() -> None:
     terminal = format_run(DecoderRun(cert), width=100)
     assert max(len(line) for line in terminal.splitlines() if "word" in line) <= 100
     assert "word179" in terminal
-    block = to_markdown([cert]).split("```text\n", 1)[1].split("\n```", 1)[0]
+    block = markdown_of([cert]).split("```text\n", 1)[1].split("\n```", 1)[0]
     assert max(len(line) for line in block.splitlines()) <= 100
     assert " ".join(block.split()) == long_message  # wrapped, nothing lost
 
 
 def test_markdown_failure_links_its_docs_page_and_replays_once() -> None:
-    text = to_markdown([certification("toy", PASSED, FAILED)], targets=["pkg:spec"])
+    text = markdown_of([certification("toy", PASSED, FAILED)], targets=["pkg:spec"])
 
     section = text.split("### Failures\n\n", 1)[1]
     link = f"[docs/checks/{FAILED.check_id}.md]({check_docs(FAILED.check_id)})"
@@ -425,7 +435,7 @@ def test_markdown_failure_links_its_docs_page_and_replays_once() -> None:
 
 
 def test_failure_text_carries_message_evidence_docs_and_each_replay_once() -> None:
-    replay = replay_command("pkg:spec", seed=3, profile="quick", check_id=FAILED.check_id)
+    replay = certify_command("pkg:spec", seed=3, profile="quick", check_ids=[FAILED.check_id])
     text = format_failure(FAILED, replay=[replay, replay])
 
     assert text.splitlines()[0] == "conformance check chunked_decode_matches_full_decode failed:"
@@ -437,16 +447,16 @@ def test_failure_text_carries_message_evidence_docs_and_each_replay_once() -> No
 
 
 def test_replay_command_for_several_targets_and_checks() -> None:
-    command = replay_command(["a:x", "b:y"], seed=2, profile="thorough", check_ids=["c1", "c2"])
+    command = certify_command(["a:x", "b:y"], seed=2, profile="thorough", check_ids=["c1", "c2"])
 
     assert command == "python -m conformance certify a:x b:y --check c1 --check c2 --seed 2 --profile thorough"
 
 
 def test_replay_command_quotes_what_the_shell_would_split() -> None:
-    assert replay_command("my pkg:spec", seed=1, profile="quick") == (
+    assert certify_command("my pkg:spec", seed=1, profile="quick") == (
         "python -m conformance certify 'my pkg:spec' --seed 1 --profile quick"
     )
-    assert replay_command(None, seed=1, profile="default").startswith("python -m conformance certify <TARGET> ")
+    assert certify_command(None, seed=1, profile="default").startswith("python -m conformance certify <TARGET> ")
 
 
 # ---------------------------------------------------------------------------------

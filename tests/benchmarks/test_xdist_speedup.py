@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_support import REPO_ROOT
+from tests.support import REPO_ROOT
 
 BENCHMARKS = REPO_ROOT / "benchmarks"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["pytester"]
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import REPO_ROOT as ROOT
 
 
 def test_a_decoder_that_ends_its_process_fails_its_item_and_pytest_goes_on(

@@ -14,9 +14,9 @@ import pytest
 
 from conformance import DecoderSpec
 from conformance.frontends.cli import main
-from conformance.report import SCHEMA_VERSION
+from conformance.reports.record import SCHEMA_VERSION
 from conformance.core.results import STATUSES
-from workflow_support import REPO_ROOT
+from tests.support import REPO_ROOT
 
 SCHEMA_PAGE = REPO_ROOT / "docs" / "report-schema.md"
 
@@ -85,10 +85,10 @@ def test_report_object_keys_are_documented(reports: dict[str, dict]) -> None:
 
 
 def test_the_placeholder_a_run_starts_with_has_only_documented_keys(tmp_path) -> None:
-    from conformance.reports.outputs import OutputPaths, prepare_paths
+    from conformance.reports.outputs import OutputPaths, claim_paths
 
     path = tmp_path / "r.json"
-    assert prepare_paths(OutputPaths(path, None), targets=["pkg:spec"]) is None
+    assert claim_paths(OutputPaths(path, None), targets=["pkg:spec"]) is None
     placeholder = json.loads(path.read_text())
     assert set(placeholder) == set(documented_keys()["Report object"])
     assert placeholder["run_state"] == "running" and placeholder["certified"] is False
@@ -137,10 +137,10 @@ def test_environment_keys_documented_as_always_present_are(reports: dict[str, di
 
 
 def test_unloadable_keys_are_documented() -> None:
-    from conformance.core.targets import Unloadable
-    from conformance.report import to_json_dict
+    from conformance.core.results import Unloadable
+    from conformance.reports.record import report_dict
 
     entry = Unloadable(name="acme", target="acme.specs:spec", distribution="acme-video", error="ImportError")
-    report = to_json_dict([], unloadable=[entry])
+    report = report_dict([], unloadable=[entry])
     assert report["certified"] is False
     assert list(report["unloadable"][0]) == documented_keys()["Unloadable object"]

@@ -18,38 +18,36 @@ from pathlib import Path
 
 import pytest
 
-from conformance.engine.workers.supervisor import SupervisorOptions, certify_target
+from conformance.engine.loop import certify_targets
+from conformance.engine.plan import RunOptions
+from tests.support import REPO_ROOT as ROOT
+from tests.support.cli import run_kit
 from tests.zoo import process
 
-ROOT = Path(__file__).resolve().parents[2]
-#: A check that decodes at AR >= 1 (where the hostile call sits), then one that never
-#: decodes, to show the run carries on in a fresh worker.
-HIT, AFTER = "input_is_not_modified", "temporal_mappers_round_trip"
+#: A check that decodes at AR >= 1 (where the hostile call sits), then (in the catalog's
+#: order) one that decodes at AR 0 only, to show the run carries on in a fresh worker.
+HIT, AFTER = "input_is_not_modified", "cache_init_accepts_context"
 
 
-def _cli(*args: str, timeout: float = 300, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "conformance", "certify", *args],
-        cwd=kwargs.pop("cwd", ROOT), env=env, capture_output=True, text=True, timeout=timeout,
-    )
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return run_kit("certify", *args, timeout=timeout)
 
 
 @pytest.mark.parametrize("case", sorted(process.CASES))
 def test_hostile_decoder_fails_the_check_in_flight_and_the_run_goes_on(case: str) -> None:
-    outcome = certify_target(
-        f"tests.zoo.process:{case}",
-        SupervisorOptions(profile="quick", seed=3, check_ids=[HIT, AFTER]),
+    outcome = certify_targets(
+        [f"tests.zoo.process:{case}"], RunOptions(profile="quick", seed=3, check_ids=[HIT, AFTER])
     )
-    assert outcome.load_error is None
+    assert not outcome.unloadable
     (run,) = outcome.runs
+    assert run.supervised
     hit, after = run.certification.results
     assert hit.status == "failed", hit.message
     assert hit.kind in ("crash", "timeout")
     for word in process.CASES[case]:
         assert word in hit.message, hit.message
     assert "forward at AR" in hit.message  # the call in progress, with its AR index
-    assert "Replay:" in hit.message
+    assert hit.replay is not None and f"--check {HIT}" in hit.replay
     assert after.status == "passed", after.message
     assert any("fresh worker" in note for note in run.notes)
     assert not run.certification.certified
@@ -147,8 +145,9 @@ def test_slow_but_steady_is_inconclusive_not_failed(tmp_path: Path) -> None:
 
 
 def test_inconclusive_alone_exits_4() -> None:
-    from conformance.engine import EXIT_INCONCLUSIVE, RunOutcome, exit_code
+    from conformance.core.exit_codes import EXIT_INCONCLUSIVE
     from conformance.core.results import Certification, CheckResult, DecoderRun
+    from conformance.engine.loop import RunOutcome, exit_code
 
     results = [CheckResult("a", "passed", "", 0.1), CheckResult("b", "inconclusive", "slow", 9.0)]
     outcome = RunOutcome(runs=[DecoderRun(Certification("d", results, 0, "quick"))])
@@ -167,12 +166,8 @@ def test_installed_decoder_that_exits_at_import_does_not_stop_the_others(tmp_pat
         "toy = reference_decoders.toy:toy_spec\n"
     )
     report = tmp_path / "r.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
-    done = subprocess.run(
-        [sys.executable, "-m", "conformance", "certify", "--installed", "--profile", "quick",
-         "--seed", "4", "--report", str(report)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
+    done = run_kit("certify", "--installed", "--profile", "quick", "--seed", "4", "--report", str(report),
+                   pythonpath=[tmp_path])
     assert done.returncode == 2, done.stdout + done.stderr
     data = json.loads(report.read_text())
     assert data["certified"] is False

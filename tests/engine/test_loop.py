@@ -10,7 +10,7 @@ import torch
 from conformance import ALL_CHECKS, PROFILES, certify, run_check
 from reference_decoders.toy import toy_spec
 
-from .decoders import (
+from tests.support.decoders import (
     CacheReferencesModuleToy,
     DropsHistoryAtSeams,
     NoCausalFrameToy,
@@ -107,7 +107,7 @@ def test_chunking_failure_names_plan_ar_frame_error_tolerance_and_minimal_exampl
     assert "largest error" in message and "atol" in message and "x the tolerance" in message
     # The kit's own header, then Hypothesis's rendering of the shrunk call (its wording,
     # "Falsifying example:" or "Failing test case:", varies across Hypothesis versions).
-    assert "Minimal failing example (Hypothesis, shrunk):" in message and "--seed 3" in message
+    assert "Minimal failing example (Hypothesis, shrunk):" in message and "--seed 3" in result.replay
     assert "check_case(" in message
     assert result.evidence["max_error_to_tolerance"] > 1
 
