@@ -1,15 +1,18 @@
 """Throwaway environments for the side-by-side install tests.
 
-Each environment is a ``python -m venv --system-site-packages --without-pip`` (torch and
-the other dependencies come from the running interpreter's site-packages; pip runs as
-``python -m pip`` from there too), and packages go in with ``pip install --no-deps
---no-build-isolation`` from wheels built once per session: offline and fast.
+Each environment is a ``python -m venv --without-pip`` whose own site-packages come first,
+followed by the site-packages of the interpreter running the tests (a ``.pth`` file
+naming those folders): torch and the other dependencies come from there, and pip runs as
+``python -m pip`` from there too. That holds whether the tests run in a virtual
+environment or on a bare interpreter (``--system-site-packages`` would reach the *base*
+interpreter's packages from inside a venv, without torch). Packages go in with ``pip
+install --no-deps --no-build-isolation`` from wheels built once per session: offline and
+fast. The folders are only added to ``sys.path`` (their ``.pth`` files are not run), so an
+editable install of this repository in the running environment is invisible: each
+environment sees exactly what was installed into it, as a fresh machine would.
 
-A development machine may carry an editable install of this repository made before the
-kit stopped installing a top-level ``flashdreams`` (setuptools' editable finder for it
-then still maps ``flashdreams`` to the checkout). The environments' ``sitecustomize``
-removes that finder, so each environment sees exactly what was installed into it, as a
-fresh machine would.
+Everything a command writes to a temporary folder goes under the environment's own
+folder (``TMPDIR``), which pytest cleans up with the rest of its temporary folders.
 """
 
 from __future__ import annotations
@@ -28,19 +31,14 @@ from tests.support.standin import STANDIN_ROOT
 
 KIT_SOURCES = ("flashdreams", "conformance", "reference_decoders", "pyproject.toml", "setup.py", "README.md")
 
-SITECUSTOMIZE = '''
-import sys
 
 
-def _host_editable_kit(finder):
-    """setuptools' editable finder of the kit, installed outside this environment."""
-    name = getattr(finder, "__module__", "") or ""
-    origin = getattr(sys.modules.get(name), "__file__", "") or ""
-    return name.startswith("__editable___flashdreams_conformance") and not origin.startswith(sys.prefix)
+def host_site_packages() -> list[str]:
+    """The site-packages folders of the interpreter running the tests (venv or not)."""
+    import sysconfig
 
-
-sys.meta_path[:] = [finder for finder in sys.meta_path if not _host_editable_kit(finder)]
-'''
+    paths = sysconfig.get_paths()
+    return list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
 
 
 def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -67,8 +65,10 @@ def _copy_tree(sources: tuple[str, ...], source_root: Path, target: Path) -> Pat
 def build_wheel(project: Path, out: Path) -> Path:
     """``pip wheel`` of ``project`` (a clean copy, so the checkout gets no build/ folder)."""
     before = set(out.glob("*.whl")) if out.exists() else set()
+    tmp = out.parent / "build-tmp"
+    tmp.mkdir(exist_ok=True)
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "-w", str(out), str(project)], cwd=project)
+         "--no-cache-dir", "-w", str(out), str(project)], cwd=project, env={"TMPDIR": str(tmp)})
     made = sorted(set(out.glob("*.whl")) - before)
     assert len(made) == 1, made
     return made[0]
@@ -97,10 +97,12 @@ class Environment:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root)], cwd=root.parent)
+        self.tmp = root / "tmp"  # TMPDIR of every command run here
+        self.tmp.mkdir(parents=True)
+        run([sys.executable, "-m", "venv", "--without-pip", str(root)], cwd=root.parent)
         self.python = root / "bin" / "python"
         self.site = Path(self.run_python("import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
-        (self.site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        (self.site / "zz-host-site-packages.pth").write_text("\n".join(host_site_packages()) + "\n")
         self.workdir = root / "work"  # outside any checkout: nothing shadows what is installed
         self.workdir.mkdir()
 
@@ -108,11 +110,15 @@ class Environment:
         """Install a wheel, or (``editable=True``) a source tree with ``pip install -e``."""
         target = ["-e", str(wheel)] if editable else [str(wheel)]
         run([str(self.python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-             "--no-index", *target], cwd=self.workdir)
+             "--no-index", "--no-cache-dir", *target], cwd=self.workdir, env=self.env())
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment variables commands here run with (temporary files kept inside)."""
+        return {"TMPDIR": str(self.tmp), **(extra or {})}
 
     def run_python(self, code: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
         workdir = getattr(self, "workdir", self.root)
-        return run([str(self.python), "-c", code], cwd=workdir, env=env, timeout=timeout).stdout
+        return run([str(self.python), "-c", code], cwd=workdir, env=self.env(env), timeout=timeout).stdout
 
     def json(self, code: str, env: dict[str, str] | None = None, timeout: float = 300) -> object:
         """Run ``code``, which must print one JSON document last."""
