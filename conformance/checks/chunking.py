@@ -9,6 +9,7 @@ import torch
 from conformance.checks.harness.common import describe_mismatch, plan_text
 from conformance.checks.registry import promise
 from conformance.checks.harness.context import CheckContext, Decoded
+from conformance.checks.harness.fingerprints import seam_fingerprint
 from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed, DecoderError
 from conformance.checks.harness.search import run_property
@@ -52,8 +53,6 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     except DecoderError:
         raise
     except CheckFailed:
-        from conformance.checks.harness.fingerprints import seam_fingerprint
-
         # Leave the failure time to be reported: fingerprint within 80% of the timeout.
         budget = 0.8 * (ctx.spec.check_timeout_s or ctx.profile.check_timeout_s)
         try:

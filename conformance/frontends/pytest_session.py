@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conformance.core.profiles import DEFAULT_PROFILE
+from conformance.engine.loop import TargetRun
+from conformance.engine.plan import RunOptions
+from conformance.engine.workers.devices import xdist_worker_number
 
 if TYPE_CHECKING:
     from conformance.core.spec import DecoderSpec
-    from conformance.engine.loop import TargetRun
 
 __all__ = [
     "MARKER",
@@ -49,7 +51,7 @@ REPLAY_PROPERTY = "conformance_replay"
 RECORD_ATTRIBUTE = "conformance_record"
 
 _SEED = pytest.StashKey[int]()
-_RUNS = pytest.StashKey[dict[Any, "TargetRun"]]()
+_RUNS = pytest.StashKey[dict[Any, TargetRun]]()
 
 
 def draw_session_seed(config: pytest.Config) -> int:
@@ -86,8 +88,6 @@ def in_process(config: pytest.Config) -> bool:
 
 def gpu_slot(config: pytest.Config) -> int | None:
     """This xdist worker's GPU slot (``gwN`` -> ``N``), unless ``--conformance-worker-gpus=off``."""
-    from conformance.engine.workers.devices import xdist_worker_number
-
     if config.getoption("conformance_worker_gpus", "spread") == "off":
         return None
     return xdist_worker_number(os.environ.get("PYTEST_XDIST_WORKER"))
@@ -106,8 +106,6 @@ def target_run(
     opts out); spec objects run in this process (a factory cannot be sent to another).
     One run per (source, profile, seed), opened at its first check.
     """
-    from conformance.engine.loop import RunOptions, TargetRun
-
     profile = profile or session_profile(config)
     seed = session_seed(config) if seed is None else seed
     key = (source if isinstance(source, str) else tuple(id(spec) for spec in source), profile, seed)
