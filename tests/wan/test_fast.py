@@ -109,7 +109,7 @@ def test_fast_float32_matches_eager_under_chunk_plans(
     from reference_decoders.wan.fast import network
 
     if layout != "auto":
-        monkeypatch.setattr(network, "use_stacked_conv", lambda c, t: layout == "stacked")
+        monkeypatch.setattr(network, "use_stacked_conv", lambda c, t, p=0: layout == "stacked")
     eager, fast = _pair(SMALL, torch.float32, tile_latent_frames=tile)
     latents = _latents(2, 5, 16, 2, 3, seed=1)
     expected = decode_in_chunks(eager, latents, [5])
