@@ -35,11 +35,11 @@ import triton.language as tl  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["add_bias_residual_", "conv_input", "norm_into", "subpixel_gather"]
 
-#: Elements one program of a row kernel handles (rows per program = this // padded
-#: channels), and its warps. Measured on an H100 and an H200 over the decoders' shapes
-#: (``benchmarks/kernel_configs.py``); see benchmarks/NOTES.md.
-_TILE_ELEMENTS = 4096
-_NUM_WARPS = 4
+#: Launch shape of the row kernels: elements one program handles (rows per program =
+#: this // padded channels) and its warps. ``benchmarks/kernel_configs.py`` measures
+#: the choices on the decoders' own shapes; see benchmarks/NOTES.md.
+TILE_ELEMENTS = 4096
+NUM_WARPS = 4
 
 
 def _channel_block(channels: int) -> int:
@@ -47,7 +47,7 @@ def _channel_block(channels: int) -> int:
 
 
 def _rows_per_program(channels: int) -> int:
-    return max(1, _TILE_ELEMENTS // _channel_block(channels))
+    return max(1, TILE_ELEMENTS // _channel_block(channels))
 
 
 @triton.jit
@@ -206,7 +206,7 @@ def _launch(
         CP=_channel_block(channels), BLOCK_M=block_m,
         HAS_PAST=past is not None, HAS_RES=residual is not None, HAS_BIAS=bias is not None,
         NORM=gamma is not None, SILU=silu, SLOTS=slots, HAS_HIST=history is not None,
-        WRITE_SUM=sum_out is not None, num_warps=_NUM_WARPS,
+        WRITE_SUM=sum_out is not None, num_warps=NUM_WARPS,
     )  # fmt: skip
 
 
@@ -244,7 +244,7 @@ def add_bias_residual_(
     _add_bias_residual_kernel[(triton.cdiv(rows, block_m),)](
         out, residual, bias if bias is not None else out, rows, channels,
         CP=_channel_block(channels), BLOCK_M=block_m, HAS_BIAS=bias is not None,
-        num_warps=_NUM_WARPS,
+        num_warps=NUM_WARPS,
     )  # fmt: skip
     return out
 
@@ -334,6 +334,6 @@ def subpixel_gather(
         shortcut if shortcut is not None else phases, out, rows, h, w, c,
         s_channels, time_factor, frame_shift, positions, repeats,
         CP=_channel_block(c), BLOCK_M=block_m, SHORTCUT=shortcut is not None,
-        num_warps=_NUM_WARPS,
+        num_warps=NUM_WARPS,
     )  # fmt: skip
     return out
