@@ -28,29 +28,10 @@ from pathlib import Path
 
 import torch
 
+from kernel_classes import class_totals  # this folder (run as a script)
+
 GIB = 2**30
 SIZES = {"wan2.1": ((60, 104), 21, 16), "wan2.2": ((44, 80), 31, 48)}
-
-
-def categorize(name: str) -> str:
-    n = name.lower()
-    if "fprop" in n or "cudnn" in n or "conv" in n and "kernel" not in n:
-        return "convolution (cuDNN)"
-    if "_conv_input_kernel" in n or "_norm_rows_kernel" in n:
-        return "conv input / norm kernel"
-    if "add_bias_residual" in n or "functor_add" in n:
-        return "residual add"
-    if "subpixel_gather" in n:
-        return "sub-pixel gather"
-    if "fmha" in n or "attention" in n:
-        return "attention"
-    if "nvjet" in n or "gemm" in n or "cutlass" in n:
-        return "matrix products (cuBLAS)"
-    if "copy" in n or "memcpy" in n or "elementwise_kernel" in n:
-        return "copies / other elementwise"
-    if "fill" in n or "memset" in n:
-        return "fills"
-    return "other"
 
 
 def timed(fn) -> float:
@@ -162,15 +143,10 @@ def main() -> None:
         averages = prof.key_averages()
         kernels = [e for e in averages if str(getattr(e, "device_type", "")).endswith("CUDA") and e.self_device_time_total > 0]
         total = sum(e.self_device_time_total for e in kernels) / 1e6
-        classes: dict[str, list[float]] = {}
-        for e in kernels:
-            entry = classes.setdefault(categorize(e.key), [0.0, 0])
-            entry[0] += e.self_device_time_total / 1e6
-            entry[1] += e.count
         report["profile"] = {
             "kernel_total_s": total,
             "gpu_busy_share_of_median_wall": total / report["full_s"],
-            "classes": {k: {"s": v[0], "launches": v[1]} for k, v in sorted(classes.items(), key=lambda kv: -kv[1][0])},
+            "classes": class_totals(kernels),
             "top": [
                 {"name": e.key[:140], "calls": e.count, "s": e.self_device_time_total / 1e6}
                 for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:30]

@@ -253,7 +253,7 @@ def add_bias_residual_(
 def _subpixel_gather_kernel(
     z_ptr, bias_ptr, s_ptr, y_ptr, rows, H, W, C,
     s_channels, time_factor, frame_shift, positions, repeats,
-    CP: tl.constexpr, BLOCK_M: tl.constexpr, SHORTCUT: tl.constexpr,
+    CP: tl.constexpr, BLOCK_M: tl.constexpr, SHORTCUT: tl.constexpr, STRIDE: tl.constexpr,
 ):  # fmt: skip
     pid = tl.program_id(0)
     r = (pid * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)  # output pixel [n, y, x]
@@ -277,7 +277,10 @@ def _subpixel_gather_kernel(
         s = n + frame_shift
         position = (s % time_factor) * 4 + a * 2 + b
         s_row = ((s // time_factor) * H + y // 2) * W + x // 2
-        channel = (c[None, :] * positions + position[:, None]) // repeats
+        if STRIDE > 0:  # repeats divides positions: no division per element
+            channel = c[None, :] * STRIDE + (position // repeats)[:, None]
+        else:
+            channel = (c[None, :] * positions + position[:, None]) // repeats
         v += tl.load(s_ptr + s_row[:, None] * s_channels + channel, mask=mask, other=0.0).to(
             tl.float32
         )
@@ -334,6 +337,6 @@ def subpixel_gather(
         shortcut if shortcut is not None else phases, out, rows, h, w, c,
         s_channels, time_factor, frame_shift, positions, repeats,
         CP=_channel_block(c), BLOCK_M=block_m, SHORTCUT=shortcut is not None,
-        num_warps=NUM_WARPS,
+        STRIDE=positions // repeats if positions % repeats == 0 else 0, num_warps=NUM_WARPS,
     )  # fmt: skip
     return out

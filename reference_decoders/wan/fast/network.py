@@ -96,17 +96,27 @@ class _Tile:
     read: list[torch.Tensor | None]
 
 
-@dataclass
 class _Sum:
     """A residual block's output not yet added up: ``conv + residual + bias``.
 
     The next conv's input kernel adds it on the way (:func:`.kernels.conv_input`);
-    other consumers call :meth:`FastWanNetwork._materialize`.
+    other consumers call :meth:`FastWanNetwork._materialize`. Whoever consumes it
+    :meth:`take` s the tensors, so they are freed as soon as they are used even while a
+    caller still holds this object (peak memory as without the fusion).
     """
 
-    conv: torch.Tensor  # [T, H, W, C]
-    residual: torch.Tensor
-    bias: torch.Tensor | None
+    def __init__(self, conv: torch.Tensor, residual: torch.Tensor, bias: torch.Tensor | None):
+        self._parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = (
+            conv, residual, bias,
+        )  # fmt: skip
+        self.shape = conv.shape  # [T, H, W, C]
+
+    def take(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(conv, residual, bias)``, once."""
+        if self._parts is None:  # pragma: no cover - would be a bug in this module
+            raise RuntimeError("a pending residual sum was consumed twice")
+        parts, self._parts = self._parts, None
+        return parts
 
 
 _Activation = torch.Tensor | _Sum
@@ -249,15 +259,15 @@ class FastWanNetwork:
         x = self._attention(self._materialize(x), net.mid.attention)
         x, _ = self._residual_block(x, mid_blocks[1], tile)
         for stage in self._stages():
-            stage_input: torch.Tensor | None = None
-            for block in cast(list[ResidualBlock], list(stage.resnets)):
+            shortcut: torch.Tensor | None = None  # Wan 2.2: the stage's input, spread later
+            for i, block in enumerate(cast(list[ResidualBlock], list(stage.resnets))):
                 x, block_input = self._residual_block(x, block, tile)
-                if stage_input is None:
-                    stage_input = block_input
+                if i == 0 and stage.shortcut is not None:
+                    shortcut = block_input
+                del block_input
             if stage.upsampler is not None:
-                shortcut = stage_input if stage.shortcut is not None else None
                 x = self._upsample(self._materialize(x), stage.upsampler, tile, shortcut)
-            del stage_input
+            del shortcut
         # norm_out + SiLU + conv_out, the last block's sum added on the way in.
         video = self._causal_conv(
             x,
@@ -279,7 +289,8 @@ class FastWanNetwork:
         """The activation as a tensor: a pending residual sum is added up in place."""
         if isinstance(x, torch.Tensor):
             return x
-        return kernels.add_bias_residual_(x.conv, x.residual, x.bias)
+        conv, residual, bias = x.take()
+        return kernels.add_bias_residual_(conv, residual, bias)
 
     def _conv_input(
         self,
@@ -297,15 +308,14 @@ class FastWanNetwork:
         sum added up, then normalized on the way if ``gamma``) and record its new
         history. Returns the buffer ``[T + 2, H, W, C]``, or ``[T, H, W, 3C]`` if
         ``stacked``, and, with ``keep_sum``, ``x`` added up (else None)."""
-        chunk = x.conv if isinstance(x, _Sum) else x
-        t, h, w, c = chunk.shape
-        buffer = chunk.new_empty(t, h * w, 3 * c) if stacked else chunk.new_empty(t + 2, h * w, c)
-        history = chunk.new_empty(HISTORY_FRAMES, h, w, c)
+        t, h, w, c = x.shape
         past = tile.read[conv.slot]
         total: torch.Tensor | None = None
         if isinstance(x, _Sum):
             if pre_bias is not None:  # pragma: no cover - no layer of the network has both
                 raise ValueError("a pending residual sum and a pre-norm bias")
+            chunk, residual, bias = x.take()
+            buffer, history = self._input_buffers(chunk, stacked)
             total = torch.empty_like(chunk) if keep_sum else None
             kernels.conv_input(
                 chunk.view(t, h * w, c),
@@ -313,12 +323,15 @@ class FastWanNetwork:
                 buffer,
                 history.view(HISTORY_FRAMES, h * w, c),
                 gamma=gamma,
-                bias=x.bias,
+                bias=bias,
                 silu=silu,
-                residual=x.residual.view(t, h * w, c),
+                residual=residual.view(t, h * w, c),
                 sum_out=None if total is None else total.view(t, h * w, c),
             )
+            del chunk, residual
         else:
+            chunk = x
+            buffer, history = self._input_buffers(chunk, stacked)
             total = x if keep_sum else None
             kernels.conv_input(
                 chunk.view(t, h * w, c),
@@ -332,6 +345,14 @@ class FastWanNetwork:
         tile.read[conv.slot] = history
         shape = (t, h, w, 3 * c) if stacked else (t + 2, h, w, c)
         return buffer.view(shape), total
+
+    @staticmethod
+    def _input_buffers(chunk: torch.Tensor, stacked: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """An input buffer for a conv over ``chunk [T, H, W, C]`` (``[T + 2, HW, C]``, or
+        ``[T, HW, 3C]`` stacked) and a new history tensor ``[2, H, W, C]``."""
+        t, h, w, c = chunk.shape
+        buffer = chunk.new_empty(t, h * w, 3 * c) if stacked else chunk.new_empty(t + 2, h * w, c)
+        return buffer, chunk.new_empty(HISTORY_FRAMES, h, w, c)
 
     def _causal_conv(
         self,
@@ -349,8 +370,7 @@ class FastWanNetwork:
         """3x3x3 causal conv ``[T, H, W, C] -> [T, H, W, Co]`` plus ``bias`` (the input,
         or a pending sum added up, normalized first if ``gamma``). With ``keep_sum``
         returns ``(output, input added up)``."""
-        chunk = x.conv if isinstance(x, _Sum) else x
-        t, h, w, c = chunk.shape
+        t, h, w, c = x.shape
         stacked = self.stacked(c, t, h * w) if form is None else form == "stacked"
         buffer, total = self._conv_input(
             x, conv, tile, stacked=stacked, gamma=gamma, pre_bias=pre_bias, silu=silu,
