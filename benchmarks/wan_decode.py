@@ -78,7 +78,6 @@ from reference_decoders.wan import (  # noqa: E402
     WanVAEDecoder,
     WanVAEDecoderConfig,
 )
-from reference_decoders.wan.config import WAN22_LATENTS_MEAN, WAN22_LATENTS_STD  # noqa: E402
 from reference_decoders.wan.fast.weights import subpixel_weight  # noqa: E402
 from reference_decoders.wan.model import (  # noqa: E402
     StreamState,
@@ -88,7 +87,13 @@ from reference_decoders.wan.model import (  # noqa: E402
     _frames,
     _video,
 )
-from reference_decoders.wan.random_weights import randomize_decoder_weights_  # noqa: E402
+from reference_decoders.wan.random_weights import (  # noqa: E402
+    diffusers_arguments as shared_diffusers_arguments,
+)
+from reference_decoders.wan.random_weights import diffusers_vae  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernel_classes import class_totals  # noqa: E402
 
 GIB = 2**30
 
@@ -187,29 +192,12 @@ def config_class(workload: Workload) -> type[WanVAEDecoderConfig]:
 
 
 def diffusers_arguments(workload: Workload) -> dict[str, Any]:
-    """``AutoencoderKLWan`` arguments for the same architecture as our config.
-
-    Wan 2.1: the knobs are shared. Wan 2.2: the published diffusers configuration
-    (``is_residual``, ``patch_size`` 2, 48 latent channels, 12 patch channels in and
-    out, encoder base 160) with our ``base_dim`` as its ``decoder_base_dim``.
-    """
-    if workload.model != "wan2.2":
-        return dict(workload.architecture)
-    arch = workload.architecture
-    return dict(
-        base_dim=160 if "base_dim" not in arch else 8,  # the encoder: published, or tiny
-        decoder_base_dim=arch.get("base_dim", 256),
-        z_dim=48,
-        num_res_blocks=arch.get("num_res_blocks", 2),
-        temperal_downsample=[False, True, True],
-        is_residual=True,
-        in_channels=12,
-        out_channels=12,
-        patch_size=2,
-        scale_factor_temporal=4,
-        scale_factor_spatial=16,
-        latents_mean=list(WAN22_LATENTS_MEAN),
-        latents_std=list(WAN22_LATENTS_STD),
+    """``AutoencoderKLWan`` arguments for the same architecture as our config
+    (:func:`reference_decoders.wan.random_weights.diffusers_arguments`): Wan 2.2 with the
+    published encoder (base 160) at full size, a tiny one (8) in the smoke config."""
+    encoder = None if "base_dim" not in workload.architecture else 8
+    return shared_diffusers_arguments(
+        workload.model, encoder_base_dim=encoder, **workload.architecture
     )
 
 
@@ -247,14 +235,17 @@ class OursVariant:
 
 
 def build_diffusers_vae(workload: Workload) -> torch.nn.Module:
-    """diffusers' AutoencoderKLWan with our architecture knobs and seeded random weights (CPU, fp32)."""
-    from diffusers import AutoencoderKLWan
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(workload.seed)
-        vae = AutoencoderKLWan(**diffusers_arguments(workload)).eval()
-    randomize_decoder_weights_(vae, workload.seed + 1)
-    return vae
+    """diffusers' AutoencoderKLWan with our architecture knobs and seeded random weights
+    (CPU, fp32): the builder the tests use too (init under ``seed``, decoder weights from
+    ``seed + 1``: the weights every published figure was measured with)."""
+    encoder = None if "base_dim" not in workload.architecture else 8
+    return diffusers_vae(
+        workload.model,
+        seed=workload.seed,
+        weight_seed=workload.seed + 1,
+        encoder_base_dim=encoder,
+        **workload.architecture,
+    )
 
 
 def save_safetensors(vae: torch.nn.Module, folder: Path) -> Path:
@@ -628,6 +619,7 @@ def profile_full_decode(
         e for e in events if str(e.device_type).endswith("CUDA") and e.self_device_time_total > 0
     ] if workload.device == "cuda" else []
     total = sum(e.self_device_time_total for e in kernel_events) or 1.0
+    classes = class_totals(kernel_events)
     for e in sorted(kernel_events, key=lambda e: -e.self_device_time_total)[:25]:
         top.append(
             {
@@ -637,7 +629,12 @@ def profile_full_decode(
                 "share": e.self_device_time_total / total,
             }
         )
-    return {"table_path": str(path), "top_kernels": top, "kernel_total_ms": total / 1e3}
+    return {
+        "table_path": str(path),
+        "top_kernels": top,
+        "kernel_total_ms": total / 1e3,
+        "kernel_classes": classes,
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -900,6 +897,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also time torch.compile of diffusers' decoder (channels_last_3d), last; its "
         "first call took 81 s (Wan 2.1, H100) and 118 s (Wan 2.2, H200)",
     )
+    parser.add_argument(
+        "--recompile-limit",
+        type=int,
+        help="dynamo's per-function recompile limit for --diffusers-compile (torch's default "
+        "8 leaves part of diffusers' decoder eager); the accumulated limit is raised to 16x",
+    )
+    parser.add_argument(
+        "--no-channels-last-eager",
+        action="store_true",
+        help="skip timing diffusers channels_last_3d without compile (still the compiled variant's base)",
+    )
     parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
     parser.add_argument("--profile-dir", type=Path, help="profile each of our variants' full decode here")
     # internal: cold-start child
@@ -910,6 +918,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.ours is None:
         args.ours = [OursVariant("ours")]
     return args
+
+
+def raise_recompile_limit(limit: int | None) -> dict[str, Any]:
+    """Set dynamo's recompile limits (per function ``limit``, accumulated ``16 * limit``)
+    where asked; returns the values in force, for the report."""
+    config = torch._dynamo.config
+    names = ("recompile_limit", "accumulated_recompile_limit", "cache_size_limit", "accumulated_cache_size_limit")
+    if limit is not None:
+        for name in names:
+            if hasattr(config, name):
+                setattr(config, name, limit if "accumulated" not in name else 16 * limit)
+    return {name: getattr(config, name) for name in names if hasattr(config, name)}
+
+
+def dynamo_counters() -> dict[str, Any]:
+    """dynamo's counters (graphs compiled, graph breaks, recompile-limit hits), plain."""
+    from torch._dynamo.utils import counters
+
+    return {
+        group: {str(k)[:160]: v for k, v in sorted(values.items(), key=lambda kv: -kv[1])[:20]}
+        for group, values in counters.items()
+        if values
+    }
 
 
 def save_partial(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -1001,13 +1032,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         save_partial(args, report)
 
         if not args.no_channels_last:
-            log("diffusers channels_last_3d: full decode")
+            log("diffusers channels_last_3d" + (": full decode" if not args.no_channels_last_eager else ""))
             vae_cl = to_channels_last_3d(copy.deepcopy(vae))
             runner_cl = DiffusersRunner(vae_cl, channels_last=True)
-            report["diffusers"]["channels_last_3d"] = {
-                "full": guarded(lambda: measure_full(runner_cl.full, full_latents, workload), workload.device)
-            }
-            save_partial(args, report)
+            if not args.no_channels_last_eager:
+                report["diffusers"]["channels_last_3d"] = {
+                    "full": guarded(lambda: measure_full(runner_cl.full, full_latents, workload), workload.device)
+                }
+                save_partial(args, report)
             if not args.diffusers_compile:
                 del vae_cl, runner_cl
 
@@ -1055,6 +1087,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # cut short during it keeps every other figure (save_partial).
         if args.diffusers_compile and not args.no_channels_last:
             log("diffusers channels_last_3d + torch.compile: full decode")
+            dynamo_settings = raise_recompile_limit(args.recompile_limit)
             vae_cl.decoder = torch.compile(vae_cl.decoder)
             t0 = time.perf_counter()
             first = guarded(lambda: {"out": runner_cl.full(full_latents)}, workload.device)
@@ -1066,8 +1099,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             if "error" in first:
                 compiled["first_call_error"] = first["error"]
+            compiled["dynamo"] = {"settings": dynamo_settings, "counters": dynamo_counters()}
             report["diffusers"]["channels_last_3d+compile"] = compiled
             save_partial(args, report)
+            if not (args.no_diffusers_streaming or args.no_streaming):
+                log("diffusers channels_last_3d + torch.compile: streaming")
+                compiled["streaming"] = guarded(
+                    lambda: diffusers_streaming(runner_cl, workload, chunks), workload.device
+                )
+                compiled["dynamo"]["counters_after_streaming"] = dynamo_counters()
+                save_partial(args, report)
             del vae_cl, runner_cl, first
         del reference
     return report

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conv_shapes import time_it  # noqa: E402
-
-from reference_decoders.wan.fast.implicit_gemm import TileConfig, causal_conv, pack_weight  # noqa: E402
+from implicit_gemm import TileConfig, causal_conv, pack_weight  # noqa: E402
 
 SHAPES = [  # cin, frames, h, w
     (384, 1, 60, 104),

@@ -125,12 +125,6 @@ class WanVAEDecoderConfig(DecoderConfig):
             time, carrying the history between tiles: peak memory is set by the tile,
             not by the chunk length (1 keeps a 480x832 decode under 4 GiB on top of
             the weights; larger tiles are a few percent faster).
-        triton_convs: where the fast path runs its 3x3x3 convs. ``None`` follows the
-            measured rule of :func:`reference_decoders.wan.fast.layout.use_implicit_gemm`
-            (today cuDNN for every shape: it was faster on each one measured);
-            ``True`` runs every one whose width is a multiple of 16 on the Triton
-            implicit GEMM of :mod:`reference_decoders.wan.fast.implicit_gemm` (history
-            read in place, bias and residual fused); ``False`` keeps all on cuDNN.
     """
 
     _target: type[WanVAEDecoder] = field(default_factory=_decoder_class)
@@ -153,7 +147,6 @@ class WanVAEDecoderConfig(DecoderConfig):
 
     fast_path: bool | None = None
     tile_latent_frames: int = 1
-    triton_convs: bool | None = None
 
     def setup(self, **kwargs: Any) -> WanVAEDecoder:
         """Build the decoder (``_target(self, **kwargs)``), typed as a WanVAEDecoder."""

@@ -9,7 +9,6 @@ gives the frames that decoding the rollout one latent frame at a time gives.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -239,7 +238,7 @@ def _fast_network(
         return None
     from reference_decoders.wan.fast.network import FastWanNetwork
 
-    return FastWanNetwork(network, config.tile_latent_frames, implicit=_implicit_rule(config))
+    return FastWanNetwork(network, config.tile_latent_frames)
 
 
 def _check_index_value(autoregressive_index: Any) -> int:
@@ -255,14 +254,3 @@ def _check_index_value(autoregressive_index: Any) -> int:
     if index < 0:
         raise ValueError(f"autoregressive_index must be >= 0, got {index}")
     return index
-
-
-def _implicit_rule(config: WanVAEDecoderConfig) -> Callable[[int, int, int], bool] | None:
-    """``config.triton_convs`` as the fast executor's rule (None: its measured default)."""
-    if config.triton_convs is None:
-        return None
-    from reference_decoders.wan.fast.layout import implicit_gemm_accepts
-
-    if config.triton_convs:
-        return lambda in_channels, out_channels, frames: implicit_gemm_accepts(in_channels)
-    return lambda in_channels, out_channels, frames: False

@@ -4,8 +4,7 @@
   upsamplers, the spatial-only one, attention, width-changing shortcuts), fp32 on the
   CPU, cheap enough for CI: a six-latent-frame decode at 4x4 takes a few tens of
   milliseconds on two cores.
-- :func:`full_cuda`: the published Wan 2.1 architecture in bfloat16 on CUDA;
-  :func:`full_cuda_triton_convs` the same with its convs on the Triton implicit GEMM.
+- :func:`full_cuda`: the published Wan 2.1 architecture in bfloat16 on CUDA.
 - :func:`wan22_small_cpu`, :func:`wan22_full_cuda`: the same two for Wan 2.2 (48
   latent channels, residual up stages, 2x2 output patches, 16x spatial).
 - :func:`default`: what ``python -m conformance certify`` runs with no target.
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = [
     "default",
     "full_cuda",
-    "full_cuda_triton_convs",
     "small_cpu",
     "small_cpu_config",
     "spec_for",
@@ -76,13 +74,6 @@ def full_cuda() -> DecoderSpec:
     """The published Wan 2.1 decoder, bfloat16 on CUDA, 8x8 latents (64x64 pixels)."""
     config = WanVAEDecoderConfig(device="cuda", dtype=torch.bfloat16)
     return spec_for(config, name="wan2.1-vae-full-cuda-bf16", latent_size=(8, 8))
-
-
-def full_cuda_triton_convs() -> DecoderSpec:
-    """:func:`full_cuda` with every 3x3x3 conv on the Triton implicit GEMM (history read
-    in place, bias and residual in the epilogue) instead of cuDNN."""
-    config = WanVAEDecoderConfig(device="cuda", dtype=torch.bfloat16, triton_convs=True)
-    return spec_for(config, name="wan2.1-vae-full-cuda-bf16-triton-convs", latent_size=(8, 8))
 
 
 def wan22_small_cpu_config() -> Wan22VAEDecoderConfig:

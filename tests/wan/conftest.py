@@ -10,98 +10,104 @@ from typing import Any
 import pytest
 import torch
 
-from reference_decoders.wan import Wan22VAEDecoderConfig, WanVAEDecoder, WanVAEDecoderConfig
+from reference_decoders.wan import WanVAEDecoder, WanVAEDecoderConfig
+from reference_decoders.wan.random_weights import diffusers_vae
 
-from reference_decoders.wan.random_weights import randomize_decoder_weights_
-
-from .helpers import (
-    SMALL,
-    SMALL_PUBLISHED_BLOCKS,
-    WAN22_SMALL,
-    WAN22_SMALL_PUBLISHED_BLOCKS,
-    diffusers_wan22_architecture,
-    to_official_layout,
-    to_official_wan22_layout,
-)
+from .helpers import VERSIONS, WAN21, WAN22, Version
 
 
 @dataclass
 class ParityCase:
     """A diffusers ``AutoencoderKLWan`` with seeded random weights, saved in both layouts."""
 
+    version: Version
     architecture: dict[str, Any]  # our config's fields
     vae: Any
     diffusers_path: Path  # diffusers layout, safetensors
     official_path: Path  # official Wan2.1_VAE.pth / Wan2.2_VAE.pth layout, torch.save zip
-    config_class: type[WanVAEDecoderConfig] = WanVAEDecoderConfig
+
+    @property
+    def config_class(self) -> type[WanVAEDecoderConfig]:
+        return self.version.config
 
     def decoder(self, layout: str, dtype: torch.dtype = torch.float32) -> WanVAEDecoder:
         path = self.diffusers_path if layout == "diffusers" else self.official_path
-        config = self.config_class(
+        config = self.version.config(
             checkpoint_path=str(path), device="cpu", dtype=dtype, **self.architecture
         )
         return config.setup()
 
 
-def _make_case(
+def make_case(
     tmp_path_factory: pytest.TempPathFactory,
+    version: Version,
     name: str,
     architecture: dict[str, Any],
     seed: int,
-    wan22: bool = False,
 ) -> ParityCase:
-    """Seeded diffusers VAE, saved in both layouts. ``architecture`` is our config's
-    fields; for ``wan22`` they are fields of :class:`Wan22VAEDecoderConfig`."""
-    diffusers = pytest.importorskip("diffusers")
+    """Seeded diffusers VAE (the builder the benchmark uses), saved in both layouts.
+    ``architecture`` is our config's fields."""
+    pytest.importorskip("diffusers")
     safetensors_torch = pytest.importorskip("safetensors.torch")
-    theirs = diffusers_wan22_architecture(**architecture) if wan22 else architecture
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # diffusers' own init of the (ignored) encoder weights
-        vae = diffusers.AutoencoderKLWan(**theirs).eval()
-    randomize_decoder_weights_(vae, seed)
+    vae = diffusers_vae(version.name, seed=seed, encoder_base_dim=8, **architecture)
     state = {key: value.detach().clone().contiguous() for key, value in vae.state_dict().items()}
 
     folder = tmp_path_factory.mktemp(name)
     diffusers_path = folder / "diffusion_pytorch_model.safetensors"
     safetensors_torch.save_file(state, str(diffusers_path))
-    blocks = architecture.get("num_res_blocks", 2)
-    if wan22:
-        official_path = folder / "Wan2.2_VAE.pth"
-        torch.save(to_official_wan22_layout(state, blocks), official_path)
-    else:
-        official_path = folder / "Wan2.1_VAE.pth"
-        torch.save(to_official_layout(state, blocks), official_path)
+    official_path = folder / ("Wan2.2_VAE.pth" if version is WAN22 else "Wan2.1_VAE.pth")
+    torch.save(version.to_official(state, architecture.get("num_res_blocks", 2)), official_path)
     del state
-    config_class = Wan22VAEDecoderConfig if wan22 else WanVAEDecoderConfig
-    return ParityCase(architecture, vae, diffusers_path, official_path, config_class)
+    return ParityCase(version, architecture, vae, diffusers_path, official_path)
+
+
+_CASES: dict[tuple[str, str], ParityCase] = {}
+
+
+def _case(tmp_path_factory: pytest.TempPathFactory, version: Version, kind: str) -> ParityCase:
+    """One case per (version, kind) for the whole session, shared by every fixture."""
+    key = (version.name, kind)
+    if key not in _CASES:
+        architecture = {"small": version.small, "published_blocks": version.published_blocks}[kind]
+        seed = {("wan2.1", "small"): 1, ("wan2.1", "published_blocks"): 2,
+                ("wan2.2", "small"): 4, ("wan2.2", "published_blocks"): 5}[key]  # fmt: skip
+        _CASES[key] = make_case(tmp_path_factory, version, f"{version.name}_{kind}", architecture, seed)
+    return _CASES[key]
+
+
+@pytest.fixture(scope="session", params=VERSIONS, ids=str)
+def small_case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
+    """The small decoder of each version (a test using it runs for both)."""
+    return _case(tmp_path_factory, request.param, "small")
+
+
+@pytest.fixture(scope="session", params=VERSIONS, ids=str)
+def published_blocks_case(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ParityCase:
+    """The small decoder with the published three residual blocks per stage, each version."""
+    return _case(tmp_path_factory, request.param, "published_blocks")
 
 
 @pytest.fixture(scope="session")
-def small_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
-    return _make_case(tmp_path_factory, "small", SMALL, seed=1)
+def wan21_small_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
+    return _case(tmp_path_factory, WAN21, "small")
 
 
 @pytest.fixture(scope="session")
-def small_published_blocks_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
-    return _make_case(tmp_path_factory, "small3", SMALL_PUBLISHED_BLOCKS, seed=2)
-
-
-@pytest.fixture(scope="session")
-def full_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
-    """The published architecture (base width 96, ~73M decoder parameters)."""
-    return _make_case(tmp_path_factory, "full", {}, seed=3)
+def wan21_published_blocks_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
+    return _case(tmp_path_factory, WAN21, "published_blocks")
 
 
 @pytest.fixture(scope="session")
 def wan22_small_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
-    return _make_case(tmp_path_factory, "wan22_small", WAN22_SMALL, seed=4, wan22=True)
+    return _case(tmp_path_factory, WAN22, "small")
 
 
 @pytest.fixture(scope="session")
-def wan22_small_published_blocks_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
-    return _make_case(
-        tmp_path_factory, "wan22_small3", WAN22_SMALL_PUBLISHED_BLOCKS, seed=5, wan22=True
-    )
+def full_case(tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
+    """The published Wan 2.1 architecture (base width 96, ~73M decoder parameters)."""
+    return make_case(tmp_path_factory, WAN21, "wan2.1_full", {}, seed=3)
 
 
 @pytest.fixture

@@ -11,11 +11,13 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from reference_decoders.wan import WanVAEDecoder
+from reference_decoders.wan import Wan22VAEDecoderConfig, WanVAEDecoder, WanVAEDecoderConfig
+from reference_decoders.wan.random_weights import diffusers_arguments
 
 
 #: Small but complete: both temporal upsamplers, the spatial-only one, attention,
@@ -33,34 +35,49 @@ WAN22_SMALL: dict[str, Any] = dict(base_dim=8, num_res_blocks=1)
 WAN22_SMALL_PUBLISHED_BLOCKS: dict[str, Any] = dict(base_dim=8, num_res_blocks=2)
 
 
-def diffusers_wan22_architecture(
-    base_dim: int = 256, num_res_blocks: int = 2, encoder_base_dim: int = 8
-) -> dict[str, Any]:
-    """``AutoencoderKLWan`` arguments of the Wan 2.2 (TI2V-5B) VAE with our decoder's
-    ``base_dim`` (their ``decoder_base_dim``) and block count.
+@dataclass(frozen=True)
+class Version:
+    """What the tests need to know about one published decoder (Wan 2.1 or Wan 2.2)."""
 
-    Written from the published diffusers config (``is_residual``, ``patch_size`` 2,
-    ``z_dim`` 48, 12 pixel-patch channels in and out, the 48 latent statistics), not
-    from our config. The encoder is kept narrow (``base_dim`` 8): the decoder ignores it.
-    """
-    from reference_decoders.wan.config import WAN22_LATENTS_MEAN, WAN22_LATENTS_STD
+    name: str  # "wan2.1" / "wan2.2", also the test id
+    config: type[WanVAEDecoderConfig]
+    small: dict[str, Any]  # fields of ``config`` for the small CI decoder
+    published_blocks: dict[str, Any]  # the same with three residual blocks per stage
+    latent_channels: int
+    spatial_ratio: int
 
-    return dict(
-        base_dim=encoder_base_dim,
-        decoder_base_dim=base_dim,
-        z_dim=48,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=num_res_blocks,
-        temperal_downsample=[False, True, True],
-        is_residual=True,
-        in_channels=12,
-        out_channels=12,
-        patch_size=2,
-        scale_factor_temporal=4,
-        scale_factor_spatial=16,
-        latents_mean=list(WAN22_LATENTS_MEAN),
-        latents_std=list(WAN22_LATENTS_STD),
-    )
+    def decoder(self, **fields: Any) -> WanVAEDecoder:
+        """The small decoder (``fields`` override), seeded random weights, CPU."""
+        return self.config(**{"device": "cpu", **self.small, **fields}).setup()
+
+    def diffusers_arguments(self, **architecture: Any) -> dict[str, Any]:
+        """``AutoencoderKLWan`` arguments for our decoder with these fields (a narrow
+        encoder for Wan 2.2: the decoder ignores it)."""
+        return diffusers_arguments(self.name, encoder_base_dim=8, **architecture)
+
+    def to_official(self, state: dict[str, torch.Tensor], num_res_blocks: int) -> dict[str, torch.Tensor]:
+        """A diffusers state dict renamed to this version's official ``.pth`` layout."""
+        if self.name == "wan2.2":
+            return to_official_wan22_layout(state, num_res_blocks)
+        return to_official_layout(state, num_res_blocks)
+
+    def latents(self, *shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Normalized latents ``[B, T, C, h, w]`` ~ N(0, 1) with this version's C (give
+        ``B, T, h, w``), drawn in float64 so every dtype sees the same values."""
+        b, t, h, w = shape
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn(
+            b, t, self.latent_channels, h, w, generator=generator, dtype=torch.float64
+        ).to(dtype)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+WAN21 = Version("wan2.1", WanVAEDecoderConfig, SMALL, SMALL_PUBLISHED_BLOCKS, 16, 8)
+WAN22 = Version("wan2.2", Wan22VAEDecoderConfig, WAN22_SMALL, WAN22_SMALL_PUBLISHED_BLOCKS, 48, 16)
+#: Parametrize a test over both: ``@pytest.mark.parametrize("version", VERSIONS, ids=str)``.
+VERSIONS = (WAN21, WAN22)
 
 
 def decode_in_chunks(

@@ -7,11 +7,10 @@ the eager :class:`~reference_decoders.wan.model.WanVAEDecoderNetwork` with its w
 says it can (see ``WanVAEDecoderConfig.fast_path``). Triton is imported only then, so
 the package imports without it.
 
-- :mod:`.kernels`: the Triton kernels (fused RMS norm + SiLU into conv input buffers,
-  bias + residual add, sub-pixel gather).
-- :mod:`.implicit_gemm`: a Triton implicit-GEMM causal conv (history read in place,
-  bias and residual fused), opt-in: cuDNN measured faster on every decoder shape.
-- :mod:`.layout`: which form and which library a 3x3x3 conv runs in (measured rules).
+- :mod:`.kernels`: the Triton kernels (each conv's whole input buffer and new history
+  in one pass, with the residual add, RMS norm and SiLU fused in; the attention's norm;
+  bias + residual add; sub-pixel gather with Wan 2.2's spread shortcut).
+- :mod:`.layout`: which form a 3x3x3 conv runs in (measured rules).
 - :mod:`.weights`: the conv weights rearranged for those forms (plain torch).
 - :mod:`.network`: the executor.
 """

@@ -1,42 +1,31 @@
-"""Which convolution layout the fast path runs a causal 3x3x3 conv in.
+"""Which form the fast path runs a causal 3x3x3 conv in (measured rules).
 
 A 3x3x3 causal conv over frames ``t..t+2`` is the 3x3 conv2d of the three frames stacked
-along channels. cuDNN (9.19, H100, bf16, channels-last) runs the stacked 2-D form much
-faster for 96 channels (521 vs 244 TFLOP/s at 480x832) and 384 channels (775 vs 596 at
-120x208), slower for 192 channels (561 vs 612 at 240x416) and for a single frame at
-384 channels (268 vs 402 at 60x104); see benchmarks/NOTES.md, experiment 1. Both forms
-compute the same function; this only picks the faster one.
+along channels. Both forms compute the same function; this only picks the faster one,
+counting what each form costs around the conv too: the stacked buffer is written three
+times over (``[T, H, W, 3C]``), the conv3d one once (``[T + 2, H, W, C]``).
+
+Measured with cuDNN 9.19, bf16, channels-last, on an H100 (``benchmarks/kernel_configs.py``
+on every conv shape of a one-latent-frame tile, conv and input kernel timed together;
+``benchmarks/results/kernel_configs_h100.json``; table in benchmarks/NOTES.md):
+
+- narrow inputs (16, 48, 96 channels): stacked, by far for 96 (2.20 vs 3.74 ms for conv
+  plus input at 4x480x832; cuDNN's 3-D kernel reaches 245 TFLOP/s there, its 2-D one 522);
+- 384 channels over 2+ frames: stacked (0.70 vs 0.79 ms at 2x120x208);
+- 192 channels, 384 over a single frame, and Wan 2.2's 256, 512 and 1024: conv3d (cuDNN's
+  3-D kernels run these at 690-817 TFLOP/s, as fast as or faster than the stacked form,
+  and its input is written once instead of three times: e.g. 4.59 vs 4.98 ms for 256
+  channels at 4x352x640, 4.26 vs 4.48 for 512 at 4x176x320).
 """
 
 from __future__ import annotations
 
-__all__ = ["implicit_gemm_accepts", "use_implicit_gemm", "use_stacked_conv"]
+__all__ = ["use_stacked_conv"]
 
 
-def use_stacked_conv(in_channels: int, frames: int) -> bool:
-    """True to run the conv as a time-stacked conv2d, False for conv3d."""
-    if in_channels == 192:
-        return False
-    if frames == 1 and in_channels >= 384:
-        return False
-    return True
-
-
-def implicit_gemm_accepts(in_channels: int) -> bool:
-    """Whether the implicit GEMM can run a conv of this input width at all: its channel
-    blocks are 16, 32 or 64 wide and must divide the width."""
-    return in_channels % 16 == 0
-
-
-def use_implicit_gemm(in_channels: int, out_channels: int, frames: int) -> bool:
-    """True to run a 3x3x3 conv as the Triton implicit GEMM (:mod:`.implicit_gemm`),
-    False for cuDNN. Applied only in half precision on Hopper GPUs.
-
-    Measured on an H200 (bf16, every 3x3x3 conv of a Wan 2.1 step and the widest Wan
-    2.2 convs; ``benchmarks/conv_kernels.py``, table in ``benchmarks/NOTES.md``): cuDNN
-    was faster on every shape of a full decode's one-latent-frame tiles, by 8-45 %,
-    and the kernel won only the 192->384 conv of a 3-latent-frame step, with a tile that
-    computed wrong values (TMA, 128-byte rows). Until a correct tile beats cuDNN on a
-    shape, every conv stays on cuDNN; the kernel runs where a caller asks for it.
-    """
-    return False
+def use_stacked_conv(in_channels: int, frames: int, pixels: int = 0) -> bool:
+    """True to run the conv as a time-stacked conv2d over ``frames`` frames of ``pixels``
+    pixels, False for conv3d (the rule above; ``pixels`` is not needed by it)."""
+    if in_channels < 192:
+        return True
+    return in_channels == 384 and frames > 1

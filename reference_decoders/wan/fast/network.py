@@ -11,37 +11,40 @@ the plain statement of the architecture. What it changes, and why (measurements 
 - Channels-last everywhere: one batch element's activation is ``[F, H, W, C]`` dense,
   which is the layout cuDNN's fast kernels want (no NCHW<->NHWC transposes) and makes
   the channel norm a row reduction.
-- A causal conv's input buffer is its two history frames followed by the chunk
+- cuDNN runs every convolution, each in its fastest form (:mod:`.layout`): a causal
+  3x3x3 conv reads a buffer of its two history frames followed by the chunk
   (``[T + 2, H, W, C]``), or those frames stacked three at a time along channels
-  (``[T, H, W, 3C]``), the input of the equivalent 2-D conv, which cuDNN runs up to 2x
-  faster for some widths (:mod:`.layout`). The fused norm kernel writes the chunk
-  straight into that buffer: no ``torch.cat([history, x])``.
-- Conv biases are folded into the next fused kernel (norm or residual add).
+  (``[T, H, W, 3C]``, the input of the equivalent 2-D conv, up to 2x faster for some
+  widths). One kernel (:func:`.kernels.conv_input`) writes that whole buffer: history
+  copied in, the chunk normalized (RMS norm + SiLU) on the way, and the last two
+  frames once more into the new history tensor. No ``torch.cat``, no history copied
+  out of the buffer afterwards.
+- Conv biases and residual adds are folded into the next fused kernel: conv1's bias
+  into norm2, and a residual block's sum (conv2 + bias + shortcut) into the next
+  block's (or the output head's) norm, which stores the sum once for the next residual.
+  Where the next layer is not a conv (attention, upsampler) one add kernel runs.
 - The upsamplers' nearest-2x + 3x3 conv runs as one 2x2 conv with four output phases on
-  the low-resolution input (:func:`.weights.subpixel_weight`), then a gather.
+  the low-resolution input (:func:`.weights.subpixel_weight`; cuDNN pads the border
+  itself), then a gather that interleaves the phases, adds the bias and, for Wan 2.2,
+  the stage's spread shortcut read from the stage's input. A time upsampler's
+  ``time_conv`` writes each output frame straight into the upsampler's input (one
+  matrix product per frame), so frames are never interleaved by a copy.
 - A chunk is decoded in tiles of ``tile_latent_frames`` latent frames carrying the
   history, which gives the same frames (the network is chunk-invariant) with memory
-  bounded by the tile instead of the chunk.
-- Optionally (``implicit``, the config's ``triton_convs``) a 3x3x3 conv runs as the
-  Triton implicit GEMM of :mod:`.implicit_gemm`, which reads history and chunk where
-  they are and adds bias and residual itself; cuDNN is the default because it measured
-  faster on every shape (:func:`.layout.use_implicit_gemm`).
-- Wan 2.2: the residual stages' shortcut is the same channel spreading on
-  channels-last frames (one ``repeat_interleave`` and a permute), added in place after
-  the upsampler; the output patches are unpatchified on the way into the output.
+  bounded by the tile instead of the chunk. With one-latent-frame tiles (the default)
+  every tile runs the same kernels on the same shapes whatever the chunk plan, so a
+  streamed decode equals the one-call decode bit for bit.
 
 History tensors keep the eager cache's logical shape ``[B, C, 2, H, W]`` (in
 ``channels_last_3d`` memory), so caches made by either path are interchangeable. They
 are new tensors every conv run, never written once made: a failed call leaves the cache
 as it was, and a history tensor a forked cache shares is never changed under it. The next
-tile reads its predecessor's tensor directly (cuDNN convs copy it into their input
-buffer; the implicit GEMM reads it in place). With one batch element the cache's tensor
+tile reads its predecessor's tensor directly. With one batch element the cache's tensor
 is a view of that per-element tensor; with several, each element's is copied in.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -50,8 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reference_decoders.wan.fast import implicit_gemm, kernels
-from reference_decoders.wan.fast.layout import use_implicit_gemm, use_stacked_conv
+from reference_decoders.wan.fast import kernels
+from reference_decoders.wan.fast.layout import use_stacked_conv
 from reference_decoders.wan.fast.weights import (
     pointwise_weight,
     stacked_conv_weight,
@@ -64,7 +67,6 @@ from reference_decoders.wan.model import (
     ResidualBlock,
     RMSNorm,
     SpatialAttention,
-    SpreadShortcut,
     Upsampler,
     UpStage,
     WanVAEDecoderNetwork,
@@ -93,11 +95,31 @@ class _Tile:
     first: bool  # this tile holds the rollout's causal first frame
     read: list[torch.Tensor | None]
 
-    def history(self, slot: int) -> torch.Tensor | None:
-        return self.read[slot]
 
-    def set_history(self, slot: int, frames: torch.Tensor) -> None:
-        self.read[slot] = frames
+class _Sum:
+    """A residual block's output not yet added up: ``conv + residual + bias``.
+
+    The next conv's input kernel adds it on the way (:func:`.kernels.conv_input`);
+    other consumers call :meth:`FastWanNetwork._materialize`. Whoever consumes it
+    :meth:`take` s the tensors, so they are freed as soon as they are used even while a
+    caller still holds this object (peak memory as without the fusion).
+    """
+
+    def __init__(self, conv: torch.Tensor, residual: torch.Tensor, bias: torch.Tensor | None):
+        self._parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = (
+            conv, residual, bias,
+        )  # fmt: skip
+        self.shape = conv.shape  # [T, H, W, C]
+
+    def take(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(conv, residual, bias)``, once."""
+        if self._parts is None:  # pragma: no cover - would be a bug in this module
+            raise RuntimeError("a pending residual sum was consumed twice")
+        parts, self._parts = self._parts, None
+        return parts
+
+
+_Activation = torch.Tensor | _Sum
 
 
 def _element_history(history: torch.Tensor | None, index: int) -> torch.Tensor | None:
@@ -123,15 +145,6 @@ def _store_history(
     return written
 
 
-@functools.cache
-def _use_implicit_gemm_on(device: torch.device, dtype: torch.dtype) -> bool:
-    """The implicit-GEMM conv runs in half precision on Hopper GPUs, where it was tuned
-    (asked once per conv run, so cached)."""
-    if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
-        return False
-    return torch.cuda.get_device_capability(device)[0] == 9
-
-
 class FastWanNetwork:
     """Decodes chunks with a :class:`WanVAEDecoderNetwork`'s weights, fast (see module doc).
 
@@ -139,27 +152,22 @@ class FastWanNetwork:
         network: the eager network; its parameters are read, never modified.
         tile_latent_frames: at most this many latent frames go through the network at
             once; longer chunks are decoded tile by tile.
-        stacked: ``(in_channels, frames) -> bool``, whether a cuDNN 3x3x3 conv runs as
-            a time-stacked 2-D conv; :func:`.layout.use_stacked_conv` by default.
-        implicit: ``(in_channels, out_channels, frames) -> bool``, whether a 3x3x3 conv
-            runs as the Triton implicit GEMM (:mod:`.implicit_gemm`) instead of cuDNN. By
-            default :func:`.layout.use_implicit_gemm`, in half precision on Hopper GPUs
-            only; a rule given here applies everywhere (tests run it in the interpreter).
+        stacked: ``(in_channels, frames, pixels) -> bool``, whether a 3x3x3 conv runs
+            as a time-stacked 2-D conv (else conv3d); :func:`.layout.use_stacked_conv`
+            by default.
     """
 
     def __init__(
         self,
         network: WanVAEDecoderNetwork,
         tile_latent_frames: int = 1,
-        stacked: Callable[[int, int], bool] | None = None,
-        implicit: Callable[[int, int, int], bool] | None = None,
+        stacked: Callable[[int, int, int], bool] | None = None,
     ) -> None:
         if tile_latent_frames < 1:
             raise ValueError(f"tile_latent_frames must be >= 1, got {tile_latent_frames}")
         self.network = network
         self.tile_latent_frames = tile_latent_frames
         self.stacked = stacked or use_stacked_conv
-        self.implicit = implicit
         self._packed: dict[tuple[int, str], torch.Tensor] = {}
         self._packed_for: tuple[tuple[int, int], ...] = ()
 
@@ -193,8 +201,6 @@ class FastWanNetwork:
                 packed = time_conv_weight(w)
             elif form == "pointwise":
                 packed = pointwise_weight(w)
-            elif form == "implicit":
-                packed = implicit_gemm.pack_weight(w)
             elif form == "subpixel":
                 packed = subpixel_weight(w)
             else:  # pragma: no cover - a typo in this module
@@ -239,51 +245,56 @@ class FastWanNetwork:
                 written[slot] = _store_history(written[slot], new, b, batch)
         return out, [new if new is not None else old for new, old in zip(written, history)]
 
-    def _decode_tile(
-        self, latents: torch.Tensor, tile: _Tile, out: torch.Tensor
-    ) -> int:
+    def _decode_tile(self, latents: torch.Tensor, tile: _Tile, out: torch.Tensor) -> int:
         """Decode ``latents [t, h, w, C]`` into the first frames of ``out [T', 3, H, W]``;
         returns how many frames it wrote."""
         net = self.network
         dtype = latents.dtype
         z = latents * net.latents_std.reshape(-1).to(dtype) + net.latents_mean.reshape(-1).to(dtype)
         post_quant = self._packed_weight(net.post_quant_conv, "pointwise")
-        x = F.linear(z, post_quant, net.post_quant_conv.bias)
+        x: _Activation = F.linear(z, post_quant, net.post_quant_conv.bias)
         x = self._causal_conv(x, net.conv_in, tile, bias=net.conv_in.bias)
         mid_blocks = cast(list[ResidualBlock], list(net.mid.resnets))
-        x = self._residual_block(x, mid_blocks[0], tile)
-        x = self._attention(x, net.mid.attention)
-        x = self._residual_block(x, mid_blocks[1], tile)
+        x, _ = self._residual_block(x, mid_blocks[0], tile)
+        x = self._attention(self._materialize(x), net.mid.attention)
+        x, _ = self._residual_block(x, mid_blocks[1], tile)
         for stage in self._stages():
-            shortcut = None
-            if stage.shortcut is not None:
-                shortcut = self._spread(x, stage.shortcut, tile)
-            for block in cast(list[ResidualBlock], list(stage.resnets)):
-                x = self._residual_block(x, block, tile)
+            shortcut: torch.Tensor | None = None  # Wan 2.2: the stage's input, spread later
+            for i, block in enumerate(cast(list[ResidualBlock], list(stage.resnets))):
+                x, block_input = self._residual_block(x, block, tile)
+                if i == 0 and stage.shortcut is not None:
+                    shortcut = block_input
+                del block_input
             if stage.upsampler is not None:
-                x = self._upsample(x, stage.upsampler, tile)
-            if shortcut is not None:
-                x = x.add_(shortcut)
-        frames = x.shape[0]
-        gamma = self._packed_weight(net.norm_out, "gamma")
-        padded = self._conv_input(
-            x, net.conv_out, tile, gamma=gamma, silu=True, stacked=False
-        )
-        video = F.conv3d(
-            padded.permute(3, 0, 1, 2).unsqueeze(0),
-            self._packed_weight(net.conv_out, "conv3d"),
-            net.conv_out.bias,
-            padding=(0, 1, 1),
-        )  # [1, 3 * p * p, t, H / p, W / p]
-        video = unpatchify(video, net.patch_size)  # [1, 3, t, H, W]
+                x = self._upsample(self._materialize(x), stage.upsampler, tile, shortcut)
+            del shortcut
+        # norm_out + SiLU + conv_out, the last block's sum added on the way in.
+        video = self._causal_conv(
+            x,
+            net.conv_out,
+            tile,
+            gamma=self._packed_weight(net.norm_out, "gamma"),
+            silu=True,
+            bias=net.conv_out.bias,
+            form="conv3d",
+        )  # [t, H / p, W / p, 3 * p * p]
+        frames = video.shape[0]
+        video = unpatchify(video.permute(3, 0, 1, 2).unsqueeze(0), net.patch_size)
         torch.clamp(video[0].transpose(0, 1), -1.0, 1.0, out=out[:frames])
         return frames
 
     # ----------------------------------------------------------------------- layers
 
+    def _materialize(self, x: _Activation) -> torch.Tensor:
+        """The activation as a tensor: a pending residual sum is added up in place."""
+        if isinstance(x, torch.Tensor):
+            return x
+        conv, residual, bias = x.take()
+        return kernels.add_bias_residual_(conv, residual, bias)
+
     def _conv_input(
         self,
-        x: torch.Tensor,
+        x: _Activation,
         conv: CausalConv3d,
         tile: _Tile,
         *,
@@ -291,71 +302,61 @@ class FastWanNetwork:
         gamma: torch.Tensor | None = None,
         pre_bias: torch.Tensor | None = None,
         silu: bool = False,
-    ) -> torch.Tensor:
-        """Build a causal conv's input from its history and ``x [T, H, W, C]`` (normalized
-        on the way if ``gamma``), and record its new history (the last two input frames).
-        Returns ``[T + 2, H, W, C]``, or ``[T, H, W, 3C]`` if ``stacked``."""
+        keep_sum: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Build a causal conv's input from its history and ``x [T, H, W, C]`` (a pending
+        sum added up, then normalized on the way if ``gamma``) and record its new
+        history. Returns the buffer ``[T + 2, H, W, C]``, or ``[T, H, W, 3C]`` if
+        ``stacked``, and, with ``keep_sum``, ``x`` added up (else None)."""
         t, h, w, c = x.shape
-        past = tile.history(conv.slot)
-        if past is None:  # rollout start: the published decoder pads with zeros
-            past = x.new_zeros(HISTORY_FRAMES, h, w, c)
-        buffer = x.new_empty(t, h * w, 3 * c) if stacked else x.new_empty(t + 2, h * w, c)
-        kernels.norm_into(past.view(2, h * w, c), buffer, first=0)
-        kernels.norm_into(
-            x.view(t, h * w, c), buffer, first=2, gamma=gamma, bias=pre_bias, silu=silu
-        )
-        if stacked:
-            # The last stacked frame holds padded frames t-1, t, t+1: the history is the last two.
-            new = buffer[t - 1].view(h * w, 3, c)[:, 1:].transpose(0, 1).contiguous()
-            tile.set_history(conv.slot, new.view(2, h, w, c))
-            return buffer.view(t, h, w, 3 * c)
-        tile.set_history(conv.slot, buffer[t:].view(2, h, w, c).clone())
-        return buffer.view(t + 2, h, w, c)
-
-    def _conv_segments(
-        self,
-        x: torch.Tensor,
-        conv: CausalConv3d,
-        tile: _Tile,
-        *,
-        gamma: torch.Tensor | None,
-        pre_bias: torch.Tensor | None,
-        silu: bool,
-    ) -> list[torch.Tensor]:
-        """The implicit-GEMM conv's input as segments read in place: the history, the
-        chunk's frames but the last two, and the new history (those two frames, or the
-        old history's last frame and the chunk's only one), normalized once on the way.
-        No frame is copied but a lone frame's one history frame."""
-        t, h, w, c = x.shape
-        past = tile.history(conv.slot)
-        if past is None:
-            past = x.new_zeros(HISTORY_FRAMES, h, w, c)
-        new = x.new_empty(HISTORY_FRAMES, h, w, c)
-
-        def normalize(frames: torch.Tensor, into: torch.Tensor, first: int) -> None:
-            kernels.norm_into(
-                frames.view(-1, h * w, c), into.view(-1, h * w, c),
-                first=first, gamma=gamma, bias=pre_bias, silu=silu,
-            )  # fmt: skip
-
-        if t >= HISTORY_FRAMES:
-            segments = [past]
-            if t > HISTORY_FRAMES:
-                body = x.new_empty(t - HISTORY_FRAMES, h, w, c)
-                normalize(x[: t - HISTORY_FRAMES], body, first=0)
-                segments.append(body)
-            normalize(x[t - HISTORY_FRAMES :], new, first=0)
+        past = tile.read[conv.slot]
+        total: torch.Tensor | None = None
+        if isinstance(x, _Sum):
+            if pre_bias is not None:  # pragma: no cover - no layer of the network has both
+                raise ValueError("a pending residual sum and a pre-norm bias")
+            chunk, residual, bias = x.take()
+            buffer, history = self._input_buffers(chunk, stacked)
+            total = torch.empty_like(chunk) if keep_sum else None
+            kernels.conv_input(
+                chunk.view(t, h * w, c),
+                None if past is None else past.view(HISTORY_FRAMES, h * w, c),
+                buffer,
+                history.view(HISTORY_FRAMES, h * w, c),
+                gamma=gamma,
+                bias=bias,
+                silu=silu,
+                residual=residual.view(t, h * w, c),
+                sum_out=None if total is None else total.view(t, h * w, c),
+            )
+            del chunk, residual
         else:
-            new[0].copy_(past[1])
-            normalize(x, new, first=1)
-            segments = [past[:1]]
-        segments.append(new)
-        tile.set_history(conv.slot, new)
-        return segments
+            chunk = x
+            buffer, history = self._input_buffers(chunk, stacked)
+            total = x if keep_sum else None
+            kernels.conv_input(
+                chunk.view(t, h * w, c),
+                None if past is None else past.view(HISTORY_FRAMES, h * w, c),
+                buffer,
+                history.view(HISTORY_FRAMES, h * w, c),
+                gamma=gamma,
+                bias=pre_bias,
+                silu=silu,
+            )
+        tile.read[conv.slot] = history
+        shape = (t, h, w, 3 * c) if stacked else (t + 2, h, w, c)
+        return buffer.view(shape), total
+
+    @staticmethod
+    def _input_buffers(chunk: torch.Tensor, stacked: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """An input buffer for a conv over ``chunk [T, H, W, C]`` (``[T + 2, HW, C]``, or
+        ``[T, HW, 3C]`` stacked) and a new history tensor ``[2, H, W, C]``."""
+        t, h, w, c = chunk.shape
+        buffer = chunk.new_empty(t, h * w, 3 * c) if stacked else chunk.new_empty(t + 2, h * w, c)
+        return buffer, chunk.new_empty(HISTORY_FRAMES, h, w, c)
 
     def _causal_conv(
         self,
-        x: torch.Tensor,
+        x: _Activation,
         conv: CausalConv3d,
         tile: _Tile,
         *,
@@ -363,117 +364,115 @@ class FastWanNetwork:
         pre_bias: torch.Tensor | None = None,
         silu: bool = False,
         bias: torch.Tensor | None = None,
-        residual: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """3x3x3 causal conv ``[T, H, W, C] -> [T, H, W, Co]``, plus ``bias`` and
-        ``residual`` if given (the input normalized first if ``gamma``)."""
-        t, c = x.shape[0], x.shape[3]
-        if self._implicit_gemm(x, conv):
-            segments = self._conv_segments(
-                x, conv, tile, gamma=gamma, pre_bias=pre_bias, silu=silu
-            )
-            weight = self._packed_weight(conv, "implicit")
-            return implicit_gemm.causal_conv(
-                segments, weight, (3, 3, 3), bias=bias, residual=residual
-            )
-        stacked = self.stacked(c, t)
-        buffer = self._conv_input(
-            x, conv, tile, stacked=stacked, gamma=gamma, pre_bias=pre_bias, silu=silu
-        )
-        conv_bias = bias if residual is None else None
+        keep_sum: bool = False,
+        form: str | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None] | torch.Tensor:
+        """3x3x3 causal conv ``[T, H, W, C] -> [T, H, W, Co]`` plus ``bias`` (the input,
+        or a pending sum added up, normalized first if ``gamma``). With ``keep_sum``
+        returns ``(output, input added up)``."""
+        t, h, w, c = x.shape
+        stacked = self.stacked(c, t, h * w) if form is None else form == "stacked"
+        buffer, total = self._conv_input(
+            x, conv, tile, stacked=stacked, gamma=gamma, pre_bias=pre_bias, silu=silu,
+            keep_sum=keep_sum,
+        )  # fmt: skip
         if stacked:
             weight = self._packed_weight(conv, "stacked")
-            y = _frames_of(F.conv2d(buffer.permute(0, 3, 1, 2), weight, conv_bias, padding=1))
+            y = _frames_of(F.conv2d(buffer.permute(0, 3, 1, 2), weight, bias, padding=1))
         else:
             weight = self._packed_weight(conv, "conv3d")
-            y = F.conv3d(
-                buffer.permute(3, 0, 1, 2).unsqueeze(0), weight, conv_bias, padding=(0, 1, 1)
-            )
+            y = F.conv3d(buffer.permute(3, 0, 1, 2).unsqueeze(0), weight, bias, padding=(0, 1, 1))
             y = y[0].permute(1, 2, 3, 0).contiguous()
-        if residual is not None:
-            kernels.add_bias_residual_(y, residual, bias)
-        return y
+        return (y, total) if keep_sum else y
 
-    def _implicit_gemm(self, x: torch.Tensor, conv: CausalConv3d) -> bool:
-        """Whether this conv runs as the Triton implicit GEMM (else cuDNN)."""
-        if self.implicit is None:
-            if not _use_implicit_gemm_on(x.device, x.dtype):
-                return False
-            rule = use_implicit_gemm
-        else:
-            rule = self.implicit
-        return rule(x.shape[3], conv.out_channels, x.shape[0])
-
-    def _residual_block(self, x: torch.Tensor, block: ResidualBlock, tile: _Tile) -> torch.Tensor:
-        """Norm, SiLU, conv, twice, plus the shortcut; conv1's bias enters norm2's kernel,
-        conv2's (and the shortcut's) the residual add."""
+    def _residual_block(
+        self, x: _Activation, block: ResidualBlock, tile: _Tile
+    ) -> tuple[_Sum, torch.Tensor]:
+        """Norm, SiLU, conv, twice, plus the shortcut. Returns the block's output as a
+        pending sum (conv2 + shortcut + biases: the next kernel adds it up) and its input
+        as a tensor (added up by norm1's kernel if it was pending)."""
+        gamma1 = self._packed_weight(block.norm1, "gamma")
+        y, x_in = cast(
+            tuple[torch.Tensor, torch.Tensor],
+            self._causal_conv(x, block.conv1, tile, gamma=gamma1, silu=True, keep_sum=True),
+        )
+        del x
         bias = block.conv2.bias
         if isinstance(block.shortcut, nn.Conv3d):
-            residual = F.linear(x, self._packed_weight(block.shortcut, "pointwise"))
+            residual = F.linear(x_in, self._packed_weight(block.shortcut, "pointwise"))
             if block.shortcut.bias is not None:
                 bias = block.shortcut.bias if bias is None else bias + block.shortcut.bias
         else:
-            residual = x
-        gamma1 = self._packed_weight(block.norm1, "gamma")
-        y = self._causal_conv(x, block.conv1, tile, gamma=gamma1, silu=True)
-        return self._causal_conv(
-            y,
-            block.conv2,
-            tile,
-            gamma=self._packed_weight(block.norm2, "gamma"),
-            pre_bias=block.conv1.bias,
-            silu=True,
-            bias=bias,
-            residual=residual,
+            residual = x_in
+        y = cast(
+            torch.Tensor,
+            self._causal_conv(
+                y,
+                block.conv2,
+                tile,
+                gamma=self._packed_weight(block.norm2, "gamma"),
+                pre_bias=block.conv1.bias,
+                silu=True,
+            ),
         )
+        return _Sum(y, residual, bias), x_in
 
     def _attention(self, x: torch.Tensor, attention: SpatialAttention) -> torch.Tensor:
         """Single-head attention over each frame's pixels, plus the input."""
         t, h, w, c = x.shape
         normed = torch.empty_like(x)
         gamma = self._packed_weight(attention.norm, "gamma")
-        kernels.norm_into(x.view(t, h * w, c), normed.view(t, h * w, c), first=0, gamma=gamma)
+        kernels.norm_into(x.view(t, h * w, c), normed.view(t, h * w, c), gamma=gamma)
         qkv_weight = self._packed_weight(attention.to_qkv, "pointwise")
         qkv = F.linear(normed.view(t, h * w, c), qkv_weight, attention.to_qkv.bias)
+        del normed
         q, k, v = qkv.unsqueeze(1).chunk(3, dim=-1)  # [t, 1, hw, c] each
         attended = F.scaled_dot_product_attention(q, k, v).squeeze(1)
+        del qkv, q, k, v
         proj_weight = self._packed_weight(attention.proj, "pointwise")
         y = F.linear(attended, proj_weight, attention.proj.bias)
         return y.view(t, h, w, c).add_(x)
 
-    def _upsample(self, x: torch.Tensor, up: Upsampler, tile: _Tile) -> torch.Tensor:
-        """Time doubling (if any), then nearest 2x + 3x3 conv as a sub-pixel conv."""
+    def _upsample(
+        self, x: torch.Tensor, up: Upsampler, tile: _Tile, shortcut: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Time doubling (if any), then nearest 2x + 3x3 conv as a sub-pixel conv, plus
+        the stage's spread ``shortcut`` (its input) where there is one."""
+        time_factor = 1
         if up.time_conv is not None:
             x = self._double_frames(x, up.time_conv, tile)
-        padded = F.pad(x, (0, 0, 1, 1, 1, 1))  # [n, h + 2, w + 2, c], zero border
-        phases = F.conv2d(padded.permute(0, 3, 1, 2), self._packed_weight(up.conv, "subpixel"))
-        return kernels.subpixel_gather(_frames_of(phases), up.conv.bias)
-
-    def _spread(self, x: torch.Tensor, shortcut: SpreadShortcut, tile: _Tile) -> torch.Tensor:
-        """Wan 2.2's stage shortcut on ``x [T, H, W, C]`` -> ``[T', 2H, 2W, Co]``: the
-        channel placement of :class:`~reference_decoders.wan.model.SpreadShortcut`
-        (channel ``(o, time, row, column)`` of the repeated input), channels last."""
-        t, h, w, _ = x.shape
-        ft, co = shortcut.time_factor, shortcut.out_channels
-        spread = x.repeat_interleave(shortcut.repeats, dim=3).view(t, h, w, co, ft, 2, 2)
-        spread = spread.permute(0, 4, 1, 5, 2, 6, 3).reshape(t * ft, 2 * h, 2 * w, co)
-        if tile.first and ft > 1:
-            spread = spread[ft - 1 :]  # the rollout's first frame: its last copy only
-        return spread
+            time_factor = 2
+        phases = F.conv2d(
+            x.permute(0, 3, 1, 2), self._packed_weight(up.conv, "subpixel"), padding=1
+        )  # [n, 4Co, h + 1, w + 1]: the 2x2 conv over the zero-padded frames
+        del x
+        shift = time_factor - 1 if tile.first else 0
+        return kernels.subpixel_gather(
+            _frames_of(phases), up.conv.bias, shortcut, time_factor=time_factor, frame_shift=shift
+        )
 
     def _double_frames(
         self, x: torch.Tensor, time_conv: CausalConv3d, tile: _Tile
     ) -> torch.Tensor:
         """The rollout's first frame passes as it is; every other frame becomes two
-        (``time_conv`` gives 2C channels: the earlier frame's C, then the later one's)."""
+        (``time_conv`` gives 2C channels: the earlier frame's C, then the later one's),
+        each computed straight into its place in the output."""
         t, h, w, c = x.shape
         head = 1 if tile.first else 0
         out = x.new_empty(head + 2 * (t - head), h, w, c)
         if head:
             out[0].copy_(x[0])
         if t > head:
-            stacked = self._conv_input(x[head:], time_conv, tile, stacked=True)
-            doubled = F.linear(stacked, self._packed_weight(time_conv, "time"), time_conv.bias)
-            pairs = doubled.view(t - head, h, w, 2, c).permute(0, 3, 1, 2, 4)
-            out[head:].view(t - head, 2, h, w, c).copy_(pairs)
+            stacked, _ = self._conv_input(x[head:], time_conv, tile, stacked=True)
+            weight = self._packed_weight(time_conv, "time")  # [2C, 3C]
+            bias = time_conv.bias
+            for i in range(t - head):
+                frame = stacked[i].view(h * w, 3 * c)
+                for half in range(2):
+                    rows = slice(half * c, (half + 1) * c)
+                    target = out[head + 2 * i + half].view(h * w, c)
+                    if bias is None:
+                        torch.mm(frame, weight[rows].t(), out=target)
+                    else:
+                        torch.addmm(bias[rows], frame, weight[rows].t(), out=target)
         return out

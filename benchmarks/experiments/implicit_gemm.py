@@ -1,4 +1,6 @@
-"""A causal 3-D convolution as one implicit GEMM in Triton, history read in place.
+"""Experiment 3 (issue 13): a causal 3-D convolution as one implicit GEMM in Triton,
+history read in place. Moved out of the decoder's fast path (it was the opt-in
+``triton_convs``): cuDNN measured faster on every Wan conv shape (benchmarks/NOTES.md).
 
 cuDNN runs a 3x3x3 conv over a buffer that already holds the two history frames followed
 by the chunk, so the fast path copied the history in before every conv (and the stacked
@@ -20,11 +22,12 @@ element is read by ``taps`` = 27 (tile, tap) pairs, so a norm + SiLU in the prol
 recomputed 27 times on CUDA cores, whose float32 rate is ~1/15 of the tensor cores'
 bf16 rate; at ~10 flops per element against 2 * BLOCK_N = 256 MMA flops it would cost
 more than half the MMA time. The fused norm kernel writes the normalized chunk once
-instead (:func:`.kernels.norm_into`), straight into the segment this kernel reads.
+instead (``reference_decoders.wan.fast.kernels.conv_input``), straight into the
+segment this kernel reads.
 
 Tile shapes are chosen per conv shape by measurement on an H200
-(``benchmarks/conv_kernels.py``, table in ``benchmarks/NOTES.md``); cuDNN stays where it
-is faster (:mod:`.layout`).
+(``benchmarks/experiments/conv_kernels.py``, table in ``benchmarks/NOTES.md``); cuDNN was
+faster on every shape, which is why the decoder does not use this kernel.
 """
 
 from __future__ import annotations

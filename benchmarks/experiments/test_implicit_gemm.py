@@ -1,4 +1,9 @@
-"""The Triton implicit-GEMM causal conv (reference_decoders.wan.fast.implicit_gemm).
+"""The Triton implicit-GEMM causal conv of experiment 3 (``implicit_gemm.py`` beside this).
+
+An experiment, not part of the decoder: cuDNN was faster on every conv shape of the Wan
+decoders (benchmarks/NOTES.md, experiment 3), so the kernel left the fast path. It stays
+runnable here: ``python -m pytest benchmarks/experiments/test_implicit_gemm.py`` (not
+collected by the suite's default run, whose test path is ``tests/``).
 
 The kernel is checked against ``F.conv3d`` in float64 over the frames its segments
 join, under a rigorous error bound rather than a tuned tolerance: the float32
@@ -6,12 +11,7 @@ accumulation of ``K = 27 C`` products errs by at most ``K u32 * sum|x||w|`` (the
 standard dot-product bound, ``u32 = 2^-24``), and the one rounding of the output to the
 storage dtype adds at most ``u * |y|`` (``u = 2^-8`` for bfloat16, ``2^-24`` for float32).
 
-Then the executor wired to it: :class:`FastWanNetwork` with every conv the kernel can
-take routed through it must give the eager decoder's frames under chunk plans, tile
-sizes and a batch of two (history read in place across tiles and calls).
-
-Runs on CUDA (bfloat16 kernel checks, any GPU: the layout rule that limits the kernel to
-Hopper is bypassed here) or under Triton's CPU interpreter (``TRITON_INTERPRET=1``,
+Runs on CUDA (bfloat16 and float32 kernel checks, any GPU) or under Triton's CPU interpreter (``TRITON_INTERPRET=1``,
 float32), else skipped. Triton 3.6's interpreter needs numpy < 2.4 (it converts
 one-element arrays to Python ints, which numpy 2.4 refuses); e.g.
 ``pip install --target /tmp/t triton==3.6.0 "numpy<2.4"`` and ``PYTHONPATH=/tmp/t``.
@@ -19,16 +19,24 @@ one-element arrays to Python ints, which numpy 2.4 refuses); e.g.
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from reference_decoders.wan.fast.layout import implicit_gemm_accepts
+pytest.importorskip("triton")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import implicit_gemm  # noqa: E402
 
-from .helpers import SMALL, decode_in_chunks
-from .test_fast import DEVICE, ON_GPU, _assert_close, _latents, _pair, needs_fast
-
-implicit_gemm = pytest.importorskip("reference_decoders.wan.fast.implicit_gemm")
+ON_GPU = torch.cuda.is_available()
+DEVICE = "cuda" if ON_GPU else "cpu"
+needs_fast = pytest.mark.skipif(
+    not ON_GPU and os.environ.get("TRITON_INTERPRET") != "1",
+    reason="needs CUDA, or Triton's interpreter (TRITON_INTERPRET=1)",
+)
 
 
 def _reference(frames: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -116,46 +124,6 @@ def test_kernel_refuses_inputs_it_cannot_compute() -> None:
         implicit_gemm.causal_conv([x], w, (3, 3, 3), config=several_rows_128_byte_channels)
 
 
-def _route_through_kernel(c: int, co: int, t: int) -> bool:
-    return implicit_gemm_accepts(c)
-
-
-@needs_fast
-@pytest.mark.parametrize("tile", [1, 2])
-def test_executor_with_the_kernel_matches_eager_under_chunk_plans(tile: int) -> None:
-    """Every conv the kernel can take (16 and 32 channels of the small config) runs on it,
-    the rest on cuDNN; the frames are the eager decoder's under chunk plans (batch 2),
-    so history read in place across tiles, chunks and batch elements is right."""
-    if not ON_GPU and tile == 1:
-        pytest.skip("the Triton interpreter is slow: one tile size on the CPU")
-    dtype = torch.bfloat16 if ON_GPU else torch.float32
-    eager, fast = _pair(SMALL, dtype, tile_latent_frames=tile)
-    assert fast._fast is not None
-    fast._fast.implicit = _route_through_kernel
-    latents = _latents(2, 5, 16, 2, 3, seed=21)
-    expected = decode_in_chunks(eager, latents, [5])
-    for plan in ([1, 1, 1, 1, 1], [3, 2], [2, 3]) if ON_GPU else ([1, 3, 1],):
-        actual = decode_in_chunks(fast, latents.to(DEVICE, dtype), plan).float()
-        _assert_close(actual, expected, dtype, f"plan {plan}, tile {tile}")
-
-
-@needs_fast
-def test_executor_with_the_kernel_never_writes_history_it_handed_out() -> None:
-    """History tensors a call returned stay as they were after later calls (a cache
-    forked from them keeps its state), though the next call reads them in place."""
-    dtype = torch.bfloat16 if ON_GPU else torch.float32
-    _, fast = _pair(SMALL, dtype, tile_latent_frames=1)
-    assert fast._fast is not None
-    fast._fast.implicit = _route_through_kernel
-    latents = _latents(1, 4, 16, 2, 3, seed=22).to(DEVICE, dtype)
-    cache = fast.initialize_autoregressive_cache()
-    fast(input=latents[:, :2], autoregressive_index=0, cache=cache)
-    handed_out = [h for h in cache.conv_history if h is not None]
-    copies = [h.clone() for h in handed_out]
-    fast(input=latents[:, 2:], autoregressive_index=1, cache=cache)
-    assert all(torch.equal(h, c) for h, c in zip(handed_out, copies))
-
-
 def test_default_tiles_fit_every_wan_width() -> None:
     """Every conv width of the published decoders gets a tile whose block_k divides it."""
     for c in (96, 192, 384, 256, 512, 1024, 16, 32):
@@ -166,22 +134,3 @@ def test_default_tiles_fit_every_wan_width() -> None:
                 assert c % config.block_k == 0, (c, config)
                 assert not config.block_w or config.block_m % config.block_w == 0
                 assert tma or not config.block_w
-
-
-@needs_fast
-@pytest.mark.parametrize("setting", [True, False, None])
-def test_config_chooses_where_convs_run(setting: bool | None) -> None:
-    """``triton_convs`` reaches the executor: True routes every width the kernel takes,
-    False none, None leaves the measured rule (the executor's own default)."""
-    from reference_decoders.wan import WanVAEDecoderConfig
-
-    decoder = WanVAEDecoderConfig(
-        device=DEVICE, dtype=torch.float32, fast_path=True, triton_convs=setting, **SMALL
-    ).setup()
-    assert decoder._fast is not None
-    rule = decoder._fast.implicit
-    if setting is None:
-        assert rule is None
-    else:
-        assert rule is not None
-        assert rule(32, 32, 1) is setting and rule(8, 8, 1) is False

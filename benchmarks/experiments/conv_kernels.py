@@ -1,4 +1,4 @@
-"""Per-shape rates of the Triton implicit-GEMM causal conv against cuDNN (bf16, CUDA).
+"""Experiment 3: per-shape rates of the Triton implicit-GEMM causal conv against cuDNN (bf16, CUDA).
 
 For every 3x3x3 conv of a Wan 2.1 decoder step (``--latent-frames`` latent frames at
 480x832, the full decode's one-latent-frame tiles by default) and a few Wan 2.2 widths,
@@ -14,7 +14,7 @@ checks the Triton output against cuDNN's (largest difference relative to the out
 largest magnitude), and prints ms and TFLOP/s per shape, and the sum over one step
 weighted by how many times the step runs each shape.
 
-    python benchmarks/conv_kernels.py [--latent-frames 1] [--json PATH]
+    python benchmarks/experiments/conv_kernels.py [--latent-frames 1] [--json PATH]
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 from conv_shapes import shapes, time_it  # noqa: E402
-
-from reference_decoders.wan.fast.implicit_gemm import (  # noqa: E402
+from implicit_gemm import (  # noqa: E402
     TileConfig,
     causal_conv,
     pack_weight,
@@ -94,7 +95,7 @@ def measure(shape: dict, dev: str = "cuda", dt: torch.dtype = torch.bfloat16) ->
     row: dict = dict(shape, flops=flops)
 
     full = torch.cat([history, chunk])  # [T + 2, H, W, C]
-    if use_stacked_conv(cin, t):
+    if use_stacked_conv(cin, t):  # the rule as it was when measured
         stacked = torch.cat([full[j : j + t] for j in range(3)], dim=-1)  # [T, H, W, 3C]
         sw = stacked_conv_weight(weight)
         row["cudnn_form"] = "stacked conv2d"
