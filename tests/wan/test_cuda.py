@@ -1,7 +1,7 @@
 """The decoder on CUDA: bf16 by default, full size bitwise chunk-invariant, certified by the kit.
 
 Marked ``cuda``: skipped without a GPU (the root conftest's hook). Tolerances for bf16 follow the kit's derived bf16 default
-(``conformance.checks.tolerances``: atol = rtol = 3.2e-2); the bf16-vs-fp32 bounds are the
+(``conformance.checks.harness.tolerances``: atol = rtol = 3.2e-2); the bf16-vs-fp32 bounds are the
 CPU bf16 measurement (max 0.042, mean 0.0065 on these weights) with headroom, not a GPU
 measurement.
 """

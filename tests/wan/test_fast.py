@@ -2,12 +2,13 @@
 Wan 2.1 and Wan 2.2, and with one-latent-frame tiles a streamed decode equals the one-call
 decode bit for bit.
 
-Runs on CUDA; on a machine without one, only under Triton's CPU interpreter
-(``TRITON_INTERPRET=1`` with Triton installed: slow, for checking the kernels' logic; e.g.
-``pip install --target /tmp/t triton==3.6.0 "numpy<2.4"`` and ``PYTHONPATH=/tmp/t``), else
-skipped. The wiring tests at the end run everywhere.
+Runs on CUDA (marked ``cuda``: ``pytest -m cuda`` selects them); on a machine without one,
+only under Triton's CPU interpreter (``TRITON_INTERPRET=1`` with Triton installed: slow,
+for checking the kernels' logic; e.g. ``pip install --target /tmp/t triton==3.6.0
+"numpy<2.4"`` and ``PYTHONPATH=/tmp/t``), else skipped. The wiring tests at the end run
+everywhere.
 
-Tolerances are the kit's derived defaults (``conformance.checks.tolerances``): float32 fast vs
+Tolerances are the kit's derived defaults (``conformance.checks.harness.tolerances``): float32 fast vs
 float32 eager differ by reassociation only (fused norms, the sub-pixel conv's collapsed
 taps, cuDNN algorithms; observed ~1e-5 on the H100 with TF32 off, 4e-6 in the
 interpreter), bfloat16 fast vs the float32 eager reference by bf16 rounding. Weights are
@@ -17,6 +18,7 @@ the wrong kernel shows.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -27,7 +29,7 @@ from reference_decoders.wan.fast import fast_path_support
 
 from .helpers import VERSIONS, Version, decode_in_chunks
 
-tolerances = pytest.importorskip("conformance.checks.tolerances")
+tolerances = pytest.importorskip("conformance.checks.harness.tolerances")
 
 
 def _fast_device() -> str | None:
@@ -39,10 +41,16 @@ def _fast_device() -> str | None:
 
 
 DEVICE = _fast_device()
-needs_fast = pytest.mark.skipif(
-    DEVICE is None, reason="the fast path needs CUDA with Triton (or TRITON_INTERPRET=1)"
-)
 ON_GPU = DEVICE == "cuda"
+
+
+def needs_fast(test: Any) -> Any:
+    """A test of the fast path's numbers: marked ``cuda`` (so ``pytest -m cuda`` runs it on
+    a GPU machine and the root conftest skips it elsewhere), unless Triton's interpreter
+    is asked for, where it runs on the CPU."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return pytest.mark.skipif(DEVICE is None, reason="needs Triton for its interpreter")(test)
+    return pytest.mark.cuda(test)
 #: Weight seeds of the original per-version files (the observed errors above were theirs).
 WEIGHT_SEED = {"wan2.1": 11, "wan2.2": 12}
 

@@ -131,6 +131,9 @@ def conv_input(
     over channels (the model's RMSNorm), applied when ``gamma`` is given. History
     frames are copied as they are.
 
+    ``sum_out`` may be ``x`` itself: each element is read before it is written, by the
+    same program, so the sum can replace the conv output it adds to.
+
     ``out`` is ``[T + 2, P, C]`` (sequence frame ``p`` at frame ``p``) or ``[T, P, 3C]``
     (stacked: frame ``p`` at frames ``p - j``, channels ``j*C:(j+1)*C``, for j < 3).
     ``history [2, P, C]``, if given, receives the sequence's last two frames.

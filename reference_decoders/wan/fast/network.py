@@ -316,7 +316,9 @@ class FastWanNetwork:
                 raise ValueError("a pending residual sum and a pre-norm bias")
             chunk, residual, bias = x.take()
             buffer, history = self._input_buffers(chunk, stacked)
-            total = torch.empty_like(chunk) if keep_sum else None
+            # The sum is written over the conv output it adds to (each element is read
+            # before it is written, by the same program): no extra activation alive.
+            total = chunk if keep_sum else None
             kernels.conv_input(
                 chunk.view(t, h * w, c),
                 None if past is None else past.view(HISTORY_FRAMES, h * w, c),
@@ -326,7 +328,7 @@ class FastWanNetwork:
                 bias=bias,
                 silu=silu,
                 residual=residual.view(t, h * w, c),
-                sum_out=None if total is None else total.view(t, h * w, c),
+                sum_out=None if total is None else chunk.view(t, h * w, c),
             )
             del chunk, residual
         else:
