@@ -249,3 +249,16 @@ def test_fast_path_flop_count_matches_a_hand_count(bench: ModuleType, model: str
     # first chunk (whose first frame is not doubled in time) counts fewer.
     assert bench.count_flops(workload, frames=3, first_chunk=False, subpixel=True) == 3 * fast
     assert bench.count_flops(workload, frames=3, first_chunk=True, subpixel=True) < 3 * fast
+
+
+def test_benchmark_and_tests_build_diffusers_with_one_function(bench: ModuleType) -> None:
+    """The benchmark's reference model comes from the builder the Wan tests use, so the two
+    compare against the same network (Wan 2.2: the published encoder at full size)."""
+    from reference_decoders.wan import random_weights
+
+    assert bench.diffusers_vae is random_weights.diffusers_vae
+    workload = bench.full_size_workload(bench.parse_args(["--model", "wan2.2"]))
+    arguments = bench.diffusers_arguments(workload)
+    assert arguments == random_weights.diffusers_arguments("wan2.2")
+    assert (arguments["base_dim"], arguments["decoder_base_dim"]) == (160, 256)
+

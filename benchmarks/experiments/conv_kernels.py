@@ -5,7 +5,7 @@ For every 3x3x3 conv of a Wan 2.1 decoder step (``--latent-frames`` latent frame
 it times:
 
 - ``cudnn``: the conv as the fast path ran it before this kernel: the stacked conv2d or
-  the conv3d that :func:`reference_decoders.wan.fast.layout.use_stacked_conv` picks, on
+  the conv3d that the fast path's layout rule of the time picked, on
   an input buffer that already holds the history (building that buffer not counted);
 - ``triton``: :func:`reference_decoders.wan.fast.implicit_gemm.causal_conv` over the
   history and chunk as separate segments, for each candidate tile, best one reported;
@@ -38,8 +38,15 @@ from implicit_gemm import (  # noqa: E402
     causal_conv,
     pack_weight,
 )
-from reference_decoders.wan.fast.layout import use_stacked_conv  # noqa: E402
+
 from reference_decoders.wan.fast.weights import stacked_conv_weight  # noqa: E402
+
+
+def use_stacked_conv(in_channels: int, frames: int) -> bool:
+    """The layout rule of the fast path when experiment 3 ran (cuDNN's stacked conv2d
+    except for 192 channels and single frames of 384+); the decoder's rule is now
+    re-measured (``reference_decoders/wan/fast/layout.py``)."""
+    return in_channels != 192 and not (frames == 1 and in_channels >= 384)
 
 
 def candidates(cin: int, cout: int, width: int, few: bool = False) -> list[TileConfig]:
@@ -95,7 +102,7 @@ def measure(shape: dict, dev: str = "cuda", dt: torch.dtype = torch.bfloat16) ->
     row: dict = dict(shape, flops=flops)
 
     full = torch.cat([history, chunk])  # [T + 2, H, W, C]
-    if use_stacked_conv(cin, t):  # the rule as it was when measured
+    if use_stacked_conv(cin, t):
         stacked = torch.cat([full[j : j + t] for j in range(3)], dim=-1)  # [T, H, W, 3C]
         sw = stacked_conv_weight(weight)
         row["cudnn_form"] = "stacked conv2d"

@@ -78,7 +78,7 @@ for (h, w, T) in ((8, 8, 6), (30, 52, 5)):
     corr[f"eager_bf16_{h}x{w}"] = {"max_abs": (e16 - ref).abs().max().item(), "mean_abs": (e16 - ref).abs().mean().item(), "worst_margin": viol(e16)}
     for tile in (1, 2):
         for stk in ("auto", "conv3d", "stacked"):
-            pol = None if stk == "auto" else (lambda c, t, s=stk: s == "stacked")
+            pol = None if stk == "auto" else (lambda c, t, p=0, s=stk: s == "stacked")
             fast = FastWanNetwork(d16.network, tile, pol)
             for plan in ([T], [3] + [1] * (T - 3), [1] * T):
                 o = fast_decode(fast, x32.to(bf), plan).float()

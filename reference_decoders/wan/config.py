@@ -124,7 +124,9 @@ class WanVAEDecoderConfig(DecoderConfig):
         tile_latent_frames: the fast path decodes a chunk this many latent frames at a
             time, carrying the history between tiles: peak memory is set by the tile,
             not by the chunk length (1 keeps a 480x832 decode under 4 GiB on top of
-            the weights; larger tiles are a few percent faster).
+            the weights; larger tiles are a few percent faster). With 1, every tile runs
+            the same kernels on the same shapes, so a streamed decode equals the
+            one-call decode bit for bit whatever the chunk plan.
     """
 
     _target: type[WanVAEDecoder] = field(default_factory=_decoder_class)
