@@ -148,6 +148,11 @@ class DecoderSpec:
             computing everything in ``reference_dtype`` and taking latents in it. Without
             it the kit builds ``factory()`` and calls ``.to(reference_dtype)`` on it,
             which is right for decoders that follow their parameters' dtype.
+        rebuild_per_check: build every check's decoders with ``factory`` instead of deep
+            copies of one build. The kit copies by default (much faster for large
+            decoders) and falls back to building by itself when a copy would not be
+            isolated from the original or cannot be made; set this for a decoder whose
+            construction has effects a copy does not repeat (registering itself somewhere).
     """
 
     name: str
@@ -174,6 +179,7 @@ class DecoderSpec:
     inference_mode: bool = False
     reference_dtype: torch.dtype | None = None
     reference_factory: Callable[[], torch.nn.Module] | None = None
+    rebuild_per_check: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -237,6 +243,10 @@ class DecoderSpec:
             raise ValueError(
                 "DecoderSpec.output_adapter must be a callable taking forward's result and "
                 f"returning the output tensor, got {self.output_adapter!r}"
+            )
+        if not isinstance(self.rebuild_per_check, bool):
+            raise ValueError(
+                f"DecoderSpec.rebuild_per_check must be True or False, got {self.rebuild_per_check!r}"
             )
         if not isinstance(self.inference_mode, bool):
             raise ValueError(

@@ -30,6 +30,7 @@ import torch
 from conformance.checks.registry import Check
 from conformance.checks.harness.context import CheckContext
 from conformance.checks.harness.control import RunControl
+from conformance.checks.harness.holding import OutputHold
 from conformance.core.outcomes import (
     CheckCancelled,
     CheckFailed,
@@ -139,14 +140,17 @@ def execute(
 
 
 def execute_with_timeout(
-    spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, *, target: str | None
+    spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, *, target: str | None,
+    hold: OutputHold | None = None,
 ) -> CheckResult:
     """Run one check in a daemon thread of this process, abandoned after the check's timeout.
 
     The in-process executor's way: it cannot stop native code that never returns, or a
     decoder that kills its process; the supervised executor can.
     """
-    ctx = new_context(spec, check, profile, run_seed)
+    control = RunControl()
+    control.hold = hold
+    ctx = new_context(spec, check, profile, run_seed, control)
     timeout = spec.check_timeout_s or profile.check_timeout_s
     outcome: dict[str, Any] = {}
 

@@ -147,6 +147,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {number}")
+    return number
+
+
 def _profile_name(value: str) -> str:
     if value in PROFILES:
         return value
@@ -260,6 +270,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch intra-op threads in each worker process (default: 1 for decoders on the "
         "CPU, which keeps small CPU decoders fast on loaded machines; torch's default for GPU "
         "decoders)",
+    )
+    certify.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes that run one decoder's checks at once (default: one per core "
+        "for CPU decoders, up to 4; 2 for GPU decoders). Results are the same for any N",
+    )
+    certify.add_argument(
+        "--max-crashes",
+        type=_non_negative_int,
+        default=2,
+        metavar="N",
+        help="after N checks whose worker process crashed or hung, report a decoder's other "
+        "checks as not run (the decoder is not certified either way); 0: never stop (default: 2)",
+    )
+    certify.add_argument(
+        "--maxfail",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="after N failed checks, report a decoder's other checks as not run (default: run all)",
     )
     certify.add_argument(
         "--in-process",
@@ -409,7 +442,8 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         _IN_PROCESS_RUNS.append(True)
     options = RunOptions(
         seed=seed, profile=args.profile, check_ids=check_ids, supervised=not args.in_process,
-        threads=args.threads,
+        threads=args.threads, jobs=args.jobs, max_worker_losses=args.max_crashes or None,
+        maxfail=args.maxfail,
     )
     with _signals_stop_the_run():
         outcome = certify_targets(targets, options, required=required, origins=origins, on_event=progress)

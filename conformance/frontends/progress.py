@@ -124,7 +124,7 @@ class LiveProgress:
                 for line in wrap(f"note: {note}", width=100, indent="  "):
                     self._print(line)
             self._print("")
-        self._print(verdict_line(run.certification))
+        self._print(verdict_line(run))
 
     # ------------------------------------------------------------------ output
 

@@ -173,12 +173,17 @@ def failure_lines(
     return lines
 
 
-def verdict_line(certification: Certification) -> str:
+def verdict_line(run: DecoderRun) -> str:
     """``NAME: CERTIFIED (17 passed, 1 skipped) in 5.3 s``, saying why a subset or an
-    interrupted run is not certified."""
+    interrupted run is not certified. The time is the run's wall clock (building and
+    worker restarts included; checks that ran side by side counted once); a record
+    without it gives the sum of its checks' times."""
+    certification = run.certification
     counts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in summary(certification).items() if n)
     verdict = "CERTIFIED" if certification.certified else "NOT CERTIFIED"
-    total = sum(r.duration_s for r in certification.results if is_number(r.duration_s))
+    total = run.wall_s if is_number(run.wall_s) else sum(
+        r.duration_s for r in certification.results if is_number(r.duration_s)
+    )
     line = f"{clean_text(certification.decoder)}: {verdict} ({counts or 'no checks run'}) in {total:.1f} s"
     if certification.interrupted:
         line += "; the run was interrupted, so this report is partial and certifies nothing"
@@ -205,7 +210,7 @@ def format_run(run: DecoderRun, *, width: int | None = None) -> str:
             )
     for note in run.notes:
         lines += wrap(f"note: {note}", width=width or terminal_width(), indent="  ")
-    lines += ["", verdict_line(cert)]
+    lines += ["", verdict_line(run)]
     return "\n".join(lines)
 
 

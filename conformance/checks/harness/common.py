@@ -9,7 +9,6 @@ from conformance.checks.harness.context import CheckContext, Decoded
 from conformance.checks.harness.tolerances import Comparison
 
 __all__ = [
-    "bitwise_equal",
     "describe_mismatch",
     "input_layouts",
     "memory_layout",
@@ -25,17 +24,6 @@ def rollout_plan(ctx: CheckContext, steps: int, first: int = 2) -> tuple[int, ..
     later = [1, 2, 1]
     plan = [first] + [later[i % len(later)] for i in range(steps - 1)]
     return tuple(ctx.chunk_limit(n) for n in plan)
-
-
-def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Same shape, dtype, device and bytes (so NaN payloads and -0.0 count)."""
-    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
-        return False
-    if a.numel() == 0:
-        return True
-    a_bytes = a.detach().contiguous().reshape(-1).view(torch.uint8)
-    b_bytes = b.detach().contiguous().reshape(-1).view(torch.uint8)
-    return bool(torch.equal(a_bytes, b_bytes))
 
 
 def module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:

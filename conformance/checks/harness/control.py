@@ -38,6 +38,10 @@ class RunControl:
         self.first_failure_is_decoder_error = False
         #: The evidence of the check being watched (set by its driver), for progress reports.
         self.evidence: Any = None
+        #: Where the check's early outputs are kept for re-verification at the end of the
+        #: run (:class:`~conformance.checks.harness.holding.OutputHold`); ``None`` when the
+        #: executor re-verifies nothing after the check (a check then holds by itself).
+        self.hold: Any = None
 
     def cancel(self) -> None:
         """Ask the check to stop at its next decoder call (its runner gave up on it)."""

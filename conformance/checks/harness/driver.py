@@ -16,6 +16,7 @@ Checks never call the decoder directly. Going through the driver guarantees that
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -41,6 +42,9 @@ from conformance.core.spec import DecoderSpec
 __all__ = ["DecoderDriver", "Step"]
 
 T = TypeVar("T")
+
+#: Outputs of each check kept for the end-of-run re-verification (the first ones returned).
+HELD_PER_CHECK = 2
 
 
 @dataclass
@@ -84,6 +88,7 @@ class DecoderDriver:
         self.device = spec.torch_device
         self.inputs = InputMaker(spec, seed, self.evidence)
         self._decoder: StreamingVideoDecoder[Any] | None = None
+        self._held = 0
 
     # ----------------------------------------------------------------- guarded calls
 
@@ -171,11 +176,15 @@ class DecoderDriver:
         cache: Any,
         *,
         raw_input: torch.Tensor | None = None,
+        hold: bool = True,
     ) -> Step:
         """One pipeline-style call on canonical latents; returns a :class:`Step`.
 
         The decoder gets a fresh copy in its layout (or exactly ``raw_input`` when given).
-        The result is validated and returned as a canonical clone.
+        The result is validated and returned as a canonical clone. The check's first
+        outputs are kept, as returned, for re-verification at the end of the run
+        (:mod:`~conformance.checks.harness.holding`), unless ``hold`` is false (a check
+        that writes into what the decoder returned, as a caller may).
         """
         frames = int(latents.shape[2])
         if self.spec.max_chunk_frames is not None and frames > self.spec.max_chunk_frames:
@@ -197,7 +206,11 @@ class DecoderDriver:
         if self.spec.output_adapter is not None:
             raw = adapt_output(self.spec, raw, what)
         raw = require_video_tensor(self.spec, raw, what)
+        returned_at = time.monotonic()
         output = self.from_output_layout(raw).detach().clone()
+        if hold and self.control.hold is not None and self._held < HELD_PER_CHECK:
+            self._held += 1
+            self.control.hold.keep(self.check_id, what, raw, raw.detach().clone(), returned_at=returned_at)
         require_finite(output, what, latent_scale=self.latent_scale)
         self.evidence.decoder_calls += 1
         self.evidence.latent_frames += frames
