@@ -15,6 +15,7 @@ from conformance.checks.size_mappers import read_ratio
 from conformance.checks.harness.calls import describe_exception
 from conformance.checks.harness.context import CheckContext, Step
 from conformance.checks.harness.latents import LatentSequence
+from conformance.checks.harness.validation import device_matches
 from conformance.core.outcomes import CheckFailed, CheckSkipped, DecoderError
 
 __all__ = [
@@ -67,10 +68,6 @@ def _signature(fn: object) -> str:
         return "(not inspectable)"
 
 
-def _device_matches(actual: torch.device, declared: torch.device) -> bool:
-    return actual.type == declared.type and (declared.index is None or actual.index == declared.index)
-
-
 @promise(exercises=("decoder_calls",))
 def output_layout_dtype_device(ctx: CheckContext) -> None:
     """Every output has the declared layout (batch, channels, frames, height, width in the
@@ -117,7 +114,7 @@ def output_layout_dtype_device(ctx: CheckContext) -> None:
                 f"{where} has dtype {raw.dtype}, declared {spec.resolved_output_dtype} "
                 "(DecoderSpec.output_dtype, else dtype)"
             )
-        if not _device_matches(raw.device, spec.torch_device):
+        if not device_matches(raw.device, spec.torch_device):
             raise CheckFailed(f"{where} is on {raw.device}, declared device {spec.torch_device}")
         ctx.evidence.examples += 1
 

@@ -148,6 +148,12 @@ class DecoderSpec:
             computing everything in ``reference_dtype`` and taking latents in it. Without
             it the kit builds ``factory()`` and calls ``.to(reference_dtype)`` on it,
             which is right for decoders that follow their parameters' dtype.
+        horizon_frames: latent frames of the long rollouts compared with one decode of all
+            of them (``long_rollouts_match_full_decode``), when more than the profile's
+            (256 in the default profile): set it to the length your pipeline streams.
+        chunk_plans: the chunk plans your pipeline uses (latent frames per call, e.g.
+            ``((1, 4, 4, 4),)``): always tried by the chunk checks, as given and repeated
+            over the long rollouts.
         rebuild_per_check: build every check's decoders with ``factory`` instead of deep
             copies of one build. The kit copies by default (much faster for large
             decoders) and falls back to building by itself when a copy would not be
@@ -180,6 +186,8 @@ class DecoderSpec:
     reference_dtype: torch.dtype | None = None
     reference_factory: Callable[[], torch.nn.Module] | None = None
     rebuild_per_check: bool = False
+    horizon_frames: int | None = None
+    chunk_plans: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -243,6 +251,24 @@ class DecoderSpec:
             raise ValueError(
                 "DecoderSpec.output_adapter must be a callable taking forward's result and "
                 f"returning the output tensor, got {self.output_adapter!r}"
+            )
+        if self.horizon_frames is not None and not _positive_int(self.horizon_frames):
+            raise ValueError(
+                f"DecoderSpec.horizon_frames must be a positive int (latent frames), got {self.horizon_frames!r}"
+            )
+        plans = self.chunk_plans
+        if not isinstance(plans, (tuple, list)) or not all(
+            isinstance(plan, (tuple, list)) and plan and all(map(_positive_int, plan)) for plan in plans
+        ):
+            raise ValueError(
+                "DecoderSpec.chunk_plans must be a sequence of chunk plans, each a non-empty "
+                f"sequence of positive ints (latent frames per call), e.g. ((1, 4, 4, 4),); got {plans!r}"
+            )
+        object.__setattr__(self, "chunk_plans", tuple(tuple(int(n) for n in plan) for plan in plans))
+        if self.max_chunk_frames is not None and any(n > self.max_chunk_frames for plan in self.chunk_plans for n in plan):
+            raise ValueError(
+                f"DecoderSpec.chunk_plans has chunks longer than max_chunk_frames={self.max_chunk_frames}: "
+                f"{[list(plan) for plan in self.chunk_plans]}"
             )
         if not isinstance(self.rebuild_per_check, bool):
             raise ValueError(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
+from time import perf_counter as _perf_counter  # the real clocks, whatever patches ``time`` later
 import traceback
 from typing import Any
 
@@ -134,9 +134,9 @@ def execute(
 ) -> CheckResult:
     """Run one check synchronously in the calling thread (what a supervised worker does)."""
     ctx = new_context(spec, check, profile, run_seed, control)
-    started = time.perf_counter()
+    started = _perf_counter()
     status, message, kind = outcome_of(check, ctx)
-    return finish(check, ctx, status, message, kind, time.perf_counter() - started, target=target)
+    return finish(check, ctx, status, message, kind, _perf_counter() - started, target=target)
 
 
 def execute_with_timeout(
@@ -158,11 +158,11 @@ def execute_with_timeout(
         status, message, kind = outcome_of(check, ctx)
         outcome.update(status=status, message=message, kind=kind)
 
-    started = time.perf_counter()
+    started = _perf_counter()
     worker = threading.Thread(target=work, name=f"conformance-{check.id}", daemon=True)
     worker.start()
     worker.join(timeout)
-    duration = time.perf_counter() - started
+    duration = _perf_counter() - started
     if worker.is_alive():
         ctx.control.cancel()
         outcome = timeout_outcome(

@@ -12,7 +12,7 @@ Nothing here touches a decoder.
 from __future__ import annotations
 
 import threading
-import time
+from time import monotonic as _monotonic  # the real clocks, whatever patches ``time`` later
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +53,7 @@ class RunControl:
 
     def entering(self, what: str) -> None:
         """A decoder call described by ``what`` is about to be made."""
-        self._current = (what, time.monotonic())
+        self._current = (what, _monotonic())
         if self.call_listener is not None:
             self.call_listener(what)
 
@@ -70,7 +70,7 @@ class RunControl:
         call = self._current
         if call is None:
             return None
-        return f"{call[0]}, running for {time.monotonic() - call[1]:.1f} s"
+        return f"{call[0]}, running for {_monotonic() - call[1]:.1f} s"
 
     def progress(self) -> dict[str, int]:
         """The check's counters so far (examples, decoder calls, mapper queries, comparisons):

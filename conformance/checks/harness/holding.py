@@ -16,7 +16,7 @@ sizes make outputs small: thousands fit).
 
 from __future__ import annotations
 
-import time
+from time import monotonic as _monotonic, sleep as _sleep  # the real clocks, whatever patches ``time`` later
 from dataclasses import dataclass
 
 import torch
@@ -57,15 +57,15 @@ class OutputHold:
             return False
         self.bytes += size
         self.outputs.append(HeldOutput(check_id, what, raw, saved,
-                                       time.monotonic() if returned_at is None else returned_at, min_age_s))
+                                       _monotonic() if returned_at is None else returned_at, min_age_s))
         return True
 
     def wait_due(self) -> float:
         """Sleep until every kept output reached its minimum age; the seconds slept."""
-        now = time.monotonic()
+        now = _monotonic()
         due = max((held.returned_at + held.min_age_s - now for held in self.outputs), default=0.0)
         if due > 0:
-            time.sleep(due)
+            _sleep(due)
         return max(due, 0.0)
 
     def changed(self) -> list[tuple[HeldOutput, float]]:
@@ -73,7 +73,7 @@ class OutputHold:
         seconds (after synchronizing the devices the outputs live on)."""
         for device in {held.raw.device for held in self.outputs if held.raw.device.type == "cuda"}:
             torch.cuda.synchronize(device)
-        now = time.monotonic()
+        now = _monotonic()
         return [(held, now - held.returned_at) for held in self.outputs if not bitwise_equal(held.raw, held.saved)]
 
 
