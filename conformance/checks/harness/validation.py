@@ -112,6 +112,9 @@ def device_matches(actual: torch.device, declared: torch.device) -> bool:
     return actual.type == declared.type and (declared.index is None or actual.index == declared.index)
 
 
+_AXIS_NAMES = {"B": "batch", "C": "channels", "T": "frames", "H": "height", "W": "width"}
+
+
 def require_declared_output(
     spec: DecoderSpec,
     raw: torch.Tensor,
@@ -139,12 +142,18 @@ def require_declared_output(
     if spatial_ratio is not None:
         expected.update(H=h * spatial_ratio, W=w * spatial_ratio)
     layout = spec.resolved_output_layout
+    if raw.dim() != len(layout):
+        raise CheckFailed(
+            f"{what} returned a {raw.dim()}-d tensor of shape {list(raw.shape)}; the declared output "
+            f"layout {layout} has {len(layout)} dimensions"
+        )
     for position, axis in enumerate(layout):
         if axis in expected and raw.shape[position] != expected[axis]:
             shown = [expected.get(a, "T" if a == "T" else "?") for a in layout]
             raise CheckFailed(
                 f"{what} returned shape {list(raw.shape)}; the declared output layout {layout} "
-                f"expects {axis} = {expected[axis]} at dimension {position} (expected {shown})"
+                f"expects {_AXIS_NAMES[axis]} {axis} = {expected[axis]} at dimension {position} "
+                f"(expected {shown})"
             )
 
 
