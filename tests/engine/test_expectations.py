@@ -118,6 +118,9 @@ VACUOUS_IF_EMPTY = [
     "decoding_is_deterministic",
     "batch_elements_are_independent",
     "rollout_state_machine",
+    "long_rollouts_match_full_decode",
+    "outputs_ignore_time_and_global_state",
+    "caller_owns_returned_outputs",
 ]
 #: Promises about calls, caches and memory, not about output values: an empty output
 #: does not make them vacuous, so they must not raise a false alarm.
@@ -131,6 +134,7 @@ MEANINGFUL_IF_EMPTY = [
     "input_is_not_modified",
     "cache_init_accepts_context",
     "cache_memory_is_bounded",
+    "finished_rollouts_leave_nothing_behind",
 ]
 
 
