@@ -16,8 +16,9 @@ Cases (``--cases``, comma separated; ``cpu`` and ``gpu`` name groups):
   declared ``check_timeout_s=3``: the target is two stall limits plus 10 s);
 - ``wan21_cuda`` / ``wan22_cuda``: the full-size bfloat16 Wan 2.1 / Wan 2.2 decoders.
 
-``--busy N`` starts N CPU-bound processes (pure Python spinning) for the duration of the
-timed runs, the "busy machine" condition of the targets.
+``--busy N`` starts N CPU-bound processes (pure Python spinning, each in a session of its
+own) for the duration of the timed runs, the "busy machine" condition of the targets.
+"Idle" means nothing else runs: on a shared machine, measure when it is quiet.
 
 Run from the repository root::
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import statistics
@@ -78,9 +78,14 @@ CASES = {
 GROUPS = {"cpu": ["bundled", "crash", "hang"], "gpu": ["wan21_cuda", "wan22_cuda"]}
 
 
-def _spin() -> None:
-    while True:
-        pass
+def start_busy_processes(count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` CPU-bound processes, each in a session of its own: where the kernel groups
+    processes by session for scheduling (autogroup), each competes as another job would,
+    rather than sharing one slice with this script."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(count)
+    ]
 
 
 def timed_certify(case: Case, *, profile: str, seed: int, extra: list[str]) -> dict[str, Any]:
@@ -112,6 +117,13 @@ def timed_certify(case: Case, *, profile: str, seed: int, extra: list[str]) -> d
     }
 
 
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
 def machine() -> dict[str, Any]:
     """What ran the benchmark: CPU count, load, and the GPU with torch/cuDNN versions if any."""
     probe = (
@@ -124,6 +136,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+        "sched_autogroup": _read("/proc/sys/kernel/sched_autogroup_enabled"),
         **info,
     }
 
@@ -147,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown cases {unknown}; choose from {sorted(CASES)} or groups {sorted(GROUPS)}")
 
     info = machine()
-    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
-    for spinner in spinners:
-        spinner.start()
+    spinners = start_busy_processes(args.busy)
     rows = []
     try:
         for name in names:
@@ -184,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         for spinner in spinners:
-            spinner.terminate()
+            spinner.kill()
+            spinner.wait()
     label = args.label or (info.get("gpu") or f"cpu{info['cpus']}").replace(" ", "_").lower()
     out = args.out or REPO_ROOT / "benchmarks" / "results" / f"kit_speed_{label}{'_busy' if args.busy else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
