@@ -104,6 +104,10 @@ class Lanes:
         self._work: queue.Queue[str] = queue.Queue()
         self._reports: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._stop = threading.Event()
+        #: The check each lane is running, with its executor (for stopping it early).
+        self._in_flight: dict[str, tuple[str, Executor]] = {}
+        #: Checks stopped while in flight by a stop rule, with the rule's reason.
+        self._cut_short: dict[str, str] = {}
 
     def run(self) -> tuple[dict[str, CheckResult], dict[str, str | None], list[dict[str, Any]]]:
         """Run the checks: ``(results by check id, config text by lane, late changes)``.
@@ -135,7 +139,11 @@ class Lanes:
                 if kind == "event":
                     self.emit(report[1], report[2])
                 elif kind == "result":
-                    _, check_id, result, config = report
+                    _, check_id, result, config, decided = report
+                    if check_id in self._cut_short and (
+                        result.kind in (FailureKind.CRASH, FailureKind.TIMEOUT) or result.status == "error"
+                    ):
+                        result = stopped_result(check_id, self._cut_short[check_id])
                     results[check_id] = result
                     configs[check_id] = config
                     if result.kind in (FailureKind.CRASH, FailureKind.TIMEOUT):
@@ -145,6 +153,7 @@ class Lanes:
                     if check_id != HOLDING_CHECK:  # final only once kept outputs are re-verified
                         self.on_result(result)
                     self._apply_rules(losses, failures, results)
+                    decided.set()  # the lane may take its next check: the rules have seen this one
                 elif kind == "late":
                     late += report[1]
                 elif kind == "note":
@@ -182,6 +191,13 @@ class Lanes:
             return
         self._stop.set()
         self.notes.append(reason)
+        if losses >= (self.rules.max_worker_losses or losses + 1):
+            # Worker processes keep dying on this decoder: the checks still in flight would
+            # most likely die or hang as well, so they are stopped now rather than waited
+            # for (a stall limit each). What they would have said cannot certify it anyway.
+            for check_id, executor in list(self._in_flight.values()):
+                self._cut_short[check_id] = reason
+                executor.kill()
         while True:
             try:
                 check_id = self._work.get_nowait()
@@ -211,12 +227,18 @@ class Lanes:
                     check_id = self._work.get_nowait()
                 except queue.Empty:
                     break
+                lane = threading.current_thread().name
+                self._in_flight[lane] = (check_id, executor)
                 try:
                     result, config = executor.run(self.index, check_id, emit, hold=True)
                 except Exception as err:  # noqa: BLE001 - a kit bug: that check's error, the lane goes on
                     result, config = _kit_error(check_id, err), None
+                finally:
+                    self._in_flight.pop(lane, None)
                 ran = True
-                report(("result", check_id, result, config))
+                decided = threading.Event()
+                report(("result", check_id, result, config, decided))
+                decided.wait()
             for note in executor.notes:
                 report(("note", note))
             executor.notes.clear()
