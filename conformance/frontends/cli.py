@@ -54,7 +54,7 @@ from conformance.checks.catalog import CHECK_IDS, checks_of, require_known
 from conformance.checks.registry import plain_text
 from conformance.core.exit_codes import EXIT_CERTIFIED, EXIT_CODES, EXIT_NOT_CERTIFIED, EXIT_USAGE
 from conformance.core.installed import no_decoders_registered_message, registered_decoders
-from conformance.core.links import check_docs
+from conformance.core.links import DOCS_BASE_VARIABLE, check_docs, docs_base
 from conformance.core.profiles import PROFILES
 from conformance.core.suggest import did_you_mean
 from conformance.core.version import KIT_VERSION
@@ -537,7 +537,10 @@ def _explain_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     print("", file=out)
     print(plain_text(check.doc), file=out)
     print("", file=out)
-    print(f"docs: {check_docs(check.id)}", file=out)
+    where = "" if docs_base() else (
+        f" in the kit's source repository (set {DOCS_BASE_VARIABLE} to where the pages are published)"
+    )
+    print(f"page: {check_docs(check.id)}{where}", file=out)
     return EXIT_CERTIFIED
 
 

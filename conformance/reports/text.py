@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conformance.core.links import check_docs
+from conformance.core.links import docs_pointer
 from conformance.core.replay import certify_command
 from conformance.core.results import Certification, CheckResult, DecoderRun, Unloadable
 from conformance.core.values import clean_text, is_number
@@ -167,7 +167,7 @@ def failure_lines(
     width = width or terminal_width()
     message = clean_text(result.message).strip() or "(the check gave no message)"
     lines = wrap(message, width=width, indent=indent)
-    lines.append(f"{indent}docs: {check_docs(result.check_id)}")
+    lines.append(f"{indent}docs: {docs_pointer(result.check_id)}")
     replay = result.replay or certify_command(target, seed=seed, profile=profile, check_ids=[result.check_id])
     lines.append(f"{indent}replay: {replay}")
     return lines
@@ -259,7 +259,7 @@ def format_failure(result: CheckResult, *, replay: Sequence[str] = ()) -> str:
     highlights = evidence_highlights(result.evidence)
     if highlights:
         lines.append(f"  evidence: {highlights}")
-    lines.append(f"  docs: {check_docs(result.check_id)}")
+    lines.append(f"  docs: {docs_pointer(result.check_id)}")
     commands = list(dict.fromkeys(replay))
     if commands:
         lines.append("replay with:")

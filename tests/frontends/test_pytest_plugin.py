@@ -363,7 +363,7 @@ def test_module_helper_fails_each_check_once_without_a_chained_exception(pyteste
     assert failures.count("conformance check input_is_not_modified failed:") == 1
     assert "During handling of the above exception" not in out
     assert "Traceback" not in failures
-    assert "docs: docs/checks/input_is_not_modified.md" in failures
+    assert "docs: python -m conformance explain input_is_not_modified" in failures
 
 
 @pytest.mark.parametrize(
