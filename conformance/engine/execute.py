@@ -43,7 +43,7 @@ from conformance.core.profiles import Profile
 from conformance.core.replay import certify_command
 from conformance.core.results import CheckResult, Status
 from conformance.core.spec import DecoderSpec
-from conformance.engine.expectations import apply_expectation
+from conformance.engine.expectations import apply_expectation, pin_declaration
 from conformance.engine.plan import check_seed
 from conformance.engine.stops import timeout_outcome
 
@@ -110,11 +110,15 @@ def finish(
                 f"{ctx.evidence.why_unexercised(missing)}. A pass that tested nothing would be "
                 "vacuous, so the check fails"
             )
+    fingerprint = ctx.evidence.extra.get("failure_fingerprint")
     status, message, kind = apply_expectation(
-        ctx.spec.expected_failures, check.id, status, message, kind,
-        ctx.evidence.extra.get("failure_fingerprint"),
+        ctx.spec.expected_failures, check.id, status, message, kind, fingerprint,
     )
     evidence = ctx.evidence.as_dict()
+    declared = ctx.spec.expected_failures.get(check.id)
+    declaration = pin_declaration(declared, fingerprint) if status == "xfailed" and declared else None
+    if declaration:
+        evidence["pin_with"] = declaration  # what the user pastes (reports print it)
     evidence["seed"] = ctx.seed
     evidence["run_seed"] = ctx.run_seed
     replay = None

@@ -199,6 +199,9 @@ def _decoder_section(run: DecoderRun, *, partial: bool) -> list[str]:
         for result in noted:
             why = _first_line(result.message) or "(no reason given)"
             lines.append(f"- {_code(result.check_id)} ({_STATUS[result.status].strip('*').lower()}): {_inline(why)}")
+            pin = result.evidence.get("pin_with")
+            if isinstance(pin, str):
+                lines.append(f"  - pin it to what was seen: {_code(pin)}")
         lines.append("")
 
     if run.notes:

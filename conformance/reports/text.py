@@ -153,6 +153,13 @@ def check_line(result: CheckResult, *, id_width: int = 0, label_width: int = 5) 
     return row.rstrip()
 
 
+def pin_lines(result: CheckResult, *, indent: str) -> list[str]:
+    """For an expected failure declared without a fingerprint, the declaration that pins it
+    to what was seen, ready to paste (empty otherwise)."""
+    pin = result.evidence.get("pin_with") if result.status == "xfailed" else None
+    return [f"{indent}pin with: {pin}"] if isinstance(pin, str) else []
+
+
 def failure_lines(
     result: CheckResult,
     *,
@@ -203,6 +210,7 @@ def format_run(run: DecoderRun, *, width: int | None = None) -> str:
     label_width = max((len(LABELS.get(r.status, r.status)) for r in cert.results), default=5)
     for result in cert.results:
         lines.append(check_line(result, id_width=id_width, label_width=max(5, label_width)))
+        lines += pin_lines(result, indent=" " * (max(5, label_width) + 4))
         if result.status in DETAILED:
             lines += failure_lines(
                 result, target=run.target, seed=cert.seed, profile=cert.profile, width=width,
