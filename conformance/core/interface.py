@@ -216,11 +216,33 @@ def cache_problems(cache: object) -> list[str]:
 
 
 def describe_decoder_problems(obj: object, problems: list[str]) -> str:
-    """``"MyDecoder, which does not honour ...: lacks x; forward does not accept keyword 'y'"``."""
-    name = obj.__qualname__ if isinstance(obj, type) else type(obj).__name__
-    return (
-        f"{name}, which does not honour the StreamingVideoDecoder interface: {'; '.join(problems)}"
+    """``"MyDecoder (a torch.nn.Module from my_pkg.models), which does not honour ...: lacks x;
+    forward does not accept keyword 'y'"``, saying what the object is: its class, where the
+    class comes from, and, for the framework's generic ``StreamingDecoder`` template, that
+    it is outside the contract."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    name = cls.__qualname__ if isinstance(obj, type) else type(obj).__name__
+    what = "a class, not an instance" if isinstance(obj, type) else _kind_of(cls)
+    text = (
+        f"{name} ({what} from {cls.__module__}), which does not honour the StreamingVideoDecoder "
+        f"interface: {'; '.join(problems)}"
     )
+    bases = {base.__name__ for base in cls.__mro__}
+    if "StreamingDecoder" in bases and "StreamingVideoDecoder" not in bases:
+        text += (
+            ". It derives from StreamingDecoder, the framework's generic streaming template, which "
+            "is outside the contract this kit certifies: a StreamingVideoDecoder adds the compression "
+            "ratios and the temporal size mappers pipelines rely on"
+        )
+    return text
+
+
+def _kind_of(cls: type) -> str:
+    """``"a torch.nn.Module"`` or ``"a <base>"``: the nearest well-known base of ``cls``."""
+    for base in cls.__mro__:
+        if base.__module__.startswith("torch.nn") and base.__name__ == "Module":
+            return "a torch.nn.Module"
+    return "an object" if cls.__mro__[1:] == (object,) or cls is object else f"a {cls.__mro__[1].__name__} subclass"
 
 
 def describe_cache_problems(cache: object, problems: list[str]) -> str:
