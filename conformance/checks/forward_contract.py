@@ -16,6 +16,7 @@ from conformance.checks.harness.calls import describe_exception
 from conformance.checks.harness.context import CheckContext, Step
 from conformance.checks.harness.latents import LatentSequence
 from conformance.checks.harness.validation import device_matches
+from conformance.core.interface import signature_text
 from conformance.core.outcomes import CheckFailed, CheckSkipped, DecoderError
 
 __all__ = [
@@ -63,7 +64,7 @@ def forward_accepts_keyword_call(ctx: CheckContext) -> None:
 
 def _signature(fn: object) -> str:
     try:
-        return str(inspect.signature(fn))  # type: ignore[arg-type]
+        return signature_text(inspect.signature(fn))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "(not inspectable)"
 

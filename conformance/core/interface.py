@@ -48,6 +48,7 @@ __all__ = [
     "decoder_problems",
     "describe_cache_problems",
     "describe_decoder_problems",
+    "signature_text",
 ]
 
 #: Name of the spec's cache base class; a cache deriving from any copy of it counts.
@@ -91,6 +92,30 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+class _Written:
+    """An annotation written as a string (``from __future__ import annotations``), shown as
+    written: ``-> WanVAECache``, not ``-> 'WanVAECache'``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def signature_text(signature: inspect.Signature) -> str:
+    """``signature`` as source code shows it: string annotations without their quotes."""
+
+    def shown(annotation: Any) -> Any:
+        return _Written(annotation) if isinstance(annotation, str) else annotation
+
+    try:
+        parameters = [p.replace(annotation=shown(p.annotation)) for p in signature.parameters.values()]
+        return str(signature.replace(parameters=parameters, return_annotation=shown(signature.return_annotation)))
+    except (TypeError, ValueError):
+        return str(signature)
+
+
 def _positional_problem(name: str, fn: Callable[..., Any], params: tuple[str, ...]) -> str | None:
     signature = _signature(fn)
     if signature is None:
@@ -99,7 +124,7 @@ def _positional_problem(name: str, fn: Callable[..., Any], params: tuple[str, ..
         signature.bind(*range(len(params)))
     except TypeError:
         shown = ", ".join(params)
-        return f"{name} cannot be called as {name}({shown}) (its signature is {name}{signature})"
+        return f"{name} cannot be called as {name}({shown}) (its signature is {name}{signature_text(signature)})"
     return None
 
 
@@ -124,7 +149,7 @@ def _forward_problems(forward: Callable[..., Any]) -> list[str]:
         return []
     words = ", ".join(repr(keyword) for keyword in missing)
     plural = "s" if len(missing) > 1 else ""
-    return [f"forward does not accept keyword{plural} {words} (its signature is forward{signature})"]
+    return [f"forward does not accept keyword{plural} {words} (its signature is forward{signature_text(signature)})"]
 
 
 def _has_member(obj: object, name: str) -> bool:

@@ -235,3 +235,18 @@ def test_hostile_or_unusual_members_get_named_never_crash_the_kit() -> None:
     assert "forward does not accept keywords 'autoregressive_index', 'cache'" in (
         decoder_problems(nn.Linear(2, 2))[-1]
     )
+
+
+def test_string_annotations_are_shown_as_written() -> None:
+    from conformance.core.interface import signature_text
+    import inspect
+
+    def forward(x: torch.Tensor, idx: int = 0, state: ToyDecoderCache | None = None) -> torch.Tensor:
+        return x
+
+    # This module postpones its annotations (``from __future__ import annotations``), as
+    # the framework's do: each annotation is the string written.
+    assert inspect.signature(forward).return_annotation == "torch.Tensor"
+    assert signature_text(inspect.signature(forward)) == (
+        "(x: torch.Tensor, idx: int = 0, state: ToyDecoderCache | None = None) -> torch.Tensor"
+    )
