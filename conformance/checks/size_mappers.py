@@ -170,7 +170,9 @@ class MapperViolations:
             for ar, ns in by_ar.items():
                 by_ns.setdefault(tuple(sorted(ns)), []).append(ar)
             for ns_key, ars in by_ns.items():
-                example = by_ar[ars[0]][ns_key[0]]
+                # The example a pipeline would meet first: the count nearest zero (n = 0
+                # latent frames, not n = -1; the smallest count >= 1 otherwise).
+                example = by_ar[ars[0]][min(ns_key, key=abs)]
                 groups.append((kind, sorted(ars), list(ns_key), example))
         return sorted(groups, key=lambda g: (g[0], g[1][0], g[2][0]))
 

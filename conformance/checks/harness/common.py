@@ -47,8 +47,9 @@ def describe_mismatch(
             f"; that frame is pixel frame {local} of chunk {k} "
             f"(decoded at AR {decoded.first_index + k} from {decoded.plan[k]} latent frame(s))"
         )
-        if k < len(decoded.steps):
-            text += f"; inputs were passed as {input_layouts(decoded)}"
+        layouts = input_layouts(decoded) if k < len(decoded.steps) else ""
+        if layouts:
+            text += f"; inputs were passed as {layouts}"
     return text
 
 
@@ -65,9 +66,13 @@ def memory_layout(x: torch.Tensor) -> str:
 
 
 def input_layouts(decoded: Decoded) -> str:
-    """The memory layout of each chunk's input, compactly (``chunk 0: contiguous, ...``);
-    a correct decoder gives the same values whatever the layout."""
-    parts = [f"chunk {k}: {memory_layout(step.raw_input)}" for k, step in enumerate(decoded.steps)]
+    """The memory layout of each chunk's input, compactly (``chunk 0: contiguous, ...``), when
+    any was not plainly contiguous (a correct decoder gives the same values whatever the
+    layout); empty when every input was, since layouts then explain nothing."""
+    layouts = [memory_layout(step.raw_input) for step in decoded.steps]
+    if all(layout == "contiguous" for layout in layouts):
+        return ""
+    parts = [f"chunk {k}: {layout}" for k, layout in enumerate(layouts)]
     return "; ".join(parts) + (
         " (the kit varies input memory layouts as pipelines do; if only the layouts differ, "
         "the decoder ignores its input's strides)"
