@@ -419,6 +419,8 @@ def test_unwritable_conformance_report_is_a_usage_error(pytester: pytest.Pyteste
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--conformance-report 'missing/report.json': folder 'missing' does not exist*"])
+    assert "mkdir -p missing" in result.stderr.str()
+    assert "--create-dirs" not in result.stderr.str()  # a certify option; pytest has none
     assert not (pytester.path / "missing").exists()
 
 
