@@ -48,7 +48,7 @@ def describe_mismatch(
             f"(decoded at AR {decoded.first_index + k} from {decoded.plan[k]} latent frame(s))"
         )
         if k < len(decoded.steps):
-            text += f"; inputs were passed as {input_layouts(decoded)}"
+            text += f"; inputs were passed as {input_layouts(decoded, upto=k)}"
     return text
 
 
@@ -64,10 +64,21 @@ def memory_layout(x: torch.Tensor) -> str:
     return f"a permuted layout (strides {list(x.stride())})"
 
 
-def input_layouts(decoded: Decoded) -> str:
-    """The memory layout of each chunk's input, compactly (``chunk 0: contiguous, ...``);
-    a correct decoder gives the same values whatever the layout."""
-    parts = [f"chunk {k}: {memory_layout(step.raw_input)}" for k, step in enumerate(decoded.steps)]
+#: Chunks whose input layout a mismatch message names: the failing chunk and the ones
+#: just before it (whose history it reads). A long rollout's hundreds of chunks would
+#: make a message of tens of thousands of characters.
+LAYOUTS_NAMED = 8
+
+
+def input_layouts(decoded: Decoded, upto: int | None = None) -> str:
+    """The memory layout of each chunk's input, compactly (``chunk 0: contiguous, ...``),
+    up to chunk ``upto`` (the failing one) and at most :data:`LAYOUTS_NAMED` of them, the
+    last ones; a correct decoder gives the same values whatever the layout."""
+    steps = list(enumerate(decoded.steps))[: None if upto is None else upto + 1]
+    named = steps[-LAYOUTS_NAMED:]
+    parts = [f"chunk {k}: {memory_layout(step.raw_input)}" for k, step in named]
+    if len(named) < len(steps):
+        parts.insert(0, f"chunks 0..{named[0][0] - 1}: not listed")
     return "; ".join(parts) + (
         " (the kit varies input memory layouts as pipelines do; if only the layouts differ, "
         "the decoder ignores its input's strides)"
