@@ -570,6 +570,28 @@ class SessionLogOfBytes(_Progressing):
         return output
 
 
+#: Module-level state of :class:`RequestRecordsKeptForever`: a small record per rollout.
+REQUEST_RECORDS: dict[int, dict[str, Any]] = {}
+
+
+class RequestRecordsKeptForever(PlainToy):
+    """Keeps a record of a few hundred bytes per rollout in a module-level dict, never pruned.
+
+    Real bug: request bookkeeping "for metrics" (a start time, a digest of the request,
+    counters) in a global dict; a few hundred bytes per rollout is nothing in a test and
+    hundreds of megabytes a day on a server decoding a million rollouts. Meant for
+    ``finished_rollouts_leave_nothing_behind``, which misses it (kit finding F8): its
+    Python-heap allowance of 32 KiB hides growth below about 4 KiB per rollout in quick
+    and 1 KiB in default.
+    """
+
+    def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
+        number = len(REQUEST_RECORDS)
+        digest = f"{number:064x}"  # as a hex digest of the request would be
+        REQUEST_RECORDS[number] = {"digest": digest, "context": dict(context), "frames": 0}
+        return super().initialize_autoregressive_cache(**context)
+
+
 # --- size mappers wrong only for large counts or indices --------------------------------
 
 
@@ -831,6 +853,15 @@ live_rollouts_in_class_dict = broken(
 )
 history_pool_never_refilled = broken(HistoryPoolNeverRefilled, must_fail={FINISHED}, hints=("decoder.lent",))
 session_log_of_bytes = broken(SessionLogOfBytes, must_fail={FINISHED}, hints=("long_horizons.py",))
+request_records_kept_forever = broken(
+    RequestRecordsKeptForever,
+    must_fail={FINISHED},
+    hints=("long_horizons.py",),
+    kit_gaps={
+        FINISHED: "kit finding F8: the Python-heap allowance (32 KiB) hides leaks of a few "
+        "hundred bytes per finished rollout"
+    },
+)
 mapper_table_ends_at_4096 = broken(MapperTableEndsAt4096, must_fail={ROUND_TRIP}, hints=MAPPER_HINTS)
 mapper_typo_for_counts_near_five_thousand = broken(
     MapperTypoForCountsNearFiveThousand, must_fail={STEADY, ROUND_TRIP}, hints=("5000..5002",)
@@ -866,6 +897,7 @@ CASES = [
     live_rollouts_in_class_dict,
     history_pool_never_refilled,
     session_log_of_bytes,
+    request_records_kept_forever,
     mapper_table_ends_at_4096,
     mapper_typo_for_counts_near_five_thousand,
     mapper_index_modulo_hundred_thousand,
