@@ -117,14 +117,14 @@ class _Dithered(PlainToy):
 
     SCALE = 2.0**-9
 
-    def noise(self, shape: torch.Size) -> torch.Tensor:
+    def noise(self, shape: torch.Size, cache: Any) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(
         self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
     ) -> torch.Tensor:
         output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
-        return output + self.SCALE * self.noise(output.shape).to(output.dtype)
+        return output + self.SCALE * self.noise(output.shape, cache).to(output.dtype)
 
 
 class DitherFromGlobalTorchGenerator(_Dithered):
@@ -136,7 +136,7 @@ class DitherFromGlobalTorchGenerator(_Dithered):
     ``outputs_ignore_time_and_global_state`` and ``decoding_is_deterministic``.
     """
 
-    def noise(self, shape: torch.Size) -> torch.Tensor:
+    def noise(self, shape: torch.Size, cache: Any) -> torch.Tensor:
         return torch.randn(shape)
 
 
@@ -148,7 +148,7 @@ class DitherFromNumpyGlobalGenerator(_Dithered):
     ``outputs_ignore_time_and_global_state`` and ``decoding_is_deterministic``.
     """
 
-    def noise(self, shape: torch.Size) -> torch.Tensor:
+    def noise(self, shape: torch.Size, cache: Any) -> torch.Tensor:
         return torch.from_numpy(np.random.standard_normal(tuple(shape)))
 
 
@@ -160,7 +160,7 @@ class GrainFromRandomModule(_Dithered):
     ``outputs_ignore_time_and_global_state`` and ``decoding_is_deterministic``.
     """
 
-    def noise(self, shape: torch.Size) -> torch.Tensor:
+    def noise(self, shape: torch.Size, cache: Any) -> torch.Tensor:
         strength = random.uniform(0.5, 1.5)
         pattern = torch.sin(torch.arange(int(np.prod(shape)), dtype=torch.float64)).reshape(tuple(shape))
         return strength * pattern
@@ -414,6 +414,34 @@ class SlowPythonToy(PlainToy):
         return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
 
 
+@dataclass(kw_only=True)
+class SeededCache(ToyDecoderCache):
+    """The toy's cache plus a random generator of the rollout's own."""
+
+    generator: torch.Generator
+
+
+class DitherFromCacheGeneratorToy(_Dithered):
+    """Dithers its output with noise from a generator the cache owns, seeded at cache init.
+
+    Correct and unusual: the documented way to add noise. Its output is random-looking
+    and changes from call to call, but a rollout is a function of its latents and its
+    cache alone: reseeded global generators, clock jumps and pauses change nothing, a
+    repeated rollout repeats bitwise, and a forked cache (its generator deep-copied)
+    continues identically. The noise differs between a chunked and a one-call decode, so
+    it is kept far below the tolerance (2^-20, a tenth of float32's).
+    """
+
+    SCALE = 2.0**-20
+    SEED = 1234
+
+    def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
+        return SeededCache(generator=torch.Generator().manual_seed(self.SEED))
+
+    def noise(self, shape: torch.Size, cache: Any) -> torch.Tensor:
+        return torch.randn(shape, generator=_require_cache(cache, SeededCache).generator)
+
+
 class ChattyToy(PlainToy):
     """Prints a line and issues a ``UserWarning`` on every call.
 
@@ -507,6 +535,7 @@ permuted_halo_output_toy = correct(PermutedHaloOutputToy)
 float16_toy = correct(Float16Toy, name="zoo-ok-toy-float16", config={"dtype": torch.float16})
 slow_python_toy = correct(SlowPythonToy)
 chatty_toy = correct(ChattyToy)
+dither_from_cache_generator_toy = correct(DitherFromCacheGeneratorToy)
 inference_mode_cache_toy = correct(InferenceModeCacheToy)
 
 CASES = [
@@ -530,4 +559,5 @@ CORRECT_CASES = [
     slow_python_toy,
     chatty_toy,
     inference_mode_cache_toy,
+    dither_from_cache_generator_toy,
 ]
