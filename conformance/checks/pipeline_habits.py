@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from conformance.checks.harness.bitwise import bitwise_equal
+from conformance.checks.harness.calls import describe_exception
 from conformance.checks.harness.common import describe_mismatch, plan_text, rollout_plan
 from conformance.checks.harness.context import CheckContext, Decoded
 from conformance.checks.harness.latents import LatentSequence
@@ -165,7 +166,9 @@ def caller_owns_returned_outputs(ctx: CheckContext) -> None:
     nothing of the decoder (parameters, buffers, attributes) and no earlier output, then
     (2) overwrites it in place, as a caller may (every value mapped by ``x * -3 + 17``,
     inside ``torch.inference_mode()`` where the spec says pipelines use it). Every later
-    output must still equal the reference.
+    output must still equal the reference. An output the caller cannot edit in place (an
+    inference tensor while the spec says pipelines run outside inference mode, a
+    broadcast view whose elements share memory) fails: the caller does not own it.
     """
     decoder = ctx.decoder()
     ctx.seek_signal(decoder)
@@ -190,8 +193,11 @@ def caller_owns_returned_outputs(ctx: CheckContext) -> None:
                 "its own (clone what you keep, or keep a copy)"
             )
         earlier.append((f"the output returned at AR {k}", step.raw_output))
-        with mode:
-            step.raw_output.mul_(-3.0).add_(17.0)
+        try:
+            with mode:
+                step.raw_output.mul_(-3.0).add_(17.0)
+        except RuntimeError as err:  # torch refuses the edit: the caller could not make it
+            raise CheckFailed(_not_editable(step.raw_output, k, plan, ctx.spec.inference_mode, err)) from err
         ctx.evidence.examples += 1
     ctx.evidence.rollouts += 1
     for k in range(1, len(plan)):
@@ -205,6 +211,25 @@ def caller_owns_returned_outputs(ctx: CheckContext) -> None:
                 f"{describe_mismatch(comparison, edited)}. The decoder reads back memory it "
                 "returned (a reference to an output kept as context, a recycled buffer)"
             )
+
+
+def _not_editable(output: torch.Tensor, k: int, plan: tuple[int, ...], inference_mode: bool, err: RuntimeError) -> str:
+    """Why a caller cannot edit the output returned at AR ``k`` in place, in words."""
+    if output.is_inference() and not inference_mode:
+        why = (
+            "it is an inference tensor (made under torch.inference_mode()), which cannot be "
+            "updated in place outside that mode, and the spec says pipelines call this decoder "
+            "outside it (DecoderSpec.inference_mode is False)"
+        )
+    else:
+        why = f"torch refuses the in-place edit ({describe_exception(err)})"
+    return (
+        f"a caller cannot edit the output returned at AR {k} (chunk plan {plan_text(plan)}) in "
+        f"place, as pipelines post-processing frames do: {why}. Return an ordinary tensor of "
+        "its own (compute or clone it outside inference mode, materialize broadcast views), or "
+        "declare DecoderSpec.inference_mode=True if pipelines call the decoder inside "
+        "torch.inference_mode()"
+    )
 
 
 def _sharing(output: torch.Tensor, cache: Any, decoder: torch.nn.Module, earlier: list[tuple[str, torch.Tensor]]) -> str | None:

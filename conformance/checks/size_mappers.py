@@ -42,13 +42,21 @@ FAR_INDEX = 2**31 - 1
 DENSE_FRAMES = 64
 #: Latent counts checked one by one at AR 0 and AR 1 (the first step and steady state):
 #: 1 .. STEADY_FRAMES, so a mapper wrong for a stretch of counts has no sample points to
-#: slip between. A mapper too slow for that (over :data:`SLOW_MAPPER_S` a call) is
-#: checked this densely up to where the time allows, and the evidence says where.
+#: slip between. A mapper too slow for that (over :data:`SLOW_MAPPER_S` of CPU time a
+#: call, or a sweep over its share of the check's timeout) is checked this densely up to
+#: where the time allows, and the evidence says where.
 STEADY_FRAMES = 2**16
 #: Largest latent count landmark: an int32's last value.
 FAR_FRAMES = 2**31 - 1
-#: Seconds per mapper call above which the dense sweep stops early.
+#: Seconds of CPU time (the checking thread's: the mapper's own work and the kit's per
+#: query) per mapper call above which the dense sweep stops early. CPU time, not wall
+#: time: a busy machine deschedules the check, and what the sweep covers (so the
+#: verdict) must not depend on the machine's load.
 SLOW_MAPPER_S = 20e-6
+#: Share of the check's timeout the dense sweep of one AR index may take in wall time,
+#: whatever the CPU time says (a mapper that blocks: I/O, a sleep), so that the two dense
+#: sweeps never run a check into its timeout.
+DENSE_SWEEP_TIMEOUT_SHARE = 1 / 8
 
 
 def _landmarks(limit: int, start: int) -> list[int]:
@@ -87,27 +95,37 @@ def mapper_counts(ctx: CheckContext, ar: int | None = None) -> list[int]:
 
 class _Sweep:
     """Stops a dense sweep of latent counts early when the mapper is slow (see
-    :data:`SLOW_MAPPER_S`); records where in the evidence."""
+    :data:`SLOW_MAPPER_S`) or the sweep has used its share of the check's time (see
+    :data:`DENSE_SWEEP_TIMEOUT_SHARE`); records where and why in the evidence."""
 
     def __init__(self, ctx: CheckContext) -> None:
         self.ctx = ctx
         self.started = time.perf_counter()
+        self.cpu_started = time.thread_time()
         self.queries_at_start = ctx.evidence.mapper_queries
         self.stopped_at: int | None = None
+        timeout = ctx.spec.check_timeout_s or ctx.profile.check_timeout_s
+        self.wall_budget = DENSE_SWEEP_TIMEOUT_SHARE * timeout
 
     def keep_going(self, n: int) -> bool:
         if n <= DENSE_FRAMES or n > STEADY_FRAMES or self.stopped_at is not None:
             return self.stopped_at is None or n > STEADY_FRAMES
         if n % 1024 == 0:
             queries = self.ctx.evidence.mapper_queries - self.queries_at_start
-            per_call = (time.perf_counter() - self.started) / max(1, queries)
+            per_call = (time.thread_time() - self.cpu_started) / max(1, queries)
+            wall = time.perf_counter() - self.started
             if per_call > SLOW_MAPPER_S:
-                self.stopped_at = n
-                self.ctx.evidence.note(
-                    "dense_mapper_sweep_stopped_at",
-                    f"n = {n}: the mapper takes {per_call * 1e6:.0f} us a call; beyond that, landmarks only",
+                why = f"the mapper takes {per_call * 1e6:.0f} us of CPU time a call"
+            elif wall > self.wall_budget:
+                why = (
+                    f"the sweep of this AR index took {wall:.1f} s, its share of the check's "
+                    f"timeout ({self.wall_budget:.1f} s)"
                 )
-                return False
+            else:
+                return True
+            self.stopped_at = n
+            self.ctx.evidence.note("dense_mapper_sweep_stopped_at", f"n = {n}: {why}; beyond that, landmarks only")
+            return False
         return True
 
 

@@ -138,8 +138,10 @@ class DecoderSpec:
         inference_mode: pipelines call this decoder inside ``torch.inference_mode()``
             (its cache and outputs are inference tensors, which cannot be updated in place
             outside that mode); the kit then makes every ``initialize_autoregressive_cache``
-            and ``forward`` call inside it too. The kit itself only reads and clones
-            outputs, which works for inference tensors in either case.
+            and ``forward`` call inside it too. The kit reads and clones outputs, which
+            works for inference tensors in either case, and edits them in place as a caller
+            may (``caller_owns_returned_outputs``), inside the mode only when declared: a
+            decoder returning inference tensors to pipelines outside it fails that check.
         reference_dtype: a wider floating dtype the same decoder can also compute in
             (float32 for a bfloat16 decoder). The chunk check then measures the decoder's
             own rounding noise (its one-call decode against this wider twin's) and fails

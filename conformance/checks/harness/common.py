@@ -47,7 +47,7 @@ def describe_mismatch(
             f"; that frame is pixel frame {local} of chunk {k} "
             f"(decoded at AR {decoded.first_index + k} from {decoded.plan[k]} latent frame(s))"
         )
-        layouts = input_layouts(decoded) if k < len(decoded.steps) else ""
+        layouts = input_layouts(decoded, upto=k) if k < len(decoded.steps) else ""
         if layouts:
             text += f"; inputs were passed as {layouts}"
     return text
@@ -65,14 +65,26 @@ def memory_layout(x: torch.Tensor) -> str:
     return f"a permuted layout (strides {list(x.stride())})"
 
 
-def input_layouts(decoded: Decoded) -> str:
-    """The memory layout of each chunk's input, compactly (``chunk 0: contiguous, ...``), when
-    any was not plainly contiguous (a correct decoder gives the same values whatever the
-    layout); empty when every input was, since layouts then explain nothing."""
-    layouts = [memory_layout(step.raw_input) for step in decoded.steps]
-    if all(layout == "contiguous" for layout in layouts):
+#: Chunks whose input layout a mismatch message names: the failing chunk and the ones
+#: just before it (whose history it reads). A long rollout's hundreds of chunks would
+#: make a message of tens of thousands of characters.
+LAYOUTS_NAMED = 8
+
+
+def input_layouts(decoded: Decoded, upto: int | None = None) -> str:
+    """The memory layout of each chunk's input, compactly (``chunk 0: contiguous, ...``),
+    up to chunk ``upto`` (the failing one) and at most :data:`LAYOUTS_NAMED` of them, the
+    last ones, when any of those was not plainly contiguous (a correct decoder gives the
+    same values whatever the layout); empty when every one was, since layouts then
+    explain nothing."""
+    steps = list(enumerate(decoded.steps))[: None if upto is None else upto + 1]
+    named = steps[-LAYOUTS_NAMED:]
+    layouts = [(k, memory_layout(step.raw_input)) for k, step in named]
+    if all(layout == "contiguous" for _, layout in layouts):
         return ""
-    parts = [f"chunk {k}: {layout}" for k, layout in enumerate(layouts)]
+    parts = [f"chunk {k}: {layout}" for k, layout in layouts]
+    if len(named) < len(steps):
+        parts.insert(0, f"chunks 0..{named[0][0] - 1}: not listed")
     return "; ".join(parts) + (
         " (the kit varies input memory layouts as pipelines do; if only the layouts differ, "
         "the decoder ignores its input's strides)"
