@@ -73,6 +73,38 @@ def _global_generators_kept() -> Iterator[None]:
             numpy.random.set_state(numpy_state)
 
 
+def _generators_touched(before: dict[str, Any]) -> list[str]:
+    """Which global generators differ from the states in ``before`` (see :func:`_generator_states`)."""
+    now = _generator_states()
+    touched = []
+    for name, state in before.items():
+        current = now.get(name)
+        if name == "numpy":
+            same = current is not None and all(
+                (a == b).all() if hasattr(a, "shape") else a == b for a, b in zip(state, current)
+            )
+        elif name in ("torch", "torch.cuda"):
+            same = current is not None and len(state) == len(current) and all(
+                bool(torch.equal(a, b)) for a, b in zip(state, current)
+            )
+        else:
+            same = state == current
+        if not same:
+            touched.append(name)
+    return touched
+
+
+def _generator_states() -> dict[str, Any]:
+    """The states of the global generators a pipeline seeds per request."""
+    states: dict[str, Any] = {"torch": [torch.random.get_rng_state()], "random": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["torch.cuda"] = torch.cuda.get_rng_state_all()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        states["numpy"] = numpy.random.get_state()
+    return states
+
+
 def _reseed(seed: int) -> None:
     """Seed every global generator a pipeline reseeds per request."""
     torch.manual_seed(seed)
@@ -85,7 +117,8 @@ def _reseed(seed: int) -> None:
 @promise(exercises=("compared_frames",))
 def outputs_ignore_time_and_global_state(ctx: CheckContext) -> None:
     """A rollout decodes the same whatever the time, however long the pipeline pauses
-    between its calls, and whatever the global random generators hold.
+    between its calls, and whatever the global random generators hold; and it leaves
+    those generators as it found them.
 
     Why: a pipeline pauses between a rollout's calls while its denoiser runs (seconds per
     chunk), runs for days while clocks jump (NTP, suspend, daylight saving), and reseeds
@@ -102,8 +135,10 @@ def outputs_ignore_time_and_global_state(ctx: CheckContext) -> None:
     one more hour, with one real pause of the profile's ``pause_s`` (1 s in the default
     profile) between two calls. The outputs must equal the reference: bitwise on the CPU
     (a deterministic program repeats exactly there), within the dtype's tolerance on
-    accelerators. The global generators are restored afterwards. Not covered: clocks read
-    by native code, and ``datetime``.
+    accelerators; and no call may leave a global generator in another state than it found
+    it (drawing from one, or reseeding it, changes the pipeline's own samples). The
+    global generators are restored afterwards. Not covered: clocks read by native code,
+    and ``datetime``.
     """
     decoder = ctx.decoder()
     ctx.seek_signal(decoder)
@@ -119,12 +154,17 @@ def outputs_ignore_time_and_global_state(ctx: CheckContext) -> None:
         cache = ctx.new_cache(decoder)
         pause_before = min(2, len(plan) - 1)
         begin = 0
+        touched: tuple[int, list[str]] | None = None
         for k, n in enumerate(plan):
             _reseed(7919 * (k + 1))
             if k == pause_before:
                 time.sleep(ctx.profile.pause_s)
+            seeded = _generator_states()
             with _clocks_ahead(CLOCK_JUMP_S * (k + 1)):
                 perturbed.steps.append(ctx.forward(decoder, latents[:, :, begin : begin + n], k, cache))
+            changed = _generators_touched(seeded)
+            if changed and touched is None:
+                touched = (k, changed)
             begin += n
         ctx.evidence.rollouts += 1
     for k, (a, b) in enumerate(zip(reference.steps, perturbed.steps)):
@@ -143,6 +183,15 @@ def outputs_ignore_time_and_global_state(ctx: CheckContext) -> None:
                 "timeouts, no wall-clock keys, no global random generators"
             )
         ctx.evidence.examples += 1
+    if touched is not None:
+        k, names = touched
+        raise CheckFailed(
+            f"forward at AR {k} (chunk plan {plan_text(plan)}) drew from or reseeded the global "
+            f"random generator(s) of {', '.join(names)}: a pipeline that seeds them per request "
+            "and then samples its noise gets different samples because the decoder ran (or the "
+            "same ones for every request, if the decoder reseeds them). Use a torch.Generator "
+            "of your own (kept in the cache or the decoder) for any randomness"
+        )
     ctx.evidence.note("clock_jump_s", CLOCK_JUMP_S)
     ctx.evidence.note("pause_s", ctx.profile.pause_s)
     ctx.evidence.note("bitwise_required", bitwise_owed)

@@ -166,6 +166,37 @@ class GrainFromRandomModule(_Dithered):
         return strength * pattern
 
 
+class ReseedsTheGlobalGenerator(PlainToy):
+    """Calls ``torch.manual_seed(0)`` in every forward "for reproducible decoding".
+
+    Real bug: a decoder that makes itself deterministic by reseeding the process-wide
+    generator. Its own output never changes, but every request of the pipeline that
+    samples its next noise after a decode now draws the same noise. Caught by
+    ``outputs_ignore_time_and_global_state`` (the generator's state after the call).
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        torch.manual_seed(0)
+        return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
+class DrawsFromRandomModuleForNothing(PlainToy):
+    """Draws a "cache-busting" token from Python's ``random`` on every call and never uses it.
+
+    Real bug: randomness whose result does not reach the pixels but whose draw advances
+    the generator the pipeline shares, so the pipeline's own ``random`` samples depend on
+    how many chunks were decoded. Caught by ``outputs_ignore_time_and_global_state``.
+    """
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        self._token = random.getrandbits(32)
+        return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
 # --- outputs belong to the caller ------------------------------------------------------
 
 
@@ -508,6 +539,12 @@ dither_from_numpy_global_generator = broken(
 grain_from_random_module = broken(
     GrainFromRandomModule, must_fail={TIME, DETERMINISTIC}, hints=GLOBAL_RNG_HINTS
 )
+reseeds_the_global_generator = broken(
+    ReseedsTheGlobalGenerator, must_fail={TIME}, hints=("reseeded the global", "torch")
+)
+draws_from_random_module_for_nothing = broken(
+    DrawsFromRandomModuleForNothing, must_fail={TIME}, hints=("drew from", "random")
+)
 deflicker_state_is_returned_frame = broken(
     DeflickerStateIsReturnedFrame, must_fail={CALLER}, hints=("shares memory with the cache",)
 )
@@ -544,6 +581,8 @@ CASES = [
     dither_from_global_torch_generator,
     dither_from_numpy_global_generator,
     grain_from_random_module,
+    reseeds_the_global_generator,
+    draws_from_random_module_for_nothing,
     deflicker_state_is_returned_frame,
     forward_under_inference_mode,
     output_buffers_recycled_in_pairs,
