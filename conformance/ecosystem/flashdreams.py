@@ -425,7 +425,8 @@ MAPPER_FINGERPRINT: tuple[str, ...] = (
 #: The chunk plans of the fixed seam battery (every partition of 1..6 latent frames, 63
 #: plans) whose chunked decode differs from the one-call decode on flashdreams 0.1.0's
 #: Wan 2.1 and Wan 2.2 decoders: 24 of 63, exactly those with a one-frame chunk at AR
-#: >= 1 followed by another chunk, the two before them holding two frames of history.
+#: >= 1 that is not the last chunk and comes after at least two latent frames (so the
+#: frame it forgets is a real one, not the zero before the causal first frame).
 WAN_FAILING_PLANS: tuple[str, ...] = (
     "[2, 1, 1]", "[1, 1, 1, 1]", "[3, 1, 1]", "[2, 1, 2]", "[2, 1, 1, 1]", "[1, 2, 1, 1]",
     "[1, 1, 1, 2]", "[1, 1, 1, 1, 1]", "[4, 1, 1]", "[3, 1, 2]", "[3, 1, 1, 1]",
