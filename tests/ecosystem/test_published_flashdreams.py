@@ -166,3 +166,23 @@ def test_the_installed_release_is_the_one_the_findings_are_proven_on(env: Enviro
         "(docs/ecosystem/flashdreams.md), then update PROVEN_VERSION and KNOWN_BUGS in "
         "conformance/ecosystem/flashdreams.py"
     )
+
+
+def test_every_target_is_a_valid_spec_cuda_and_graph_ones_included(env: Environment) -> None:
+    # The CUDA targets cannot run here; their specs still load and say what they build.
+    loaded = env.json(
+        "import json\nfrom conformance import load_target\nout = {}\n"
+        "for name in ['all_cpu', 'known_bugs_cpu', 'published_cpu', 'all_cuda', 'all_cuda_graph',\n"
+        "             'small_cuda_graph', 'known_bugs_cuda', 'known_bugs_cuda_graph', 'wan21_small_cpu_known_bugs']:\n"
+        f"    specs = load_target('{MODULE}:' + name)\n"
+        "    out[name] = [[s.name, str(s.device), str(s.dtype), str(s.reference_dtype), sorted(s.expected_failures)]\n"
+        "                 for s in specs]\n"
+        "print(json.dumps(out))"
+    )
+    graphs = loaded["all_cuda_graph"]
+    assert [spec[0] for spec in graphs] == [
+        f"flashdreams-{PROVEN_VERSION}-{model}-published-cuda-bf16-cuda-graph" for model in ("wan2.1-vae", "wan2.2-vae", "taehv")]
+    assert all(spec[1:4] == ["cuda", "torch.bfloat16", "torch.float32"] for spec in graphs + loaded["all_cuda"])
+    assert [spec[4] for spec in loaded["known_bugs_cuda_graph"]] == [sorted(KNOWN_BUGS[m]) for m in ("wan2.1", "wan2.2", "taehv")]
+    assert all(spec[1:4] == ["cpu", "torch.float32", "None"] for spec in loaded["published_cpu"])
+    assert len(loaded["small_cuda_graph"]) == 3 and loaded["wan21_small_cpu_known_bugs"][0][0].endswith("-known-bugs")
