@@ -8,22 +8,22 @@ its multi-gigabyte checkpoint:
 - :func:`materialize_random` gives every parameter and buffer real storage with seeded
   random values at scales that keep activations of order one, so outputs carry signal
   (a decoder of zeros passes comparisons vacuously);
-- :func:`placeholder_checkpoint` writes an empty checkpoint file for configs that insist
-  on loading one (a path that must exist, a format read from the file name), so the
-  network stays on the meta device for :func:`materialize_random` to fill.
+- :func:`placeholder_checkpoint` provides an empty checkpoint file, for the length of a
+  ``with`` block, to configs that insist on loading one (a path that must exist, a format
+  read from the file name), so the network stays on the meta device for
+  :func:`materialize_random` to fill.
 """
 
 from __future__ import annotations
 
-import atexit
 import math
 import os
 import re
 import shutil
 import struct
 import tempfile
-import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -235,57 +235,53 @@ def _draw(
 
 # ----------------------------------------------------------------- placeholder checkpoints
 
-_FOLDER_LOCK = threading.Lock()
-_folder: Path | None = None
 
-
-def _placeholder_folder() -> Path:
-    """This process's folder of placeholder checkpoints, removed when the process exits."""
-    global _folder
-    with _FOLDER_LOCK:
-        if _folder is None or not _folder.is_dir():
-            _folder = Path(tempfile.mkdtemp(prefix="conformance-placeholders-"))
-            atexit.register(shutil.rmtree, _folder, True)
-        return _folder
-
-
-def placeholder_checkpoint(filename: str, *, directory: str | os.PathLike[str] | None = None) -> str:
-    """Write an empty checkpoint (no tensors) named ``filename``; returns its path.
+@contextmanager
+def placeholder_checkpoint(filename: str, *, directory: str | os.PathLike[str] | None = None) -> Iterator[str]:
+    """An empty checkpoint (no tensors) named ``filename``, for the length of a ``with`` block.
 
     For decoder configs that always load a checkpoint (a path that must exist, a default
-    that downloads one): point the config at this file, and its loader reads a valid
-    file with no tensors, so a network built on the meta device stays there for
-    :func:`materialize_random` (use ``only_meta=True`` to keep what ``__init__``
-    computed). The format follows the suffix:
+    that downloads one): build the decoder inside the block with the config pointed at
+    this file, and its loader reads a valid file with no tensors, so a network built on
+    the meta device stays there for :func:`materialize_random` (use ``only_meta=True``
+    to keep what ``__init__`` computed)::
+
+        with placeholder_checkpoint("vae.safetensors") as path:
+            decoder = VAEDecoderConfig(checkpoint_path=path).setup()
+        materialize_random(decoder, seed=0, only_meta=True)
+
+    The format follows the suffix:
 
     - ``.safetensors``: a header-only safetensors file (``{}``), written byte by byte
       (no safetensors package needed);
     - ``.pt``, ``.pth``, ``.ckpt``, ``.bin``: ``torch.save({})``, an empty state dict.
 
-    Choose ``filename`` as the config's code expects when it reads meaning into the
-    path (a variant name that switches architecture or latent scaling). The file goes
-    into ``directory`` or, by default, into a temporary folder the kit owns for this
-    process and removes when the process exits; the same name gives the same path
-    within a process (rewritten each call, so a deleted file comes back).
+    Choose ``filename`` as the config's code expects when it reads meaning into the path
+    (a variant name that switches architecture or latent scaling). The file is written in
+    a new temporary folder (or in ``directory``) and removed, with that folder, when the
+    block ends, also when it raises: nothing is left behind, even by processes that end
+    with ``os._exit`` (the kit's workers do). Build the decoder inside the block; a
+    decoder that reads its checkpoint again later needs a file of its own.
     """
     if not filename or os.path.basename(filename) != filename or filename in (".", ".."):
         raise ValueError(f"placeholder_checkpoint needs a plain file name, got {filename!r}")
-    folder = Path(directory) if directory is not None else _placeholder_folder()
-    path = folder / filename
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        header = b"{}      "  # JSON header padded to 8 bytes, as writers align it
-        data = struct.pack("<Q", len(header)) + header
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    elif suffix in (".pt", ".pth", ".ckpt", ".bin"):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({}, tmp)
-        os.replace(tmp, path)
-    else:
+    suffix = Path(filename).suffix.lower()
+    if suffix not in (".safetensors", ".pt", ".pth", ".ckpt", ".bin"):
         raise ValueError(
             f"placeholder_checkpoint: no empty format for {filename!r}; name it *.safetensors, "
             "*.pt, *.pth, *.ckpt or *.bin"
         )
-    return str(path)
+    folder = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="conformance-placeholder-"))
+    path = folder / filename
+    try:
+        if suffix == ".safetensors":
+            header = b"{}      "  # JSON header padded to 8 bytes, as writers align it
+            path.write_bytes(struct.pack("<Q", len(header)) + header)
+        else:
+            torch.save({}, path)
+        yield str(path)
+    finally:
+        if directory is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

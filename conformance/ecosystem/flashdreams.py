@@ -32,8 +32,8 @@ What the framework's configs need on a machine without its checkpoints, and this
 does for the user:
 
 - the configs always load ``checkpoint_path`` (``None`` raises, the default downloads):
-  each build points it at an empty local safetensors file
-  (:func:`conformance.helpers.placeholder_checkpoint`), named as the framework's code
+  each build points it at an empty local safetensors file that exists only while the
+  decoder is built (:func:`conformance.helpers.placeholder_checkpoint`), named as the framework's code
   expects (the Wan name must not contain ``lightvae``, which switches to the pruned
   LightVAE widths; the TAEHV name contains ``lighttae``, which keeps its latent scaling),
   so the network stays on the meta device and
@@ -341,12 +341,7 @@ class Variant:
 
 def _build_wan(variant: Variant, dtype: torch.dtype) -> nn.Module:
     vae = wan_vae_module()
-    fields: dict[str, Any] = dict(
-        checkpoint_path=placeholder_checkpoint(WAN_PLACEHOLDER),
-        dtype=dtype,
-        use_cuda_graph=variant.cuda_graph,
-        use_compile=variant.compile,
-    )
+    fields: dict[str, Any] = dict(dtype=dtype, use_cuda_graph=variant.cuda_graph, use_compile=variant.compile)
     if variant.model == "wan2.1":
         config_class = vae.WanVAEDecoderConfig
         if variant.width == "small":
@@ -355,29 +350,30 @@ def _build_wan(variant: Variant, dtype: torch.dtype) -> nn.Module:
         config_class = vae.Wan22TI2V5BVAEDecoderConfig
         if variant.width == "small":
             fields["decoder_base_dim"] = SMALL_WAN_BASE_DIM
-    return config_class(**fields).setup()
+    # The checkpoint is read while the decoder is built, and never again.
+    with placeholder_checkpoint(WAN_PLACEHOLDER) as path:
+        return config_class(checkpoint_path=path, **fields).setup()
 
 
 def _build_taehv(variant: Variant, dtype: torch.dtype) -> nn.Module:
     taehv = taehv_module()
-    config = taehv.TeahvVAEDecoderConfig(
-        checkpoint_path=placeholder_checkpoint(TAEHV_PLACEHOLDER),
-        dtype=dtype,
-        use_cuda_graph=variant.cuda_graph,
-        use_compile=variant.compile,
-    )
-    decoder = config.setup()
-    if variant.width == "small":
-        # The config has no width field: the decoder's network is the framework's TAEHV
-        # class, rebuilt with narrow block widths (its constructor's own argument) and
-        # the generic checkpoint transform (the lighttae one assumes published widths).
-        impl = importlib.import_module(f"{TAEHV_MODULE}.impl")
-        decoder.taehv = impl.TAEHV(
-            checkpoint_path=config.checkpoint_path,
-            channels=SMALL_TAEHV_CHANNELS,
-            use_cuda_graph=variant.cuda_graph,
-            use_compile=variant.compile,
-        ).to(dtype=dtype)
+    # The checkpoint is read while the decoder is built, and never again.
+    with placeholder_checkpoint(TAEHV_PLACEHOLDER) as path:
+        config = taehv.TeahvVAEDecoderConfig(
+            checkpoint_path=path, dtype=dtype, use_cuda_graph=variant.cuda_graph, use_compile=variant.compile
+        )
+        decoder = config.setup()
+        if variant.width == "small":
+            # The config has no width field: the decoder's network is the framework's TAEHV
+            # class, rebuilt with narrow block widths (its constructor's own argument) and
+            # the generic checkpoint transform (the lighttae one assumes published widths).
+            impl = importlib.import_module(f"{TAEHV_MODULE}.impl")
+            decoder.taehv = impl.TAEHV(
+                checkpoint_path=path,
+                channels=SMALL_TAEHV_CHANNELS,
+                use_cuda_graph=variant.cuda_graph,
+                use_compile=variant.compile,
+            ).to(dtype=dtype)
     return decoder
 
 
