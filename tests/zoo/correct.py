@@ -482,7 +482,9 @@ two_frames_per_call_toy = correct(TwoFramesPerCallToy, max_chunk_frames=2)
 hook_remembers_its_owner_toy = correct(HookRemembersItsOwnerToy)
 holds_a_lock_toy = correct(HoldsALockToy)
 one_frame_per_call_toy = correct(
-    OneFramePerCallToy, max_chunk_frames=1, must_skip={"long_rollouts_match_full_decode"}
+    OneFramePerCallToy,
+    max_chunk_frames=1,
+    must_skip={"chunked_decode_matches_full_decode", "long_rollouts_match_full_decode"},
 )
 context_requiring_toy = correct(ContextRequiringToy, cache_context={"batch_size": 1})
 nested_cache_toy = correct(NestedCacheToy)
