@@ -1,8 +1,8 @@
 """The kit's import graph keeps the architecture the README describes.
 
 Read from the source with :mod:`ast` (nothing is imported): every import inside
-``conformance/`` goes to its own layer or one below (interface < values < promises <
-running < rendering < front ends), no modules import each other in a circle, no module
+``conformance/`` goes to its own layer or one below (interface < values < ecosystem <
+promises < running < rendering < front ends), no modules import each other in a circle, no module
 is an alias or a re-export of another, and an import hidden inside a function states
 why on the line before it (start-up cost, a process that must arm before torch loads).
 A supervising process never loads torch: the command line's modules import none of it.
@@ -26,6 +26,7 @@ PACKAGE = REPO_ROOT / "conformance"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("interface", ("conformance.bases", "conformance.helpers")),
     ("values", ("conformance.core", "conformance.strategies")),
+    ("ecosystem", ("conformance.ecosystem",)),
     ("promises", ("conformance.checks",)),
     ("running", ("conformance.engine",)),
     ("rendering", ("conformance.reports",)),

@@ -128,3 +128,15 @@ def test_relative_links_resolve(page: Path) -> None:
         if "://" in link:
             continue
         assert (page.parent / link).exists(), f"{page.name} links to {link}, which does not exist"
+
+
+def test_the_readme_profile_table_states_each_profile_s_values() -> None:
+    from conformance.core.profiles import PROFILES
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = re.findall(r"^\|[^|]*\(`(\w+)`[^|]*\|([^|]+)\|([^|]+)\|([^|]+)\|$", readme, re.M)
+    stated = {field: [cell.strip() for cell in cells] for field, *cells in rows if field in vars(PROFILES["default"])}
+    assert "horizon_frames" in stated and len(stated) >= 10, "the README's profile table is missing"
+    for field, cells in stated.items():
+        values = [getattr(PROFILES[name], field) for name in ("quick", "default", "thorough")]
+        assert [float(cell) for cell in cells] == [float(value) for value in values], field

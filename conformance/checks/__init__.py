@@ -6,6 +6,6 @@
   a spec's expected failures;
 - one module per category of promises: :mod:`.size_mappers`, :mod:`.cache_isolation`,
   :mod:`.chunking`, :mod:`.forward_contract`, :mod:`.finiteness`,
-  :mod:`.pipeline_promises`, :mod:`.resources`, :mod:`.state_machine`;
+  :mod:`.pipeline_promises`, :mod:`.pipeline_habits`, :mod:`.resources`, :mod:`.state_machine`;
 - :mod:`.harness`: what the checks drive a decoder with.
 """

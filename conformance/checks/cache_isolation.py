@@ -12,12 +12,8 @@ from typing import Any
 
 import torch
 
-from conformance.checks.harness.common import (
-    bitwise_equal,
-    module_tensors,
-    plan_text,
-    rollout_plan,
-)
+from conformance.checks.harness.bitwise import bitwise_equal
+from conformance.checks.harness.common import module_tensors, plan_text, rollout_plan
 from conformance.checks.registry import promise
 from conformance.checks.harness.calls import describe_exception
 from conformance.checks.harness.context import CheckContext, Decoded

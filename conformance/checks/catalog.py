@@ -27,7 +27,7 @@ CATALOG: dict[str, tuple[str, ...]] = {
         "forward_leaves_module_state_unchanged",
         "forked_cache_continues_identically",
     ),
-    "chunking": ("chunked_decode_matches_full_decode",),
+    "chunking": ("chunked_decode_matches_full_decode", "long_rollouts_match_full_decode"),
     "forward_contract": (
         "forward_accepts_keyword_call",
         "output_layout_dtype_device",
@@ -40,7 +40,8 @@ CATALOG: dict[str, tuple[str, ...]] = {
         "cache_none_matches_fresh_cache",
         "autoregressive_index_only_selects_first_chunk",
     ),
-    "resources": ("cache_memory_is_bounded",),
+    "pipeline_habits": ("outputs_ignore_time_and_global_state", "caller_owns_returned_outputs"),
+    "resources": ("cache_memory_is_bounded", "finished_rollouts_leave_nothing_behind"),
     "state_machine": ("rollout_state_machine",),
 }
 

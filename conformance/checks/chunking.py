@@ -11,7 +11,7 @@ from conformance.checks.registry import promise
 from conformance.checks.harness.context import CheckContext, Decoded
 from conformance.checks.harness.fingerprints import seam_fingerprint
 from conformance.checks.harness.latents import LatentSequence
-from conformance.core.outcomes import CheckFailed, DecoderError
+from conformance.core.outcomes import CheckFailed, CheckSkipped, DecoderError
 from conformance.checks.harness.search import run_property
 from conformance.strategies import ChunkCase, chunk_cases, long_chunk_plans, required_chunk_plans
 from conformance.checks.harness.tolerances import (
@@ -22,7 +22,11 @@ from conformance.checks.harness.tolerances import (
     noise_tolerance,
 )
 
-__all__ = ["chunked_decode_matches_full_decode"]
+__all__ = ["chunked_decode_matches_full_decode", "long_rollouts_match_full_decode"]
+
+#: Chunk sizes the irregular long plan cycles through: seams at every residue of small
+#: periods, call counts and frame counts apart (a bug keyed to one of them shows).
+IRREGULAR_SIZES = (1, 2, 3, 5, 7, 4, 6)
 
 
 @promise(exercises=("compared_frames",), fingerprinted=True)
@@ -47,6 +51,14 @@ def chunked_decode_matches_full_decode(ctx: CheckContext) -> None:
     records the plans of a fixed battery that fail (``failure_fingerprint``), which an
     expected failure can pin.
     """
+    if ctx.spec.max_chunk_frames == 1:
+        # Every plan is then one-frame steps, and so is the reference (the decoder takes no
+        # longer call): comparing the program with itself would be a vacuous pass.
+        raise CheckSkipped(
+            "DecoderSpec.max_chunk_frames is 1: a sequence can be decoded only one way (one "
+            "latent frame per call), so there is no other decode to compare it with; "
+            "rollout_state_machine still compares interleaved and forked rollouts with it"
+        )
     started = time.monotonic()
     try:
         _chunked_vs_full(ctx)
@@ -113,6 +125,11 @@ def _chunked_vs_full(ctx: CheckContext) -> None:
                 f"{err}\n(found by one of the chunk plans every certification tries explicitly; "
                 f"the random search of {ctx.profile.chunk_examples} examples did not hit a failure)"
             ) from err
+    for plan in ctx.spec.chunk_plans:  # the pipeline's own plans, as given
+        try:
+            check_case(ChunkCase(variant=0, plan=plan))
+        except CheckFailed as err:
+            raise type(err)(f"{err}\n(found by one of DecoderSpec.chunk_plans, the pipeline's own plans)") from err
     long_frames = ctx.chunk_limit(ctx.profile.long_sequence_frames)
     if long_frames > max_frames:
         for long_plan in long_chunk_plans(long_frames, max_chunk=max_chunk):
@@ -223,3 +240,101 @@ class _NoiseReference:
             evidence.note("noise_bound_margin", 1.0 - self.worst_ratio)
         if self.unusable:
             evidence.note("reference_noise_unusable", self.unusable)
+
+
+@promise(exercises=("compared_frames",))
+def long_rollouts_match_full_decode(ctx: CheckContext) -> None:
+    """Over a long rollout -- hundreds of latent frames -- decoding chunk by chunk still
+    equals one decode of everything at once, at every position.
+
+    Why: world models stream for minutes. State that depends on how far a rollout has
+    come -- a ring buffer that wraps, a history compacted every N frames, a keyframe or
+    reset every N chunks, a position counter in a narrow dtype, a cache that switches
+    strategy once full -- passes every short test and corrupts the video a minute in.
+
+    What: ``H`` latent frames (the profile's ``horizon_frames``: 64 quick, 256 default,
+    1024 thorough; ``DecoderSpec.horizon_frames`` asks for more) decoded in one call at
+    AR 0 (the reference), then with one cache each in: one-frame steps after a two-frame
+    first chunk; chunks cycling through 1, 2, 3, 5, 7, 4, 6 frames (call and frame counts
+    apart, seams at every small residue); and every plan in ``DecoderSpec.chunk_plans``,
+    repeated to cover ``H``. Each must equal the reference frame by frame, within the
+    dtype's tolerance; a failure names the first bad pixel frame, its chunk, AR index and
+    how far into the rollout it is. A decoder that takes at most ``max_chunk_frames``
+    latent frames per call is compared against its decode in chunks of that size
+    instead (it cannot decode everything at once), which the evidence says; with
+    ``max_chunk_frames=1`` a rollout can be decoded only one way, and the check skips.
+    """
+    decoder = ctx.decoder()
+    horizon = max(ctx.profile.horizon_frames, ctx.spec.horizon_frames or 0)
+    limit = ctx.spec.max_chunk_frames
+    if limit == 1:
+        raise CheckSkipped(
+            "DecoderSpec.max_chunk_frames is 1: every rollout is decoded in one-frame steps, so a "
+            "long rollout has nothing to be compared with (chunked_decode_matches_full_decode "
+            "and the state machine cover its steps)"
+        )
+    ctx.seek_signal(decoder)
+    sequence = LatentSequence.of(5, horizon)
+    latents = ctx.latents(sequence)
+    if limit is None:
+        reference_plan: tuple[int, ...] = (horizon,)
+        reference = ctx.full_decode(decoder, sequence)
+    else:
+        reference_plan = _repeated((limit,), horizon)
+        reference = ctx.decode_plan(decoder, latents, reference_plan).video()
+        ctx.evidence.note(
+            "reference", f"chunks of max_chunk_frames={limit} (the decoder takes no longer calls)"
+        )
+    plans = [_repeated((min(2, horizon),) + (1,) * horizon, horizon), _repeated(IRREGULAR_SIZES, horizon, limit)]
+    plans += [_repeated(plan, horizon) for plan in ctx.spec.chunk_plans]
+    for plan in dict.fromkeys(plans):
+        if plan == reference_plan:
+            continue
+        decoded = ctx.decode_plan(decoder, latents, plan)
+        chunked = decoded.video()
+        where = (
+            f"a rollout of {horizon} latent frames decoded in {len(plan)} chunks "
+            f"({_plan_summary(plan)}) vs "
+            + (f"one call of all {horizon} at AR 0" if limit is None else f"chunks of {limit}")
+        )
+        if chunked.shape[2] != reference.shape[2]:
+            raise CheckFailed(
+                f"a long rollout decodes to the wrong length: {where}: {chunked.shape[2]} pixel "
+                f"frames against {reference.shape[2]}"
+            )
+        comparison = ctx.compare(reference, chunked)
+        if not comparison.ok:
+            frame = comparison.first_bad_frame or 0
+            k, _ = decoded.chunk_of_frame(frame)
+            into = sum(plan[:k])
+            raise CheckFailed(
+                f"a long rollout goes wrong far from its start: {where}: "
+                f"{describe_mismatch(comparison, decoded)}. The chunk starts {into} latent frames "
+                "into the rollout: state that depends on how far a rollout has come (a buffer "
+                "that wraps or compacts, a periodic reset, a counter) decodes differently there"
+            )
+        ctx.evidence.examples += 1
+    ctx.evidence.note("horizon_frames", horizon)
+    ctx.evidence.note("plans", [_plan_summary(plan) for plan in dict.fromkeys(plans)])
+
+
+def _repeated(pattern: tuple[int, ...], total: int, limit: int | None = None) -> tuple[int, ...]:
+    """``pattern`` repeated (and the last chunk cut) to cover exactly ``total`` frames;
+    chunks above ``limit`` split."""
+    plan: list[int] = []
+    covered = 0
+    while covered < total:
+        for n in pattern:
+            n = min(n, limit) if limit is not None else n
+            n = min(n, total - covered)
+            if n <= 0:
+                break
+            plan.append(n)
+            covered += n
+    return tuple(plan)
+
+
+def _plan_summary(plan: tuple[int, ...]) -> str:
+    """A long plan in words: its first chunks and its length."""
+    head = ", ".join(str(n) for n in plan[:9])
+    return f"[{head}{', ...' if len(plan) > 9 else ''}] ({len(plan)} calls)"

@@ -8,12 +8,15 @@ from collections.abc import Callable
 
 import torch
 
-from conformance.checks.harness.common import bitwise_equal, plan_text, rollout_plan
+from conformance.checks.harness.bitwise import bitwise_equal
+from conformance.checks.harness.common import plan_text, rollout_plan
 from conformance.checks.registry import promise
 from conformance.checks.size_mappers import read_ratio
 from conformance.checks.harness.calls import describe_exception
 from conformance.checks.harness.context import CheckContext, Step
 from conformance.checks.harness.latents import LatentSequence
+from conformance.checks.harness.validation import device_matches
+from conformance.core.interface import signature_text
 from conformance.core.outcomes import CheckFailed, CheckSkipped, DecoderError
 
 __all__ = [
@@ -61,13 +64,9 @@ def forward_accepts_keyword_call(ctx: CheckContext) -> None:
 
 def _signature(fn: object) -> str:
     try:
-        return str(inspect.signature(fn))  # type: ignore[arg-type]
+        return signature_text(inspect.signature(fn))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "(not inspectable)"
-
-
-def _device_matches(actual: torch.device, declared: torch.device) -> bool:
-    return actual.type == declared.type and (declared.index is None or actual.index == declared.index)
 
 
 @promise(exercises=("decoder_calls",))
@@ -116,7 +115,7 @@ def output_layout_dtype_device(ctx: CheckContext) -> None:
                 f"{where} has dtype {raw.dtype}, declared {spec.resolved_output_dtype} "
                 "(DecoderSpec.output_dtype, else dtype)"
             )
-        if not _device_matches(raw.device, spec.torch_device):
+        if not device_matches(raw.device, spec.torch_device):
             raise CheckFailed(f"{where} is on {raw.device}, declared device {spec.torch_device}")
         ctx.evidence.examples += 1
 
@@ -181,9 +180,13 @@ def outputs_survive_later_steps(ctx: CheckContext) -> None:
     What: decodes a rollout keeping every returned tensor exactly as returned plus a
     private bitwise copy taken when the call returned; after each later call (and after a
     call in a second rollout) every earlier output must still equal its copy, bitwise.
-    Then it holds the outputs until the profile's ``output_hold_s`` (3 s in the default
-    profile) has passed since the first one was returned, synchronizing the device and
-    re-verifying every output several times while it waits and once at the end.
+    Then the outputs are held: when the executor keeps outputs for the whole run (the
+    command line's runs), they join the early outputs of every other check, re-verified
+    after the decoder's last check and no sooner than the profile's ``output_hold_s``
+    (3 s in the default profile) after they were returned -- at no extra wall time in a
+    full run; a change found then fails this check, naming the call that returned the
+    output. Otherwise (a pytest item) the check holds them itself for ``output_hold_s``,
+    synchronizing the device and re-verifying several times while it waits.
     """
     decoder = ctx.decoder()
     plan = rollout_plan(ctx, max(3, ctx.profile.rollout_steps))
@@ -206,16 +209,25 @@ def outputs_survive_later_steps(ctx: CheckContext) -> None:
 
     begin = 0
     for k, n in enumerate(plan):
-        step = ctx.forward(decoder, latents[:, :, begin : begin + n], k, cache)
+        step = ctx.forward(decoder, latents[:, :, begin : begin + n], k, cache, hold=False)
         kept.append((step, step.raw_output.detach().clone(), time.monotonic()))
         begin += n
         verify(f"when forward was called at AR {k}" if k else "right after the call returned")
     ctx.evidence.rollouts += 1
     other = ctx.latents(LatentSequence.of(1, 1))
-    ctx.forward(decoder, other, 0, ctx.new_cache(decoder))
+    ctx.forward(decoder, other, 0, ctx.new_cache(decoder), hold=False)
     verify("when a second rollout made its first call")
     ctx.evidence.rollouts += 1
-    _hold_and_reverify(ctx, verify, first_returned=kept[0][2])
+    hold = ctx.control.hold
+    if hold is None:
+        _hold_and_reverify(ctx, verify, first_returned=kept[0][2])
+        return
+    for step, saved, returned_at in kept:
+        what = f"forward at AR {step.autoregressive_index} of chunk plan {plan_text(plan)}"
+        hold.keep(ctx.check_id, what, step.raw_output, saved, returned_at=returned_at,
+                  min_age_s=ctx.profile.output_hold_s)
+    ctx.evidence.note("outputs_held_s", ctx.profile.output_hold_s)
+    ctx.evidence.note("outputs_held_until", "the end of the run")
 
 
 def _hold_and_reverify(ctx: CheckContext, verify: Callable[[str], None], first_returned: float) -> None:

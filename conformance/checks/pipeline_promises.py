@@ -22,6 +22,8 @@ The rule these checks enforce, derived from the interface's docstrings
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from conformance.checks.registry import promise
@@ -64,8 +66,9 @@ def cache_none_matches_fresh_cache(ctx: CheckContext) -> None:
     What: decodes a few latent frames with a fresh cache (the reference), then twice with
     ``cache=None``, then once more inside a rollout: the rollout's first chunk, a
     one-shot call on other latents, the rollout's second chunk. Every one-shot output
-    must equal the reference within the tolerance, and the rollout must match its own
-    one-call decode. A decoder that refuses ``cache=None`` with ``ValueError``,
+    must equal the reference within the tolerance, and the rollout must equal the same
+    rollout made without the one-shot call (the control: a chunk-seam bug shows in both
+    and is not blamed on the one-shot call; the evidence notes it). A decoder that refuses ``cache=None`` with ``ValueError``,
     ``AssertionError`` or ``NotImplementedError`` honours the rule (pipelines get a clear
     error instead of wrong video) and passes; any other exception fails the check.
     """
@@ -110,24 +113,46 @@ def cache_none_matches_fresh_cache(ctx: CheckContext) -> None:
     judge(one_shot("second"), "second call, after another one-shot call")
     ctx.evidence.examples += 1
 
-    # A one-shot call in the middle of a rollout must not disturb it.
+    # A one-shot call in the middle of a rollout must not disturb it. The same rollout
+    # without the one-shot call is the control: a difference between the two is the
+    # one-shot call's doing; a difference both show against the one-call decode is a
+    # chunk-seam bug (chunked_decode_matches_full_decode's to report), not this promise.
     if n >= 2:
         rollout = LatentSequence.of(1, n)
-        expected = ctx.full_decode(decoder, rollout)
         rollout_latents = ctx.latents(rollout)
+        control = _first_two_steps(ctx, decoder, rollout_latents)
         cache = ctx.new_cache(decoder)
         first = ctx.forward(decoder, rollout_latents[:, :, :1], 0, cache)
         judge(one_shot("between"), "between two steps of a rollout")
         second = ctx.forward(decoder, rollout_latents[:, :, 1:], 1, cache)
         ctx.evidence.rollouts += 1
-        comparison = ctx.compare(expected, _concatenated(first, second))
+        comparison = ctx.compare(control, _concatenated(first, second))
         if not comparison.ok:
             raise CheckFailed(
                 "a rollout with a one-shot call (cache=None) made between its AR 0 and AR 1 "
-                f"steps differs from its one-call decode: {comparison.describe()}; the one-shot "
-                "call changed state outside its own call (module state, a shared buffer)"
+                "steps differs from the same rollout without it (same latents, same chunks): "
+                f"{comparison.describe()}; the one-shot call changed state outside its own call "
+                "(module state, a shared buffer)"
+            )
+        expected = ctx.full_decode(decoder, rollout)
+        if not ctx.compare(expected, control).ok:
+            ctx.evidence.note(
+                "seam_bug_seen",
+                "the rollout differs from its one-call decode with or without the one-shot "
+                "call: a chunk-seam bug, not the one-shot call's doing (see "
+                "chunked_decode_matches_full_decode)",
             )
         ctx.evidence.examples += 1
+
+
+def _first_two_steps(ctx: CheckContext, decoder: Any, latents: torch.Tensor) -> torch.Tensor:
+    """The rollout's first chunk (one latent frame) and second chunk (the rest) on a fresh
+    cache, concatenated: what a rollout undisturbed by a one-shot call decodes."""
+    cache = ctx.new_cache(decoder)
+    first = ctx.forward(decoder, latents[:, :, :1], 0, cache)
+    second = ctx.forward(decoder, latents[:, :, 1:], 1, cache)
+    ctx.evidence.rollouts += 1
+    return _concatenated(first, second)
 
 
 def _concatenated(*steps: Step) -> torch.Tensor:

@@ -1,7 +1,18 @@
-"""Checks that streaming stays streaming: resources must not grow with rollout length."""
+"""Checks that streaming stays streaming: memory must not grow with rollout length, nor
+with the number of rollouts a process has served.
+
+Memory is counted everywhere a decoder can keep it: tensors (a census of every live
+tensor in the process, split by who holds it), the CUDA allocator, and Python's own heap
+as :mod:`tracemalloc` sees it (NumPy arrays, ``bytes``, lists and dicts of per-frame
+objects), while the check runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tracemalloc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +23,7 @@ from conformance.checks.harness.context import CheckContext
 from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed
 from conformance.checks.harness.reachability import (
+    census_baseline,
     describe_holder,
     live_tensors,
     reachable_tensors,
@@ -20,7 +32,53 @@ from conformance.checks.harness.reachability import (
     storage_span,
 )
 
-__all__ = ["cache_memory_is_bounded"]
+__all__ = ["cache_memory_is_bounded", "finished_rollouts_leave_nothing_behind"]
+
+#: Growth of Python's heap (bytes, as tracemalloc counts them) that the memory checks
+#: ignore: the kit's own bookkeeping while a check runs (a list entry per step) stays
+#: far below it, a per-step leak of even a few hundred bytes crosses it over a rollout.
+PYTHON_SLACK = 32 * 1024
+
+#: The kit's own files, whose Python allocations are not the decoder's.
+_KIT_FILES = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep + "*"
+
+
+@contextlib.contextmanager
+def _python_heap_traced() -> Iterator[None]:
+    """Trace Python's heap allocations while the block runs (unless already traced)."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start(1)
+    try:
+        yield
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+#: Allocations not the decoder's: the kit's own files and tracemalloc's (for attribution).
+_NOT_THE_KITS = (tracemalloc.Filter(False, _KIT_FILES), tracemalloc.Filter(False, tracemalloc.__file__))
+
+#: Bytes per step (or rollout) of the kit's own bookkeeping that stays alive while a
+#: memory check runs (a list entry per step), allowed on top of :data:`PYTHON_SLACK`.
+KIT_BYTES_PER_STEP = 64
+
+
+def _python_heap() -> int | None:
+    """Bytes of Python's heap allocated since tracing started and still alive (``None``
+    when not traced)."""
+    return tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
+
+
+def _python_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> str | None:
+    """Where Python's heap grew between two snapshots, outside the kit's own files."""
+    stats = after.filter_traces(_NOT_THE_KITS).compare_to(before.filter_traces(_NOT_THE_KITS), "lineno")
+    grown = [stat for stat in stats if stat.size_diff > 0][:3]
+    if not grown:
+        return None
+    return "allocated at " + ", ".join(
+        f"{stat.traceback[0].filename}:{stat.traceback[0].lineno} (+{_human(stat.size_diff)})" for stat in grown
+    )
 
 
 def _human(nbytes: int) -> str:
@@ -52,7 +110,7 @@ def _grows(sizes: list[int]) -> tuple[bool, int, int]:
 
 
 #: Where the memory check looks, in the order its messages name them.
-_PLACES = ("cache", "decoder", "elsewhere", "cuda_allocator")
+_PLACES = ("cache", "decoder", "elsewhere", "cuda_allocator", "python_heap")
 
 
 @dataclass
@@ -65,16 +123,20 @@ class _Sample:
     elsewhere: int
     cuda_allocator: int | None
     elsewhere_keys: frozenset[tuple[str, int]]
+    python_heap: int | None = None
+    python_snapshot: tracemalloc.Snapshot | None = None
 
     def get(self, place: str) -> int | None:
         return getattr(self, place)
 
 
-def _census(ctx: CheckContext, decoder: Any, cache: Any, step: int) -> _Sample:
+def _census(ctx: CheckContext, decoder: Any, cache: Any, step: int, *, snapshot: bool = False) -> _Sample:
     """Every live tensor's bytes, split by where it is held, not counting what the kit
-    itself holds (its latents and reference outputs, reachable from the check context)."""
+    itself holds (its latents and reference outputs, reachable from the check context),
+    and Python's heap (when traced)."""
+    heap = _python_heap()
     live = live_tensors()
-    kit = storage_keys(ctx, exclude=decoder)
+    kit = storage_keys(ctx, exclude=decoder, modules=False)
     in_cache = storage_keys(cache, exclude=decoder)
     in_decoder = {k: n for k, n in storage_keys(decoder).items() if k not in in_cache}
     known = set(kit) | set(in_cache) | set(in_decoder)
@@ -92,17 +154,21 @@ def _census(ctx: CheckContext, decoder: Any, cache: Any, step: int) -> _Sample:
         elsewhere=sum(elsewhere.values()),
         cuda_allocator=allocated,
         elsewhere_keys=frozenset(elsewhere),
+        python_heap=heap,
+        python_snapshot=tracemalloc.take_snapshot() if snapshot and heap is not None else None,
     )
 
 
 def _place_grows(samples: list[_Sample], steps: int, place: str) -> tuple[bool, int, int]:
-    """(largest bytes sampled after the rollout's first half > largest within it, both)."""
+    """(largest bytes sampled after the run's first half > largest within it, both); Python's
+    heap must grow by more than :data:`PYTHON_SLACK`."""
     values = [(s.step, s.get(place)) for s in samples if s.get(place) is not None]
     early = [v for k, v in values if k < steps // 2]
     late = [v for k, v in values if k >= steps // 2]
     if not early or not late:
         return False, 0, 0
-    return max(late) > max(early), max(early), max(late)  # type: ignore[type-var]
+    slack = PYTHON_SLACK + KIT_BYTES_PER_STEP * steps if place == "python_heap" else 0
+    return max(late) > max(early) + slack, max(early), max(late)  # type: ignore[type-var,operator]
 
 
 _WHERE = {
@@ -113,6 +179,8 @@ _WHERE = {
     "another object), found by a census of every live tensor in the process",
     "cuda_allocator": "bytes allocated by the CUDA caching allocator, not counting the kit's "
     "own tensors (tensors native code holds show only here)",
+    "python_heap": "Python's heap as tracemalloc counts it (NumPy arrays, bytes, lists and dicts "
+    "of objects)",
 }
 
 
@@ -127,25 +195,35 @@ def cache_memory_is_bounded(ctx: CheckContext) -> None:
     module-level table keyed by a handle in the cache, or into a closure the cache holds
     leaks exactly the same way.
 
-    What: decodes a long rollout of one-frame steps (length set by the profile). After
-    every step it sums the bytes of all distinct storages reachable from the cache
-    (through lists, dicts, nested objects and per-rollout modules; not the decoder's own
-    weights); at about eight evenly spaced steps per rollout length it also takes a census
-    of every live tensor in the process (after a full garbage collection, each storage
-    once), split into the cache, the decoder's attributes and everything else, minus what
-    the kit itself holds (its latents and reference outputs), and on CUDA reads the
-    allocator's count. A place counts as growing when the largest size after the first
-    half of the rollout exceeds the largest within it; a growing rollout is continued,
-    doubling its length, up to four times the profile's length, and fails if something is
-    still growing then, naming where (a module global or closure when the garbage
-    collector can tell). Assumption: a correct decoder's state is bounded by fewer latent
-    frames than half of that longest rollout, so it has reached full size by then (sizes
-    that cycle with a shorter period are fine). Nothing else in the process may allocate
-    and keep tensors while the check runs.
+    What: decodes a long rollout of one-frame steps (96 in the default profile, 384 in
+    ``thorough``). After every step it sums the bytes of all distinct storages reachable
+    from the cache (through lists, dicts, nested objects and per-rollout modules; not the
+    decoder's own weights); at about twelve evenly spaced steps per rollout length it also
+    takes a census of every live tensor in the process (after a full garbage collection,
+    each storage once), split into the cache, the decoder's attributes and everything
+    else, minus what the kit itself holds (its latents and reference outputs), reads the
+    CUDA allocator's count, and Python's heap as tracemalloc traces it during the check
+    (NumPy arrays, bytes and other objects). A place counts as growing when the largest
+    size after the first half of the rollout exceeds the largest within it (Python's
+    heap: by more than 32 KiB); so growth that starts late, or comes every so many steps,
+    shows. A growing rollout is continued, doubling its length, up to four times the
+    profile's length, and fails if something is still growing then, naming where (a
+    module global, a class attribute or a closure when the garbage collector can tell; a
+    source line for Python's heap). Assumption: a correct decoder's state is bounded by
+    fewer latent frames than half of that longest rollout, so it has reached full size
+    by then (sizes that cycle with a shorter period are fine: a ring buffer, a history
+    compacted on a schedule). Nothing else in the process may allocate and keep memory
+    while the check runs.
     """
+    ctx.decoder()  # built before the baseline: what it holds from the start is no growth
+    with _python_heap_traced(), census_baseline():
+        _rollout_memory(ctx)
+
+
+def _rollout_memory(ctx: CheckContext) -> None:
     decoder = ctx.decoder()
     base = max(4, ctx.profile.memory_rollout_steps)
-    stride = max(1, base // 8)
+    stride = max(1, base // 12)
     steps = base
     longest = base * EXTENSION_LIMIT
     cache = ctx.new_cache(decoder)
@@ -158,8 +236,9 @@ def cache_memory_is_bounded(ctx: CheckContext) -> None:
             ctx.forward(decoder, latents, k, cache)
             del latents
             sizes.append(storage_bytes(cache, exclude=decoder))
+            ctx.inputs.forget()  # the kit's own latents of past steps go
             if (k + 1) % stride == 0 or k == steps - 1:
-                samples.append(_census(ctx, decoder, cache, k))
+                samples.append(_census(ctx, decoder, cache, k, snapshot=_attributes(k, stride, steps)))
             ctx.evidence.examples += 1
         growing, early, late = _grows(sizes)
         growing_places = [p for p in _PLACES if p != "cache" and _place_grows(samples, steps, p)[0]]
@@ -202,12 +281,34 @@ def cache_memory_is_bounded(ctx: CheckContext) -> None:
             where = _elsewhere_growth(samples, steps, ctx, decoder, cache)
             if where:
                 line += "; " + where
+        if place == "python_heap":
+            where = _heap_growth(samples, steps)
+            if where:
+                line += "; " + where
         lines.append(line)
     raise CheckFailed(
         f"memory grows with rollout length over a rollout of {steps} one-frame steps: "
         + "; and ".join(lines)
         + ". Keep a bounded history, and keep per-rollout state in the cache"
     )
+
+
+def _attributes(k: int, stride: int, steps: int) -> bool:
+    """Whether the census at step ``k`` keeps a heap snapshot: the last one of the first
+    half and the last one, between which a failure says where Python's heap grew."""
+    last_early = (steps // 2 - 1) // stride * stride + stride - 1
+    return k == min(last_early, steps // 2 - 1) or k == steps - 1 or k == last_early
+
+
+def _heap_growth(samples: list[_Sample], steps: int) -> str | None:
+    """Where Python's heap grew between the first half's last census and the last one."""
+    early = [s for s in samples if s.step < steps // 2 and s.python_snapshot is not None]
+    last = samples[-1].python_snapshot
+    if not early or last is None:
+        return None
+    before = early[-1].python_snapshot
+    assert before is not None
+    return _python_growth(before, last)
 
 
 def _decoder_growth(decoder: Any, cache: Any) -> str:
@@ -248,4 +349,89 @@ def _elsewhere_growth(
     holder = describe_holder(target, ignore=(live, live.tensors, candidates, samples, ctx))
     return f"{len(new)} storage(s) appeared after step {early[-1].step} and stay alive" + (
         f", held by {holder}" if holder else ""
+    )
+
+
+@promise(exercises=("rollouts",))
+def finished_rollouts_leave_nothing_behind(ctx: CheckContext) -> None:
+    """A rollout that has ended leaves nothing behind: a process that serves rollout after
+    rollout holds no more memory after the hundredth than after the tenth.
+
+    Why: a server runs hundreds of rollouts in one process. Per-rollout state registered
+    where the rollout cannot take it back -- a module-level dict of caches keyed by
+    request, a class attribute list of histories, a pool that hands out new buffers but
+    never gets old ones back, an ever-growing memo -- costs nothing in a test that runs
+    one rollout, and runs the server out of memory by evening.
+
+    What: runs the profile's ``finished_rollouts`` rollouts (48 in the default profile)
+    one after the other, each on its own latents (a multi-frame first chunk, then one
+    more step), dropping each cache when it ends. At about twelve points it takes a census
+    of what is still alive: every live tensor outside the decoder's parameters and the
+    kit's own, split into the decoder's attributes and everything else; the CUDA
+    allocator's count; Python's heap as tracemalloc traces it (NumPy arrays, bytes,
+    objects). Nothing may grow with the number of finished rollouts: the largest count
+    after the first half may not exceed the largest within it (Python's heap: by more
+    than 32 KiB). While something still grows the run continues, doubling, up to four
+    times as many rollouts, so pools and memos that fill up to a cap pass; a failure
+    names where (a module global, a class attribute, a closure, a source line).
+    """
+    ctx.decoder()  # built before the baseline: what it holds from the start is no growth
+    with _python_heap_traced(), census_baseline():
+        _finished_rollouts(ctx)
+
+
+def _finished_rollouts(ctx: CheckContext) -> None:
+    decoder = ctx.decoder()
+    base = max(4, ctx.profile.finished_rollouts)
+    longest = base * EXTENSION_LIMIT
+    first = ctx.chunk_limit(2)
+    runs = base
+    samples: list[_Sample] = []
+    done = 0
+    while True:
+        stride = max(1, runs // 12)
+        for r in range(done, runs):
+            cache = ctx.new_cache(decoder)
+            latents = ctx.latents(LatentSequence.of(100 + r, first + 1))
+            ctx.forward(decoder, latents[:, :, :first], 0, cache, hold=False)
+            ctx.forward(decoder, latents[:, :, first:], 1, cache, hold=False)
+            ctx.evidence.rollouts += 1
+            ctx.inputs.forget()  # the kit's own latents of a finished rollout go too
+            del cache, latents
+            if (r + 1) % stride == 0 or r == runs - 1:
+                samples.append(_census(ctx, decoder, None, r, snapshot=_attributes(r, stride, runs)))
+        done = runs
+        growing = [place for place in _PLACES if place != "cache" and _place_grows(samples, runs, place)[0]]
+        if not growing or runs >= longest:
+            break
+        runs *= 2
+    ctx.evidence.note("finished_rollouts", runs)
+    ctx.evidence.note(
+        "live_bytes_by_rollout",
+        {s.step: {p: s.get(p) for p in _PLACES if p != "cache" and s.get(p) is not None} for s in samples},
+    )
+    if not growing:
+        return
+    lines = []
+    for place in growing:
+        _, first_max, last_max = _place_grows(samples, runs, place)
+        line = (
+            f"{_WHERE[place]}: at most {_human(first_max)} after the first {runs // 2} rollouts, "
+            f"{_human(last_max)} after {runs}"
+        )
+        if place == "decoder":
+            line += "; " + _decoder_growth(decoder, None)
+        if place == "elsewhere":
+            where = _elsewhere_growth(samples, runs, ctx, decoder, None)
+            if where:
+                line += "; " + where
+        if place == "python_heap":
+            where = _heap_growth(samples, runs)
+            if where:
+                line += "; " + where
+        lines.append(line)
+    raise CheckFailed(
+        f"memory grows with the number of finished rollouts ({runs} rollouts run to their end, "
+        "each cache dropped): " + "; and ".join(lines) + ". State a rollout creates must go "
+        "with its cache; pools and memos must be bounded"
     )

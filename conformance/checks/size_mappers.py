@@ -8,6 +8,7 @@ makes the pipeline allocate, trim or stitch the wrong number of frames, silently
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 from conformance.checks.registry import promise
@@ -17,50 +18,115 @@ from conformance.checks.harness.latents import LatentSequence
 from conformance.core.outcomes import CheckFailed, DecoderError
 
 __all__ = [
+    "DENSE_FRAMES",
+    "DENSE_INDICES",
+    "FAR_FRAMES",
+    "FAR_INDEX",
+    "STEADY_FRAMES",
     "decoded_sizes_match_mappers",
     "ratios_are_positive_constant_ints",
     "temporal_mappers_monotone_and_steady",
     "temporal_mappers_round_trip",
 ]
 
+# The size-mapper queries, the same in every profile (they cost a second or less, and a
+# pinned expected failure's fingerprint must not depend on the profile):
+
+#: AR indices checked one by one: 0 .. DENSE_INDICES - 1.
+DENSE_INDICES = 8
+#: Largest AR index landmark: an int32 step counter's last value (a live stream at ten
+#: steps a second passes AR 10^6 in a day; a counter that overflows or a table that ends
+#: must show).
+FAR_INDEX = 2**31 - 1
+#: Latent counts checked one by one at every checked AR index: 1 .. DENSE_FRAMES.
+DENSE_FRAMES = 64
+#: Latent counts checked one by one at AR 0 and AR 1 (the first step and steady state):
+#: 1 .. STEADY_FRAMES, so a mapper wrong for a stretch of counts has no sample points to
+#: slip between. A mapper too slow for that (over :data:`SLOW_MAPPER_S` of CPU time a
+#: call, or a sweep over its share of the check's timeout) is checked this densely up to
+#: where the time allows, and the evidence says where.
+STEADY_FRAMES = 2**16
+#: Largest latent count landmark: an int32's last value.
+FAR_FRAMES = 2**31 - 1
+#: Seconds of CPU time (the checking thread's: the mapper's own work and the kit's per
+#: query) per mapper call above which the dense sweep stops early. CPU time, not wall
+#: time: a busy machine deschedules the check, and what the sweep covers (so the
+#: verdict) must not depend on the machine's load.
+SLOW_MAPPER_S = 20e-6
+#: Share of the check's timeout the dense sweep of one AR index may take in wall time,
+#: whatever the CPU time says (a mapper that blocks: I/O, a sleep), so that the two dense
+#: sweeps never run a check into its timeout.
+DENSE_SWEEP_TIMEOUT_SHARE = 1 / 8
+
 
 def _landmarks(limit: int, start: int) -> list[int]:
     """Powers of two and of ten from ``start`` to ``limit`` with their neighbours, and a
-    geometric grid (ratio 1.25) between them: the sizes where table lookups end, integer
-    types overflow and off-by-one comparisons flip, plus everything in between at 25%
-    spacing. Deterministic, so a failure's fingerprint does not depend on the seed."""
+    geometric grid (ratio 1.25 up to 10^5, then 2) between them: the sizes where table
+    lookups end, integer types overflow and off-by-one comparisons flip, plus everything
+    in between. Deterministic, so a failure's fingerprint does not depend on the seed."""
     points: set[int] = set()
-    p = 1
-    while p <= limit + 1:
-        if p >= start:
-            points.update((p - 1, p, p + 1))
-        p *= 2
-    p = 10
-    while p <= limit + 1:
-        if p >= start:
-            points.update((p - 1, p, p + 1))
-        p *= 10
+    for base in (2, 10):
+        p = 1
+        while p <= limit + 1:
+            if p >= start:
+                points.update((p - 1, p, p + 1))
+            p *= base
     x = float(start)
     while x <= limit:
         points.add(int(round(x)))
-        x *= 1.25
+        x *= 1.25 if x < 1e5 else 2.0
     points.add(limit)
     return sorted(q for q in points if start <= q <= limit)
 
 
 def mapper_indices(ctx: CheckContext) -> list[int]:
-    """AR indices whose mappers are checked: every one below the profile's bound, then
-    sparse landmarks up to ``profile.mapper_far_index`` (a live stream reaches AR 10^4 in
-    hours, and a long rollout must map like step 1 however far it has come)."""
-    n = ctx.profile.mapper_indices
-    return sorted(set(range(n)) | set(_landmarks(ctx.profile.mapper_far_index, n)))
+    """AR indices whose mappers are checked: every one below :data:`DENSE_INDICES`, then
+    landmarks up to :data:`FAR_INDEX` (a long rollout must map like step 1 however far it
+    has come)."""
+    return sorted(set(range(DENSE_INDICES)) | set(_landmarks(FAR_INDEX, DENSE_INDICES)))
 
 
-def mapper_counts(ctx: CheckContext) -> list[int]:
-    """Latent frame counts queried at every checked index: every one up to the profile's
-    dense bound, then sparse landmarks up to ``profile.mapper_far_frames``."""
-    n = ctx.profile.mapper_frames
-    return sorted(set(range(1, n + 1)) | set(_landmarks(ctx.profile.mapper_far_frames, n + 1)))
+def mapper_counts(ctx: CheckContext, ar: int | None = None) -> list[int]:
+    """Latent frame counts queried at AR ``ar``: every one up to :data:`DENSE_FRAMES`
+    (:data:`STEADY_FRAMES` at AR 0 and 1), then landmarks up to :data:`FAR_FRAMES`."""
+    dense = STEADY_FRAMES if ar in (0, 1) else DENSE_FRAMES
+    return sorted(set(range(1, dense + 1)) | set(_landmarks(FAR_FRAMES, dense + 1)))
+
+
+class _Sweep:
+    """Stops a dense sweep of latent counts early when the mapper is slow (see
+    :data:`SLOW_MAPPER_S`) or the sweep has used its share of the check's time (see
+    :data:`DENSE_SWEEP_TIMEOUT_SHARE`); records where and why in the evidence."""
+
+    def __init__(self, ctx: CheckContext) -> None:
+        self.ctx = ctx
+        self.started = time.perf_counter()
+        self.cpu_started = time.thread_time()
+        self.queries_at_start = ctx.evidence.mapper_queries
+        self.stopped_at: int | None = None
+        timeout = ctx.spec.check_timeout_s or ctx.profile.check_timeout_s
+        self.wall_budget = DENSE_SWEEP_TIMEOUT_SHARE * timeout
+
+    def keep_going(self, n: int) -> bool:
+        if n <= DENSE_FRAMES or n > STEADY_FRAMES or self.stopped_at is not None:
+            return self.stopped_at is None or n > STEADY_FRAMES
+        if n % 1024 == 0:
+            queries = self.ctx.evidence.mapper_queries - self.queries_at_start
+            per_call = (time.thread_time() - self.cpu_started) / max(1, queries)
+            wall = time.perf_counter() - self.started
+            if per_call > SLOW_MAPPER_S:
+                why = f"the mapper takes {per_call * 1e6:.0f} us of CPU time a call"
+            elif wall > self.wall_budget:
+                why = (
+                    f"the sweep of this AR index took {wall:.1f} s, its share of the check's "
+                    f"timeout ({self.wall_budget:.1f} s)"
+                )
+            else:
+                return True
+            self.stopped_at = n
+            self.ctx.evidence.note("dense_mapper_sweep_stopped_at", f"n = {n}: {why}; beyond that, landmarks only")
+            return False
+        return True
 
 
 def ranges_text(values: list[int]) -> str:
@@ -122,7 +188,9 @@ class MapperViolations:
             for ar, ns in by_ar.items():
                 by_ns.setdefault(tuple(sorted(ns)), []).append(ar)
             for ns_key, ars in by_ns.items():
-                example = by_ar[ars[0]][ns_key[0]]
+                # The example a pipeline would meet first: the count nearest zero (n = 0
+                # latent frames, not n = -1; the smallest count >= 1 otherwise).
+                example = by_ar[ars[0]][min(ns_key, key=abs)]
                 groups.append((kind, sorted(ars), list(ns_key), example))
         return sorted(groups, key=lambda g: (g[0], g[1][0], g[2][0]))
 
@@ -163,12 +231,11 @@ class MapperViolations:
 
 
 def _queried(ctx: CheckContext) -> str:
-    indices, counts = mapper_indices(ctx), mapper_counts(ctx)
-    dense_n = ctx.profile.mapper_frames
+    indices = mapper_indices(ctx)
     return (
-        f"queried {len(indices)} AR indices: 0..{ctx.profile.mapper_indices - 1} and landmarks up "
-        f"to {indices[-1]}; {len(counts)} latent frame counts: 1..{dense_n} and landmarks up to "
-        f"{counts[-1]}"
+        f"queried {len(indices)} AR indices: 0..{DENSE_INDICES - 1} and landmarks up to "
+        f"{indices[-1]}; latent frame counts 1..{STEADY_FRAMES} at AR 0 and 1, 1..{DENSE_FRAMES} "
+        f"at every other index, and landmarks up to {FAR_FRAMES}"
     )
 
 
@@ -246,10 +313,10 @@ def temporal_mappers_round_trip(ctx: CheckContext) -> None:
     causal first frame at AR 0) it feeds the wrong number of latents and the video comes
     out a few frames short or long, or misaligned with audio and conditioning.
 
-    What: for each checked AR index (every one below the profile's dense bound, then
-    landmarks up to AR 10^4 in the default profile: powers of two and ten, their
-    neighbours, a 25% geometric grid) and each latent count ``n`` (every one up to 64, then
-    landmarks up to 4096), ``get_input(ar, get_output(ar, n)) == n``; for every pixel count
+    What: for each checked AR index (every one below 8, then landmarks up to AR 2^31 - 1:
+    powers of two and ten, their neighbours, a geometric grid) and each latent count
+    ``n`` (every one up to 65536 at AR 0 and 1, up to 64 at the other indices, then
+    landmarks up to 2^31 - 1), ``get_input(ar, get_output(ar, n)) == n``; for every pixel count
     ``m`` up to the largest dense output and next to every sparse one that is not
     produced, ``get_input(ar, m)`` must raise ``ValueError`` or ``AssertionError``, or
     return a ``k`` with ``get_output(ar, k) == m``. Every violation is collected and
@@ -260,7 +327,10 @@ def temporal_mappers_round_trip(ctx: CheckContext) -> None:
     for ar in mapper_indices(ctx):
         produced: dict[int, int] = {}
         probes: set[int] = set()
-        for n in mapper_counts(ctx):
+        sweep = _Sweep(ctx)
+        for n in mapper_counts(ctx, ar):
+            if not sweep.keep_going(n):
+                continue
             out = ctx.query_mapper(decoder, "output", ar, n)
             if out.rejected:
                 found.add(
@@ -283,8 +353,9 @@ def temporal_mappers_round_trip(ctx: CheckContext) -> None:
                     f"get_output_temporal_size({ar}, {n}) = {out.value} but "
                     f"get_input_temporal_size({ar}, {out.value}) = {back.value}",
                 )
-            probes.update((out.value - 1, out.value + 1))
-        dense_top = max((m for m, n in produced.items() if n <= ctx.profile.mapper_frames), default=0)
+            if n <= DENSE_FRAMES or n > STEADY_FRAMES:  # the dense sweep's own neighbours are queried
+                probes.update((out.value - 1, out.value + 1))
+        dense_top = max((m for m, n in produced.items() if n <= DENSE_FRAMES), default=0)
         probes.update(range(1, dense_top + 1))
         ctx.evidence.examples += 1
         for m in sorted(p for p in probes if p >= 1 and p not in produced):
@@ -304,7 +375,7 @@ def temporal_mappers_round_trip(ctx: CheckContext) -> None:
                     "ValueError or AssertionError instead of rounding",
                 )
     ctx.evidence.note("ar_indices", ranges_text(mapper_indices(ctx)))
-    ctx.evidence.note("latent_frame_counts", ranges_text(mapper_counts(ctx)))
+    ctx.evidence.note("latent_frame_counts", _queried(ctx))
     found.raise_if_any(ctx, _queried(ctx))
 
 
@@ -319,7 +390,7 @@ def temporal_mappers_monotone_and_steady(ctx: CheckContext) -> None:
     goes negative, yields truncated or mis-sized videos without an error.
 
     What: for each checked AR index and latent count (the same dense-then-landmark sets
-    as ``temporal_mappers_round_trip``, up to AR 10^4 and n = 4096 in the default profile),
+    as ``temporal_mappers_round_trip``, up to AR and n = 2^31 - 1),
     ``get_output_temporal_size(ar, n)`` is never negative and strictly increasing in n;
     for n = 0 and -1 it raises ``ValueError`` / ``AssertionError`` or returns 0; for AR >= 1
     it equals ``n * ratio`` exactly; for AR 0 it is at most ``n * ratio``. Every violation
@@ -330,7 +401,10 @@ def temporal_mappers_monotone_and_steady(ctx: CheckContext) -> None:
     found = MapperViolations(mapper_indices(ctx), mapper_counts(ctx))
     for ar in mapper_indices(ctx):
         previous: tuple[int, int] | None = None
-        for n in mapper_counts(ctx):
+        sweep = _Sweep(ctx)
+        for n in mapper_counts(ctx, ar):
+            if not sweep.keep_going(n):
+                continue
             out = ctx.query_mapper(decoder, "output", ar, n)
             if out.rejected:
                 found.add(
@@ -370,7 +444,7 @@ def temporal_mappers_monotone_and_steady(ctx: CheckContext) -> None:
                 )
         ctx.evidence.examples += 1
     ctx.evidence.note("ar_indices", ranges_text(mapper_indices(ctx)))
-    ctx.evidence.note("latent_frame_counts", ranges_text(mapper_counts(ctx)))
+    ctx.evidence.note("latent_frame_counts", _queried(ctx))
     found.raise_if_any(ctx, _queried(ctx))
 
 

@@ -18,6 +18,7 @@ from conformance.checks import (  # noqa: F401 - importing registers the checks
     chunking,
     finiteness,
     forward_contract,
+    pipeline_habits,
     pipeline_promises,
     resources,
     size_mappers,

@@ -48,6 +48,7 @@ __all__ = [
     "decoder_problems",
     "describe_cache_problems",
     "describe_decoder_problems",
+    "signature_text",
 ]
 
 #: Name of the spec's cache base class; a cache deriving from any copy of it counts.
@@ -91,6 +92,30 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+class _Written:
+    """An annotation written as a string (``from __future__ import annotations``), shown as
+    written: ``-> WanVAECache``, not ``-> 'WanVAECache'``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def signature_text(signature: inspect.Signature) -> str:
+    """``signature`` as source code shows it: string annotations without their quotes."""
+
+    def shown(annotation: Any) -> Any:
+        return _Written(annotation) if isinstance(annotation, str) else annotation
+
+    try:
+        parameters = [p.replace(annotation=shown(p.annotation)) for p in signature.parameters.values()]
+        return str(signature.replace(parameters=parameters, return_annotation=shown(signature.return_annotation)))
+    except (TypeError, ValueError):
+        return str(signature)
+
+
 def _positional_problem(name: str, fn: Callable[..., Any], params: tuple[str, ...]) -> str | None:
     signature = _signature(fn)
     if signature is None:
@@ -99,7 +124,7 @@ def _positional_problem(name: str, fn: Callable[..., Any], params: tuple[str, ..
         signature.bind(*range(len(params)))
     except TypeError:
         shown = ", ".join(params)
-        return f"{name} cannot be called as {name}({shown}) (its signature is {name}{signature})"
+        return f"{name} cannot be called as {name}({shown}) (its signature is {name}{signature_text(signature)})"
     return None
 
 
@@ -124,7 +149,7 @@ def _forward_problems(forward: Callable[..., Any]) -> list[str]:
         return []
     words = ", ".join(repr(keyword) for keyword in missing)
     plural = "s" if len(missing) > 1 else ""
-    return [f"forward does not accept keyword{plural} {words} (its signature is forward{signature})"]
+    return [f"forward does not accept keyword{plural} {words} (its signature is forward{signature_text(signature)})"]
 
 
 def _has_member(obj: object, name: str) -> bool:
@@ -216,11 +241,33 @@ def cache_problems(cache: object) -> list[str]:
 
 
 def describe_decoder_problems(obj: object, problems: list[str]) -> str:
-    """``"MyDecoder, which does not honour ...: lacks x; forward does not accept keyword 'y'"``."""
-    name = obj.__qualname__ if isinstance(obj, type) else type(obj).__name__
-    return (
-        f"{name}, which does not honour the StreamingVideoDecoder interface: {'; '.join(problems)}"
+    """``"MyDecoder (a torch.nn.Module from my_pkg.models), which does not honour ...: lacks x;
+    forward does not accept keyword 'y'"``, saying what the object is: its class, where the
+    class comes from, and, for the framework's generic ``StreamingDecoder`` template, that
+    it is outside the contract."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    name = cls.__qualname__ if isinstance(obj, type) else type(obj).__name__
+    what = "a class, not an instance" if isinstance(obj, type) else _kind_of(cls)
+    text = (
+        f"{name} ({what} from {cls.__module__}), which does not honour the StreamingVideoDecoder "
+        f"interface: {'; '.join(problems)}"
     )
+    bases = {base.__name__ for base in cls.__mro__}
+    if "StreamingDecoder" in bases and "StreamingVideoDecoder" not in bases:
+        text += (
+            ". It derives from StreamingDecoder, the framework's generic streaming template, which "
+            "is outside the contract this kit certifies: a StreamingVideoDecoder adds the compression "
+            "ratios and the temporal size mappers pipelines rely on"
+        )
+    return text
+
+
+def _kind_of(cls: type) -> str:
+    """``"a torch.nn.Module"`` or ``"a <base>"``: the nearest well-known base of ``cls``."""
+    for base in cls.__mro__:
+        if base.__module__.startswith("torch.nn") and base.__name__ == "Module":
+            return "a torch.nn.Module"
+    return "an object" if cls.__mro__[1:] == (object,) or cls is object else f"a {cls.__mro__[1].__name__} subclass"
 
 
 def describe_cache_problems(cache: object, problems: list[str]) -> str:

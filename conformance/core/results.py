@@ -188,6 +188,9 @@ class DecoderRun:
     supervised: bool = False
     #: Notes about the run as a whole (a worker replaced after a crash, threads chosen, ...).
     notes: list[str] = field(default_factory=list)
+    #: Wall-clock seconds the decoder's run took, building and worker restarts included
+    #: (checks may run in several worker processes at once, so this is not their sum).
+    wall_s: float | None = None
 
 
 @dataclass(frozen=True)

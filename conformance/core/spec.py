@@ -138,8 +138,10 @@ class DecoderSpec:
         inference_mode: pipelines call this decoder inside ``torch.inference_mode()``
             (its cache and outputs are inference tensors, which cannot be updated in place
             outside that mode); the kit then makes every ``initialize_autoregressive_cache``
-            and ``forward`` call inside it too. The kit itself only reads and clones
-            outputs, which works for inference tensors in either case.
+            and ``forward`` call inside it too. The kit reads and clones outputs, which
+            works for inference tensors in either case, and edits them in place as a caller
+            may (``caller_owns_returned_outputs``), inside the mode only when declared: a
+            decoder returning inference tensors to pipelines outside it fails that check.
         reference_dtype: a wider floating dtype the same decoder can also compute in
             (float32 for a bfloat16 decoder). The chunk check then measures the decoder's
             own rounding noise (its one-call decode against this wider twin's) and fails
@@ -148,6 +150,17 @@ class DecoderSpec:
             computing everything in ``reference_dtype`` and taking latents in it. Without
             it the kit builds ``factory()`` and calls ``.to(reference_dtype)`` on it,
             which is right for decoders that follow their parameters' dtype.
+        horizon_frames: latent frames of the long rollouts compared with one decode of all
+            of them (``long_rollouts_match_full_decode``), when more than the profile's
+            (256 in the default profile): set it to the length your pipeline streams.
+        chunk_plans: the chunk plans your pipeline uses (latent frames per call, e.g.
+            ``((1, 4, 4, 4),)``): always tried by the chunk checks, as given and repeated
+            over the long rollouts.
+        rebuild_per_check: build every check's decoders with ``factory`` instead of deep
+            copies of one build. The kit copies by default (much faster for large
+            decoders) and falls back to building by itself when a copy would not be
+            isolated from the original or cannot be made; set this for a decoder whose
+            construction has effects a copy does not repeat (registering itself somewhere).
     """
 
     name: str
@@ -174,6 +187,9 @@ class DecoderSpec:
     inference_mode: bool = False
     reference_dtype: torch.dtype | None = None
     reference_factory: Callable[[], torch.nn.Module] | None = None
+    rebuild_per_check: bool = False
+    horizon_frames: int | None = None
+    chunk_plans: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -237,6 +253,28 @@ class DecoderSpec:
             raise ValueError(
                 "DecoderSpec.output_adapter must be a callable taking forward's result and "
                 f"returning the output tensor, got {self.output_adapter!r}"
+            )
+        if self.horizon_frames is not None and not _positive_int(self.horizon_frames):
+            raise ValueError(
+                f"DecoderSpec.horizon_frames must be a positive int (latent frames), got {self.horizon_frames!r}"
+            )
+        plans = self.chunk_plans
+        if not isinstance(plans, (tuple, list)) or not all(
+            isinstance(plan, (tuple, list)) and plan and all(map(_positive_int, plan)) for plan in plans
+        ):
+            raise ValueError(
+                "DecoderSpec.chunk_plans must be a sequence of chunk plans, each a non-empty "
+                f"sequence of positive ints (latent frames per call), e.g. ((1, 4, 4, 4),); got {plans!r}"
+            )
+        object.__setattr__(self, "chunk_plans", tuple(tuple(int(n) for n in plan) for plan in plans))
+        if self.max_chunk_frames is not None and any(n > self.max_chunk_frames for plan in self.chunk_plans for n in plan):
+            raise ValueError(
+                f"DecoderSpec.chunk_plans has chunks longer than max_chunk_frames={self.max_chunk_frames}: "
+                f"{[list(plan) for plan in self.chunk_plans]}"
+            )
+        if not isinstance(self.rebuild_per_check, bool):
+            raise ValueError(
+                f"DecoderSpec.rebuild_per_check must be True or False, got {self.rebuild_per_check!r}"
             )
         if not isinstance(self.inference_mode, bool):
             raise ValueError(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
+from time import perf_counter as _perf_counter  # the real clocks, whatever patches ``time`` later
 import traceback
 from typing import Any
 
@@ -30,6 +30,7 @@ import torch
 from conformance.checks.registry import Check
 from conformance.checks.harness.context import CheckContext
 from conformance.checks.harness.control import RunControl
+from conformance.checks.harness.holding import OutputHold
 from conformance.core.outcomes import (
     CheckCancelled,
     CheckFailed,
@@ -42,7 +43,7 @@ from conformance.core.profiles import Profile
 from conformance.core.replay import certify_command
 from conformance.core.results import CheckResult, Status
 from conformance.core.spec import DecoderSpec
-from conformance.engine.expectations import apply_expectation
+from conformance.engine.expectations import apply_expectation, pin_declaration
 from conformance.engine.plan import check_seed
 from conformance.engine.stops import timeout_outcome
 
@@ -109,11 +110,15 @@ def finish(
                 f"{ctx.evidence.why_unexercised(missing)}. A pass that tested nothing would be "
                 "vacuous, so the check fails"
             )
+    fingerprint = ctx.evidence.extra.get("failure_fingerprint")
     status, message, kind = apply_expectation(
-        ctx.spec.expected_failures, check.id, status, message, kind,
-        ctx.evidence.extra.get("failure_fingerprint"),
+        ctx.spec.expected_failures, check.id, status, message, kind, fingerprint,
     )
     evidence = ctx.evidence.as_dict()
+    declared = ctx.spec.expected_failures.get(check.id)
+    declaration = pin_declaration(declared, fingerprint) if status == "xfailed" and declared else None
+    if declaration:
+        evidence["pin_with"] = declaration  # what the user pastes (reports print it)
     evidence["seed"] = ctx.seed
     evidence["run_seed"] = ctx.run_seed
     replay = None
@@ -133,20 +138,23 @@ def execute(
 ) -> CheckResult:
     """Run one check synchronously in the calling thread (what a supervised worker does)."""
     ctx = new_context(spec, check, profile, run_seed, control)
-    started = time.perf_counter()
+    started = _perf_counter()
     status, message, kind = outcome_of(check, ctx)
-    return finish(check, ctx, status, message, kind, time.perf_counter() - started, target=target)
+    return finish(check, ctx, status, message, kind, _perf_counter() - started, target=target)
 
 
 def execute_with_timeout(
-    spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, *, target: str | None
+    spec: DecoderSpec, check: Check, profile: Profile, run_seed: int, *, target: str | None,
+    hold: OutputHold | None = None,
 ) -> CheckResult:
     """Run one check in a daemon thread of this process, abandoned after the check's timeout.
 
     The in-process executor's way: it cannot stop native code that never returns, or a
     decoder that kills its process; the supervised executor can.
     """
-    ctx = new_context(spec, check, profile, run_seed)
+    control = RunControl()
+    control.hold = hold
+    ctx = new_context(spec, check, profile, run_seed, control)
     timeout = spec.check_timeout_s or profile.check_timeout_s
     outcome: dict[str, Any] = {}
 
@@ -154,11 +162,11 @@ def execute_with_timeout(
         status, message, kind = outcome_of(check, ctx)
         outcome.update(status=status, message=message, kind=kind)
 
-    started = time.perf_counter()
+    started = _perf_counter()
     worker = threading.Thread(target=work, name=f"conformance-{check.id}", daemon=True)
     worker.start()
     worker.join(timeout)
-    duration = time.perf_counter() - started
+    duration = _perf_counter() - started
     if worker.is_alive():
         ctx.control.cancel()
         outcome = timeout_outcome(

@@ -8,10 +8,13 @@
   to another process), and for debugging a decoder under pdb.
 
 Both answer the same calls, used only by the run loop (:mod:`conformance.engine.loop`):
-``open()`` -> a description of each decoder (name, spec fields, environment, time
+``start()`` (begin loading, without waiting), ``open()`` -> a description of each decoder (name, spec fields, environment, time
 budget, declared failures) or :class:`~conformance.engine.workers.supervisor.LoadError`;
-``build(index)`` -> ``(problem, config text)``; ``run(index, check_id, emit)`` ->
-``(result, config text)``; ``close()``; and ``notes``, what the run's record should say.
+``build(index)`` -> ``(problem, config text, why checks rebuild the decoder instead of
+copying one build)``; ``run(index, check_id, emit, hold=...)`` -> ``(result, config
+text)``, keeping the check's early outputs when ``hold`` is set; ``finish(index)`` -> the
+kept outputs that changed after their return; ``kill()`` (interrupted) and ``close()``;
+``described``, what ``open`` said; and ``notes``, what the run's record should say.
 """
 
 from __future__ import annotations
@@ -37,10 +40,16 @@ class Executor(Protocol):
     supervised: bool
     target: str | None
     notes: list[str]
+    described: list[dict[str, Any]]
 
+    def start(self) -> None: ...
     def open(self) -> list[dict[str, Any]]: ...
-    def build(self, spec_index: int) -> tuple[str | None, str | None]: ...
-    def run(self, spec_index: int, check_id: str, emit: EventHandler) -> tuple[CheckResult, str | None]: ...
+    def build(self, spec_index: int) -> tuple[str | None, str | None, str | None]: ...
+    def run(
+        self, spec_index: int, check_id: str, emit: EventHandler, *, hold: bool = False
+    ) -> tuple[CheckResult, str | None]: ...
+    def finish(self, spec_index: int) -> list[dict[str, Any]]: ...
+    def kill(self) -> None: ...
     def close(self) -> None: ...
 
 

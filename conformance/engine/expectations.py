@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from conformance.core.outcomes import FailureKind
 from conformance.core.results import Status
 
-__all__ = ["NOT_COVERED", "apply_expectation", "uncovered_note"]
+__all__ = ["NOT_COVERED", "apply_expectation", "pin_declaration", "uncovered_note"]
 
 #: Failure kinds an expected-failure declaration never covers, and why.
 NOT_COVERED: dict[FailureKind, str] = {
@@ -57,6 +57,14 @@ def uncovered_note(declared: Mapping[str, str], check_id: str) -> str:
     )
 
 
+def pin_declaration(reason: str, fingerprint: Sequence[str] | None) -> str | None:
+    """The ``ExpectedFailure(...)`` to paste to pin an unpinned declaration of ``reason`` to
+    ``fingerprint`` (``None`` without a fingerprint, or when the declaration is pinned)."""
+    if not fingerprint or getattr(reason, "fingerprint", None) is not None:
+        return None
+    return f"ExpectedFailure({str.__str__(reason)!r}, fingerprint={list(fingerprint)!r})"
+
+
 def apply_expectation(
     declared: Mapping[str, str],
     check_id: str,
@@ -85,11 +93,11 @@ def apply_expectation(
         seen = list(fingerprint) if fingerprint else None
         if pinned is None:
             hint = ""
-            if seen:
+            declaration = pin_declaration(reason, seen)
+            if declaration:
                 hint = (
                     "\nTo pin this expected failure to exactly what was seen (so that a different "
-                    "or wider failure of this check fails certification), declare it as "
-                    f"ExpectedFailure({str.__str__(reason)!r}, fingerprint={seen!r})"
+                    f"or wider failure of this check fails certification), declare it as {declaration}"
                 )
             return "xfailed", f"expected failure ({reason}): {message}{hint}", kind
         if seen is None:

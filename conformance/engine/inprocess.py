@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from conformance.checks.harness.holding import OutputHold, late_changes
 from conformance.checks.suite import get_check, validate_expected_failures
 from conformance.core.profiles import get_profile
 from conformance.core.results import CheckResult
 from conformance.core.spec import DecoderSpec
 from conformance.core.targets import TargetError, load_target
-from conformance.engine.decoders import DecoderSource
+from conformance.engine.decoders import DecoderSource, source_for
 from conformance.engine.environment import describe
 from conformance.engine.execute import execute_with_timeout
 from conformance.engine.workers.devices import use_gpu_slot
@@ -47,8 +48,10 @@ class InProcessExecutor:
         self.seed = seed
         self.gpu_slot = gpu_slot
         self.specs: list[DecoderSpec] = []
+        self.described: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self._decoders: dict[int, DecoderSource] = {}
+        self._holds: dict[int, OutputHold] = {}
 
     def open(self) -> list[dict[str, Any]]:
         try:
@@ -60,22 +63,38 @@ class InProcessExecutor:
         self.specs = specs
         if any(spec.torch_device.type == "cuda" for spec in specs):
             use_gpu_slot(self.gpu_slot)
-        return [describe(spec) for spec in specs]
+        self.described = [describe(spec) for spec in specs]
+        return self.described
 
     def _source_of(self, index: int) -> DecoderSource:
-        return self._decoders.setdefault(index, DecoderSource(self.specs[index].factory))
+        return self._decoders.setdefault(index, source_for(self.specs[index]))
 
-    def build(self, spec_index: int) -> tuple[str | None, str | None]:
+    def build(self, spec_index: int) -> tuple[str | None, str | None, str | None]:
         source = self._source_of(spec_index)
-        return source.check_build(), source.config_text
+        return source.check_build(), source.config_text, source.rebuilds
 
-    def run(self, spec_index: int, check_id: str, emit: EventHandler) -> tuple[CheckResult, str | None]:
+    def run(
+        self, spec_index: int, check_id: str, emit: EventHandler, *, hold: bool = False
+    ) -> tuple[CheckResult, str | None]:
         source = self._source_of(spec_index)
         emit("check_started", {"check_id": check_id})
         spec = replace(self.specs[spec_index], factory=source)
+        kept = self._holds.setdefault(spec_index, OutputHold()) if hold else None
         result = execute_with_timeout(spec, get_check(check_id), get_profile(self.profile), self.seed,
-                                      target=self.target)
+                                      target=self.target, hold=kept)
         return result, source.config_text
+
+    def finish(self, spec_index: int) -> list[dict[str, Any]]:
+        kept = self._holds.pop(spec_index, None)
+        if kept is None:
+            return []
+        return late_changes(kept, time_axis=self.specs[spec_index].resolved_output_layout.index("T"))
+
+    def start(self) -> None:
+        return None
+
+    def kill(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

@@ -24,8 +24,10 @@ the run marked interrupted; the caller writes the partial report.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from conformance.core.exit_codes import (
@@ -37,10 +39,14 @@ from conformance.core.exit_codes import (
     EXIT_TERMINATED,
     EXIT_USAGE,
 )
+from conformance.core.outcomes import FailureKind
 from conformance.core.profiles import DEFAULT_PROFILE, get_profile
+from conformance.core.replay import certify_command
 from conformance.core.results import Certification, CheckResult, DecoderRun, Unloadable
-from conformance.engine.executors import make_executor
-from conformance.engine.plan import RunOptions, is_subset, new_seed, planned_checks
+from conformance.engine.executors import Executor, make_executor
+from conformance.engine.expectations import apply_expectation
+from conformance.engine.lanes import HOLDING_CHECK, Lanes, StopRules, late_change_message
+from conformance.engine.plan import RunOptions, is_subset, lanes_for, new_seed, planned_checks
 from conformance.engine.preconditions import precondition_problems
 from conformance.engine.stops import stopped_result
 from conformance.engine.workers.supervisor import LoadError
@@ -103,6 +109,9 @@ class TargetRun:
         self.emit: EventHandler = on_event or (lambda name, payload: None)
         self.origin = origin
         self.executor = make_executor(source, options)
+        #: Further executors, started early (see :meth:`open`) or used by a decoder before:
+        #: the lanes of the next decoder take them first.
+        self.spares: list[Executor] = []
         self.plan = planned_checks(options.check_ids)
         #: One record per decoder, filled as checks finish (empty until :meth:`open`).
         self.runs: list[DecoderRun] = []
@@ -115,9 +124,19 @@ class TargetRun:
     def open(self) -> Unloadable | None:
         """Load the target in its executor; ``None``, or what could not be loaded and why."""
         self.emit("loading", {"target": self.target or "(spec objects)"})
+        self.executor.start()
+        if self.executor.supervised:
+            # The further lanes' workers import torch and the target alongside the first
+            # one (a CPU decoder will use them all; one on a GPU closes the surplus).
+            wanted = lanes_for(self.options, ["cpu"], os.cpu_count()) - 1
+            for _ in range(max(0, min(wanted, len(self.plan) - 1))):
+                spare = make_executor(self.source, self.options)
+                spare.start()
+                self.spares.append(spare)
         try:
             self.decoders = self.executor.open()
         except LoadError as err:
+            self._close_spares()
             name, distribution = self.origin or (self.target or "(spec objects)", None)
             return Unloadable(name=name, target=self.target or name, distribution=distribution, error=str(err))
         subset = is_subset(self.plan)
@@ -150,6 +169,15 @@ class TargetRun:
 
     def close(self) -> None:
         self.executor.close()
+        self._close_spares()
+
+    def _close_spares(self) -> None:
+        spares, self.spares = self.spares, []
+        for spare in spares:
+            spare.close()
+
+    def _more(self) -> Executor:
+        return self.spares.pop() if self.spares else make_executor(self.source, self.options)
 
     # ------------------------------------------------------------------ checks
 
@@ -160,10 +188,12 @@ class TargetRun:
     def build(self, index: int) -> str | None:
         """Build decoder ``index`` once, before its first check; why it cannot be, or ``None``."""
         if index not in self._built:
-            problem, config = self.executor.build(index)
+            problem, config, rebuilds = self.executor.build(index)
             run = self.runs[index]
             run.decoder_config = run.decoder_config or config
             self._built[index] = problem
+            if problem is None and rebuilds is not None:
+                run.notes.append(f"every check built its decoders with the factory: {rebuilds}")
             if problem is not None:
                 run.notes.append(problem)
                 self.emit("build_failed", {"target": self.target, "name": run.certification.decoder,
@@ -172,34 +202,97 @@ class TargetRun:
 
     def check(self, index: int, check_id: str) -> CheckResult:
         """Run one check of decoder ``index`` (building the decoder first if needed) and
-        record its result."""
+        record its result: the pytest items' unit of work. The check holds its outputs
+        itself (nothing re-verifies them after it)."""
         run = self.runs[index]
         problem = self.build(index)
         if problem is not None:
             result = stopped_result(check_id, problem)
         else:
-            result, config = self.executor.run(index, check_id, self.emit)
+            result, config = self.executor.run(index, check_id, self.emit, hold=False)
             run.decoder_config = run.decoder_config or config
         run.notes += self.executor.notes
         self.executor.notes.clear()
-        run.certification.results.append(result)
-        self.emit("check_finished", {"target": self.target, "name": run.certification.decoder, "result": result})
+        self._record(index, result)
         return result
 
     def certify(self) -> list[DecoderRun]:
-        """Run every planned check of every decoder; on Ctrl-C (or :class:`Terminated`),
-        mark what did not run and re-raise."""
+        """Run every planned check of every decoder, over several worker processes where
+        the machine has room (:mod:`conformance.engine.lanes`); on Ctrl-C (or
+        :class:`Terminated`), mark what did not run and re-raise."""
         try:
             for index, run in enumerate(self.runs):
                 self.emit("decoder_started", {"target": self.target, "name": run.certification.decoder, "run": run})
-                for check_id in self.plan:
-                    self.check(index, check_id)
+                started = time.monotonic()
+                self._certify_decoder(index, run)
+                run.wall_s = time.monotonic() - started
+                run.certification.results.sort(key=lambda result: self.plan.index(result.check_id))
                 self.emit("decoder_finished", {"target": self.target, "run": run})
         except KeyboardInterrupt as stop:
-            self.close()
+            self.kill()
             self.mark_interrupted(_stop_reason(stop))
             raise
         return self.runs
+
+    def _certify_decoder(self, index: int, run: DecoderRun) -> None:
+        problem = self.build(index)
+        if problem is not None:
+            for check_id in self.plan:
+                self._record(index, stopped_result(check_id, problem))
+            return
+        count = lanes_for(self.options, [d.get("device", "cpu") for d in self.decoders], os.cpu_count())
+        while len(self.spares) > count - 1:  # started for a CPU decoder, not needed here
+            self.spares.pop().close()
+        lanes = Lanes(
+            index, self.plan, first=self.executor,
+            more=self._more if self.executor.supervised else None,
+            release=self.spares.append,
+            count=count,
+            emit=self.emit, on_result=lambda result: self._record(index, result),
+            rules=StopRules(self.options.max_worker_losses, self.options.maxfail),
+        )
+        results, configs, late = lanes.run()
+        run.notes += self.executor.notes + lanes.notes
+        self.executor.notes.clear()
+        run.decoder_config = run.decoder_config or next((c for c in configs.values() if c), None)
+        held = results.get(HOLDING_CHECK)
+        if held is not None:
+            self._record(index, self._amended(index, held, late))
+
+    def _record(self, index: int, result: CheckResult) -> None:
+        run = self.runs[index]
+        run.certification.results.append(result)
+        self.emit("check_finished", {"target": self.target, "name": run.certification.decoder, "result": result})
+
+    def _amended(self, index: int, result: CheckResult, late: list[dict[str, Any]]) -> CheckResult:
+        """``outputs_survive_later_steps``'s result with the late changes of kept outputs
+        (re-verified at the end of the decoder's run) added: a change breaks its promise."""
+        if not late:
+            return result
+        message = "\n".join(late_change_message(change) for change in late)
+        raw_passed = result.status == "passed" or result.kind is FailureKind.STALE_EXPECTATION
+        if raw_passed:
+            declared = self.decoders[index].get("expected_failures") or {}
+            status, message, kind = apply_expectation(
+                declared, result.check_id, "failed", message, FailureKind.BROKEN_PROMISE
+            )
+        elif result.kind is FailureKind.BROKEN_PROMISE:
+            status, kind = result.status, result.kind
+            message = f"{result.message}\n{message}"
+        else:
+            return result
+        evidence = dict(result.evidence)
+        evidence["late_changes"] = late
+        replay = result.replay or certify_command(
+            self.target, seed=self.options.seed, profile=self.options.profile, check_ids=[result.check_id]
+        )
+        return replace(result, status=status, message=message, kind=kind, evidence=evidence, replay=replay)
+
+    def kill(self) -> None:
+        """Stop every worker at once (an interrupted run)."""
+        self.executor.kill()
+        for spare in self.spares:
+            spare.kill()
 
     def mark_interrupted(self, reason: str) -> None:
         """Every planned check without a result becomes ``not_run`` (saying ``reason``), and

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from conformance.checks.catalog import CHECK_IDS, require_known
 from conformance.core.profiles import DEFAULT_PROFILE
 
-__all__ = ["RunOptions", "check_seed", "is_subset", "new_seed", "planned_checks"]
+__all__ = ["RunOptions", "check_seed", "is_subset", "lanes_for", "new_seed", "planned_checks"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,13 @@ class RunOptions:
     gpu_slot: int | None = None
     #: Extra environment variables for worker processes.
     env: Mapping[str, str] = field(default_factory=dict)
+    #: Worker processes running one decoder's checks at once (``None``: as many as the
+    #: machine has room for, see :func:`lanes_for`; spec objects always run in one).
+    jobs: int | None = None
+    #: Checks whose worker crashed or hung before a decoder's other checks are not run.
+    max_worker_losses: int | None = 2
+    #: Failed checks before a decoder's other checks are not run (``None``: never).
+    maxfail: int | None = None
 
 
 def new_seed() -> int:
@@ -59,3 +66,19 @@ def planned_checks(check_ids: Sequence[str] | None = None) -> list[str]:
 def is_subset(check_ids: Sequence[str]) -> bool:
     """Whether a plan leaves checks out (such a run reports its checks but never certifies)."""
     return set(check_ids) != set(CHECK_IDS)
+
+
+def lanes_for(options: RunOptions, devices: list[str], cpu_count: int | None) -> int:
+    """How many worker processes run one decoder's checks at once.
+
+    ``options.jobs`` when given. Otherwise: CPU decoders get one per core (each worker
+    uses one thread), up to four; a decoder on an accelerator gets two (its checks make
+    small calls that leave the device idle between them, and two processes fill those
+    gaps), as long as the machine has two cores.
+    """
+    if options.jobs is not None:
+        return max(1, options.jobs)
+    cores = max(1, cpu_count or 1)
+    if all(device.split(":")[0] == "cpu" for device in devices):
+        return min(4, cores)
+    return min(2, cores)

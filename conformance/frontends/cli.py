@@ -54,7 +54,7 @@ from conformance.checks.catalog import CHECK_IDS, checks_of, require_known
 from conformance.checks.registry import plain_text
 from conformance.core.exit_codes import EXIT_CERTIFIED, EXIT_CODES, EXIT_NOT_CERTIFIED, EXIT_USAGE
 from conformance.core.installed import no_decoders_registered_message, registered_decoders
-from conformance.core.links import check_docs
+from conformance.core.links import DOCS_BASE_VARIABLE, check_docs, docs_base
 from conformance.core.profiles import PROFILES
 from conformance.core.suggest import did_you_mean
 from conformance.core.version import KIT_VERSION
@@ -144,6 +144,16 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {number}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {number}")
     return number
 
 
@@ -260,6 +270,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch intra-op threads in each worker process (default: 1 for decoders on the "
         "CPU, which keeps small CPU decoders fast on loaded machines; torch's default for GPU "
         "decoders)",
+    )
+    certify.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes that run one decoder's checks at once (default: one per core "
+        "for CPU decoders, up to 4; 2 for GPU decoders). Results are the same for any N",
+    )
+    certify.add_argument(
+        "--max-crashes",
+        type=_non_negative_int,
+        default=2,
+        metavar="N",
+        help="after N checks whose worker process crashed or hung, report a decoder's other "
+        "checks as not run (the decoder is not certified either way); 0: never stop (default: 2)",
+    )
+    certify.add_argument(
+        "--maxfail",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="after N failed checks, report a decoder's other checks as not run (default: run all)",
     )
     certify.add_argument(
         "--in-process",
@@ -409,7 +442,8 @@ def _certify_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         _IN_PROCESS_RUNS.append(True)
     options = RunOptions(
         seed=seed, profile=args.profile, check_ids=check_ids, supervised=not args.in_process,
-        threads=args.threads,
+        threads=args.threads, jobs=args.jobs, max_worker_losses=args.max_crashes or None,
+        maxfail=args.maxfail,
     )
     with _signals_stop_the_run():
         outcome = certify_targets(targets, options, required=required, origins=origins, on_event=progress)
@@ -503,7 +537,10 @@ def _explain_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     print("", file=out)
     print(plain_text(check.doc), file=out)
     print("", file=out)
-    print(f"docs: {check_docs(check.id)}", file=out)
+    where = "" if docs_base() else (
+        f" in the kit's source repository (set {DOCS_BASE_VARIABLE} to where the pages are published)"
+    )
+    print(f"page: {check_docs(check.id)}{where}", file=out)
     return EXIT_CERTIFIED
 
 

@@ -20,7 +20,15 @@ import time
 from typing import Any, TextIO
 
 from conformance.checks.catalog import CHECK_IDS
-from conformance.reports.text import DETAILED, check_line, failure_lines, header_lines, verdict_line, wrap
+from conformance.reports.text import (
+    DETAILED,
+    check_line,
+    failure_lines,
+    header_lines,
+    pin_lines,
+    verdict_line,
+    wrap,
+)
 
 __all__ = ["LiveProgress"]
 
@@ -101,6 +109,8 @@ class LiveProgress:
         if self._unbuilt and result.status == "not_run":
             return  # said once, when the build failed
         self._print(check_line(result, id_width=self._id_width, label_width=5))
+        for line in pin_lines(result, indent=" " * 9):
+            self._print(line)
         if result.status in DETAILED:
             run_target = payload.get("target")
             for line in failure_lines(result, target=run_target, seed=result.evidence.get("run_seed", 0),
@@ -124,7 +134,7 @@ class LiveProgress:
                 for line in wrap(f"note: {note}", width=100, indent="  "):
                     self._print(line)
             self._print("")
-        self._print(verdict_line(run.certification))
+        self._print(verdict_line(run))
 
     # ------------------------------------------------------------------ output
 

@@ -145,7 +145,8 @@ def register(config: pytest.Config, report: str | None, markdown: str | None, ta
     placeholder, and register the collector. Called on the controller only."""
     paths = OutputPaths(Path(report) if report else None, Path(markdown) if markdown else None)
     problem = check_paths(
-        paths, report_option="--conformance-report", markdown_option="--conformance-markdown"
+        paths, report_option="--conformance-report", markdown_option="--conformance-markdown",
+        create_dirs_option=None,  # pytest has no such option: the message says to make the folder
     ) or claim_paths(paths, targets=targets)
     if problem:
         raise pytest.UsageError(problem)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from conformance.core.links import check_docs
+from conformance.core.links import docs_pointer
 from conformance.core.replay import certify_command
 from conformance.core.results import DecoderRun, Unloadable
 from conformance.core.values import clean_text
@@ -62,7 +62,7 @@ def annotation_lines(runs: Sequence[DecoderRun], *, unloadable: Sequence[Unloada
             if len(lines) > ANNOTATION_LINES:
                 lines = [*lines[:ANNOTATION_LINES], f"... ({len(lines) - ANNOTATION_LINES} more lines in the report)"]
             lines += [
-                f"Docs: {check_docs(result.check_id)}",
+                f"Docs: {docs_pointer(result.check_id)}",
                 "Replay: " + (result.replay or certify_command(
                     run.target, seed=cert.seed, profile=cert.profile, check_ids=[result.check_id]
                 )),

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conformance.core.links import check_docs
+from conformance.core.links import check_docs, docs_base, explain_command
 from conformance.core.ratios import ratio_text
 from conformance.core.replay import certify_command
 from conformance.core.results import Certification, DecoderRun, Unloadable
@@ -185,10 +185,9 @@ def _decoder_section(run: DecoderRun, *, partial: bool) -> list[str]:
             command = result.replay or certify_command(
                 target, seed=cert.seed, profile=cert.profile, check_ids=[result.check_id]
             )
-            docs = check_docs(result.check_id)
             lines += [
                 "",
-                f"What this check promises: [{_inline(docs)}]({docs.replace(' ', '%20')})",
+                "What this check promises: " + _docs_link(result.check_id),
                 "",
                 f"Replay this check: {_code(command)}",
                 "",
@@ -200,6 +199,9 @@ def _decoder_section(run: DecoderRun, *, partial: bool) -> list[str]:
         for result in noted:
             why = _first_line(result.message) or "(no reason given)"
             lines.append(f"- {_code(result.check_id)} ({_STATUS[result.status].strip('*').lower()}): {_inline(why)}")
+            pin = result.evidence.get("pin_with")
+            if isinstance(pin, str):
+                lines.append(f"  - pin it to what was seen: {_code(pin)}")
         lines.append("")
 
     if run.notes:
@@ -282,6 +284,17 @@ def _compact(value: Any) -> str:
 
 def _row(*cells: str) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _docs_link(check_id: str) -> str:
+    """The check's published page as a link when ``CONFORMANCE_DOCS_BASE`` says where it is
+    (a path inside the kit's source would be a dead link in a pull request), and the
+    command that explains it offline in any case."""
+    command = _code(explain_command(check_id))
+    if docs_base() is None:
+        return command
+    page = check_docs(check_id)
+    return f"[{_inline(page)}]({page.replace(' ', '%20')}), or {command}"
 
 
 def _inline(text: Any) -> str:

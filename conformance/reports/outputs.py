@@ -79,14 +79,17 @@ def atomic_write(path: str | Path, text: str) -> Path:
     return path
 
 
-def path_problem(path: str | Path, *, option: str, create_dirs: bool = False) -> str | None:
+def path_problem(
+    path: str | Path, *, option: str, create_dirs: bool = False, create_dirs_option: str | None = "--create-dirs"
+) -> str | None:
     """Why a report cannot be written to ``path``, or ``None`` when it can.
 
     Tried for real: a temporary file is created in the folder and removed, so read-only
     folders and pseudo file systems (``/proc``) are found before any check runs. An
     existing path must be a regular file (never a folder, device or pipe: replacing
     ``/dev/null`` would delete it for everyone). With ``create_dirs`` a missing folder is
-    created; without it, it is a problem.
+    created; without it, it is a problem, and the message offers ``create_dirs_option``
+    where the front end has one (pytest has none: the folder must be made).
     """
     path = Path(path)
     shown = f"{option} {str(path)!r}"
@@ -97,10 +100,8 @@ def path_problem(path: str | Path, *, option: str, create_dirs: bool = False) ->
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.exists():
         if not create_dirs:
-            return (
-                f"{shown}: folder {str(folder)!r} does not exist; create it first "
-                f"(mkdir -p {folder}) or pass --create-dirs"
-            )
+            offer = f" or pass {create_dirs_option}" if create_dirs_option else ""
+            return f"{shown}: folder {str(folder)!r} does not exist; create it first (mkdir -p {folder}){offer}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -129,6 +130,7 @@ class OutputPaths:
 def check_paths(
     paths: OutputPaths, *, create_dirs: bool = False,
     report_option: str = "--report", markdown_option: str = "--markdown",
+    create_dirs_option: str | None = "--create-dirs",
 ) -> str | None:
     """Every problem with ``paths`` as one message, or ``None``. Writes nothing but the
     folders ``create_dirs`` asks for."""
@@ -140,7 +142,9 @@ def check_paths(
         )
     for path, option in ((paths.report, report_option), (paths.markdown, markdown_option)):
         if path is not None:
-            problem = path_problem(path, option=option, create_dirs=create_dirs)
+            problem = path_problem(
+                path, option=option, create_dirs=create_dirs, create_dirs_option=create_dirs_option
+            )
             if problem:
                 problems.append(problem)
     return "\n".join(problems) if problems else None

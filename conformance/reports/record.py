@@ -135,6 +135,7 @@ def run_to_dict(run: DecoderRun) -> dict[str, Any]:
         "environment": jsonable(dict(cert.environment)),
         "summary": summary(cert),
         "notes": [clean_text(note) for note in run.notes],
+        "wall_s": round(run.wall_s, 3) if is_number(run.wall_s) else None,
         "replay": certify_command(run.target, seed=cert.seed, profile=cert.profile, check_ids=ran_subset(cert)),
         "checks": [check_to_dict(result) for result in cert.results],
     }

@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conformance.core.links import check_docs
+from conformance.core.links import docs_pointer
 from conformance.core.replay import certify_command
 from conformance.core.results import Certification, CheckResult, DecoderRun, Unloadable
 from conformance.core.values import clean_text, is_number
@@ -153,6 +153,13 @@ def check_line(result: CheckResult, *, id_width: int = 0, label_width: int = 5) 
     return row.rstrip()
 
 
+def pin_lines(result: CheckResult, *, indent: str) -> list[str]:
+    """For an expected failure declared without a fingerprint, the declaration that pins it
+    to what was seen, ready to paste (empty otherwise)."""
+    pin = result.evidence.get("pin_with") if result.status == "xfailed" else None
+    return [f"{indent}pin with: {pin}"] if isinstance(pin, str) else []
+
+
 def failure_lines(
     result: CheckResult,
     *,
@@ -167,18 +174,23 @@ def failure_lines(
     width = width or terminal_width()
     message = clean_text(result.message).strip() or "(the check gave no message)"
     lines = wrap(message, width=width, indent=indent)
-    lines.append(f"{indent}docs: {check_docs(result.check_id)}")
+    lines.append(f"{indent}docs: {docs_pointer(result.check_id)}")
     replay = result.replay or certify_command(target, seed=seed, profile=profile, check_ids=[result.check_id])
     lines.append(f"{indent}replay: {replay}")
     return lines
 
 
-def verdict_line(certification: Certification) -> str:
+def verdict_line(run: DecoderRun) -> str:
     """``NAME: CERTIFIED (17 passed, 1 skipped) in 5.3 s``, saying why a subset or an
-    interrupted run is not certified."""
+    interrupted run is not certified. The time is the run's wall clock (building and
+    worker restarts included; checks that ran side by side counted once); a record
+    without it gives the sum of its checks' times."""
+    certification = run.certification
     counts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in summary(certification).items() if n)
     verdict = "CERTIFIED" if certification.certified else "NOT CERTIFIED"
-    total = sum(r.duration_s for r in certification.results if is_number(r.duration_s))
+    total = run.wall_s if is_number(run.wall_s) else sum(
+        r.duration_s for r in certification.results if is_number(r.duration_s)
+    )
     line = f"{clean_text(certification.decoder)}: {verdict} ({counts or 'no checks run'}) in {total:.1f} s"
     if certification.interrupted:
         line += "; the run was interrupted, so this report is partial and certifies nothing"
@@ -198,6 +210,7 @@ def format_run(run: DecoderRun, *, width: int | None = None) -> str:
     label_width = max((len(LABELS.get(r.status, r.status)) for r in cert.results), default=5)
     for result in cert.results:
         lines.append(check_line(result, id_width=id_width, label_width=max(5, label_width)))
+        lines += pin_lines(result, indent=" " * (max(5, label_width) + 4))
         if result.status in DETAILED:
             lines += failure_lines(
                 result, target=run.target, seed=cert.seed, profile=cert.profile, width=width,
@@ -205,7 +218,7 @@ def format_run(run: DecoderRun, *, width: int | None = None) -> str:
             )
     for note in run.notes:
         lines += wrap(f"note: {note}", width=width or terminal_width(), indent="  ")
-    lines += ["", verdict_line(cert)]
+    lines += ["", verdict_line(run)]
     return "\n".join(lines)
 
 
@@ -254,7 +267,7 @@ def format_failure(result: CheckResult, *, replay: Sequence[str] = ()) -> str:
     highlights = evidence_highlights(result.evidence)
     if highlights:
         lines.append(f"  evidence: {highlights}")
-    lines.append(f"  docs: {check_docs(result.check_id)}")
+    lines.append(f"  docs: {docs_pointer(result.check_id)}")
     commands = list(dict.fromkeys(replay))
     if commands:
         lines.append("replay with:")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from conformance import DecoderSpec, certify
-from conformance.helpers import materialize_random
+from conformance.helpers import is_norm_like, materialize_random, norm_role, placeholder_checkpoint
 from reference_decoders.toy import ToyDecoderCache, ToyDecoderConfig, ToyVideoDecoder, toy_spec
 
 CHECKS = ["decoded_sizes_match_mappers", "output_layout_dtype_device", "chunked_decode_matches_full_decode"]
@@ -204,3 +205,152 @@ def test_the_decoder_never_runs_with_autograd_on(inference_mode: bool) -> None:
     )
     assert cert.results[0].status == "passed", cert.results[0].message
     assert GradModeRecordingToy.grad_seen and not any(GradModeRecordingToy.grad_seen)
+
+
+# ----------------------------------------------------------------------- norm-like modules
+
+
+class RMS_norm(nn.Module):  # noqa: N801 - named as the Wan VAE code bases name theirs
+    """Shaped like the Wan VAE's RMS norm: a broadcast-shaped scale ``gamma`` [C, 1, 1, 1]
+    and an optional shift ``bias``; its docstring-level promise is weight 1, bias 0."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        with torch.device("meta"):
+            self.gamma = nn.Parameter(torch.empty(dim, 1, 1, 1))
+            self.bias = nn.Parameter(torch.empty(dim, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(x, dim=1) * x.shape[1] ** 0.5 * self.gamma + self.bias
+
+
+class Scale(nn.Module):
+    """No ``norm`` in its class name: a norm only where it is stored under a norm's name."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        with torch.device("meta"):
+            self.weight = nn.Parameter(torch.empty(dim))
+
+
+class MixingNorm(nn.Module):
+    """``norm`` in the class name, but a matrix and an unknown name: no identity role."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        with torch.device("meta"):
+            self.weight = nn.Parameter(torch.empty(dim, dim))
+            self.mix = nn.Parameter(torch.empty(dim))
+
+
+def _norms_network() -> nn.Module:
+    network = nn.Module()
+    network.rms = RMS_norm(8)
+    network.norm_out = Scale(8)  # a norm by its attribute name
+    network.scale = Scale(8)  # the same class elsewhere: not a norm
+    network.mixing = MixingNorm(8)
+    with torch.device("meta"):
+        network.norm_proj = nn.Linear(8, 8)  # a linear layer is never a norm, whatever its name
+        network.layer_norm_2d = nn.LayerNorm([4, 8])  # torch's norms: any shape
+    return network
+
+
+def test_norm_like_modules_get_their_identity_by_the_documented_rule() -> None:
+    network = materialize_random(_norms_network(), seed=3)
+    ones, zeros = torch.ones, torch.zeros
+    assert torch.equal(network.rms.gamma, ones(8, 1, 1, 1))  # per-channel, broadcast-shaped
+    assert torch.equal(network.rms.bias, zeros(8, 1, 1, 1))
+    assert torch.equal(network.norm_out.weight, ones(8))
+    assert torch.equal(network.layer_norm_2d.weight, ones(4, 8))
+    assert torch.equal(network.layer_norm_2d.bias, zeros(4, 8))
+    # Not norms, or not a norm's scale or shift: drawn like any other tensor.
+    for tensor in (network.scale.weight, network.mixing.weight, network.mixing.mix,
+                   network.norm_proj.weight, network.norm_proj.bias):
+        assert tensor.std().item() > 0.01 and not torch.equal(tensor, torch.ones_like(tensor))
+
+
+def test_the_norm_rule_names_each_case() -> None:
+    network = _norms_network()
+    assert is_norm_like(network.rms) and is_norm_like(network.mixing)
+    assert is_norm_like(network.norm_out, "norm_out") and not is_norm_like(network.scale, "scale")
+    assert not is_norm_like(network.norm_proj, "norm_proj")
+    assert is_norm_like(nn.GroupNorm(2, 4))
+    assert norm_role(network.rms, "rms", "gamma", network.rms.gamma) == "scale"
+    assert norm_role(network.rms, "rms", "bias", network.rms.bias) == "shift"
+    assert norm_role(network.mixing, "mixing", "weight", network.mixing.weight) is None
+    assert norm_role(network.mixing, "mixing", "mix", network.mixing.mix) is None
+
+
+def test_diffusers_wan_rms_norm_gets_weight_one() -> None:
+    # diffusers' Wan VAE names its norm WanRMS_norm (gamma [C, 1, 1, 1] or [C, 1, 1]).
+    pytest.importorskip("diffusers")
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
+
+    with torch.device("meta"):
+        block = nn.Sequential(WanRMS_norm(8, images=False), nn.Conv3d(8, 8, 1))
+    materialize_random(block, seed=1)
+    assert torch.equal(block[0].gamma, torch.ones_like(block[0].gamma))
+    assert block[1].weight.std().item() > 0.01
+
+
+# ----------------------------------------------------------------------- kept tensors move
+
+
+class WithComputedBuffer(nn.Module):
+    """Built like framework decoders: weights on meta, a buffer computed in __init__."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.device("meta"):
+            self.conv = nn.Conv2d(4, 4, 1)
+        self.register_buffer("mean", torch.arange(4, dtype=torch.float32), persistent=False)
+        self.register_buffer("steps", torch.tensor(7))
+
+
+def test_only_meta_moves_kept_tensors_with_the_decoder_and_keeps_their_values() -> None:
+    module = materialize_random(WithComputedBuffer(), seed=1, only_meta=True, dtype=torch.float64)
+    assert module.mean.dtype == torch.float64 and torch.equal(module.mean, torch.arange(4, dtype=torch.float64))
+    assert module.steps.dtype == torch.int64 and module.steps.item() == 7  # integers keep their dtype
+    assert module.conv.weight.dtype == torch.float64
+
+    # A device move, checked without a GPU: the meta device stands in for CUDA here.
+    module = materialize_random(WithComputedBuffer(), seed=1, only_meta=True, device="meta")
+    assert {t.device.type for t in [*module.parameters(), *module.buffers()]} == {"meta"}
+
+
+@pytest.mark.cuda
+def test_only_meta_leaves_no_tensor_on_the_cpu_of_a_cuda_decoder() -> None:
+    module = materialize_random(WithComputedBuffer(), seed=1, only_meta=True, device="cuda")
+    assert {t.device.type for t in [*module.parameters(), *module.buffers()]} == {"cuda"}
+    assert torch.equal(module.mean.cpu(), torch.arange(4, dtype=torch.float32))
+
+
+# ----------------------------------------------------------------------- placeholder checkpoints
+
+
+def test_placeholder_checkpoints_are_empty_files_of_the_named_format(tmp_path: Path) -> None:
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    with placeholder_checkpoint("model-lighttae.safetensors") as path:
+        assert Path(path).name == "model-lighttae.safetensors"
+        assert safetensors_torch.load_file(path) == {}
+        assert safetensors_torch.load(Path(path).read_bytes()) == {}
+    assert not Path(path).exists() and not Path(path).parent.exists()  # nothing left behind
+    for suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        with placeholder_checkpoint(f"weights{suffix}", directory=tmp_path) as pickle_path:
+            assert Path(pickle_path).parent == tmp_path
+            assert torch.load(pickle_path, weights_only=True) == {}
+        assert not Path(pickle_path).exists() and tmp_path.is_dir()  # the caller's folder stays
+
+
+def test_a_placeholder_is_removed_when_the_build_raises() -> None:
+    with pytest.raises(RuntimeError, match="build failed"):
+        with placeholder_checkpoint("model.safetensors") as path:
+            raise RuntimeError("build failed")
+    assert not Path(path).parent.exists()
+
+
+@pytest.mark.parametrize("name", ["", "sub/model.safetensors", "..", "model.onnx", "model"])
+def test_a_placeholder_needs_a_plain_name_with_a_known_format(name: str) -> None:
+    with pytest.raises(ValueError, match="placeholder_checkpoint"):
+        with placeholder_checkpoint(name):
+            pass

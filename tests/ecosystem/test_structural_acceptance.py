@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from conformance import DecoderSpec, certify
-from conformance.bases import StreamingDecoderCache, StreamingVideoDecoder
+from conformance.bases import DecoderConfig, StreamingDecoder, StreamingDecoderCache, StreamingVideoDecoder
 from conformance.checks.harness.context import CheckContext
 from conformance.core.interface import cache_problems, decoder_problems
 from conformance.core.outcomes import DecoderError
@@ -80,10 +80,31 @@ def test_one_message_names_everything_missing() -> None:
     with pytest.raises(DecoderError) as caught:
         ctx.decoder()
     message = str(caught.value)
-    assert "returned _NotQuiteADecoder, which does not honour the StreamingVideoDecoder interface" in message
+    assert f"returned _NotQuiteADecoder (a torch.nn.Module from {__name__}), which does not honour the StreamingVideoDecoder interface" in message
     assert "lacks get_input_temporal_size, initialize_autoregressive_cache" in message
     assert "forward does not accept keyword 'autoregressive_index'" in message
     assert message.count("\n") == 0
+
+
+class _GenericStreamer(StreamingDecoder):  # type: ignore[misc, type-arg]
+    """The framework's generic template, not a video decoder: no ratios, no mappers."""
+
+    def initialize_autoregressive_cache(self, **context: Any) -> Any:
+        return None
+
+    def forward(self, input: torch.Tensor, autoregressive_index: int = 0, cache: Any = None) -> torch.Tensor:
+        return input
+
+
+def test_a_plain_streaming_decoder_is_named_as_outside_the_contract() -> None:
+    ctx = _context(_spec(lambda: _GenericStreamer(DecoderConfig())))
+    with pytest.raises(DecoderError) as caught:
+        ctx.decoder()
+    message = str(caught.value)
+    assert "_GenericStreamer (a torch.nn.Module from" in message
+    assert "lacks spatial_compression_ratio" in message
+    assert "derives from StreamingDecoder, the framework's generic streaming template" in message
+    assert "outside the contract" in message
 
 
 def test_a_config_returned_instead_of_a_decoder_is_named() -> None:
@@ -213,4 +234,19 @@ def test_hostile_or_unusual_members_get_named_never_crash_the_kit() -> None:
     assert decoder_problems(_CallOverride()) == []
     assert "forward does not accept keywords 'autoregressive_index', 'cache'" in (
         decoder_problems(nn.Linear(2, 2))[-1]
+    )
+
+
+def test_string_annotations_are_shown_as_written() -> None:
+    from conformance.core.interface import signature_text
+    import inspect
+
+    def forward(x: torch.Tensor, idx: int = 0, state: ToyDecoderCache | None = None) -> torch.Tensor:
+        return x
+
+    # This module postpones its annotations (``from __future__ import annotations``), as
+    # the framework's do: each annotation is the string written.
+    assert inspect.signature(forward).return_annotation == "torch.Tensor"
+    assert signature_text(inspect.signature(forward)) == (
+        "(x: torch.Tensor, idx: int = 0, state: ToyDecoderCache | None = None) -> torch.Tensor"
     )

@@ -66,19 +66,20 @@ def test_wrong_return_type_is_a_failure_saying_what_was_expected() -> None:
 
 
 def test_hanging_forward_times_out_and_the_other_checks_still_run() -> None:
-    spec = spec_for(ForwardHangs, "hangs", check_timeout_s=1.0)
-    chosen = ["temporal_mappers_round_trip", "forward_accepts_keyword_call", "decoding_is_deterministic"]
+    # A timeout long enough for the mapper check on a loaded machine (it makes ~10^5 calls).
+    spec = spec_for(ForwardHangs, "hangs", check_timeout_s=3.0)
+    chosen = ["temporal_mappers_monotone_and_steady", "forward_accepts_keyword_call", "decoding_is_deterministic"]
     started = time.perf_counter()
     certification = certify(spec, profile="quick", seed=0, check_ids=chosen)
     assert time.perf_counter() - started < 30  # two timeouts, not two hangs
     statuses = {r.check_id: r.status for r in certification.results}
     assert statuses == {
-        "temporal_mappers_round_trip": "passed",
+        "temporal_mappers_monotone_and_steady": "passed",
         "forward_accepts_keyword_call": "failed",
         "decoding_is_deterministic": "failed",
     }
     message = certification.result("forward_accepts_keyword_call").message
-    assert "did not return within 1 s" in message and "forward at AR 0" in message
+    assert "did not return within 3 s" in message and "forward at AR 0" in message
 
 
 def _fake_check(monkeypatch: pytest.MonkeyPatch, function) -> str:  # type: ignore[no-untyped-def]

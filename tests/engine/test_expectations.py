@@ -118,6 +118,9 @@ VACUOUS_IF_EMPTY = [
     "decoding_is_deterministic",
     "batch_elements_are_independent",
     "rollout_state_machine",
+    "long_rollouts_match_full_decode",
+    "outputs_ignore_time_and_global_state",
+    "caller_owns_returned_outputs",
 ]
 #: Promises about calls, caches and memory, not about output values: an empty output
 #: does not make them vacuous, so they must not raise a false alarm.
@@ -131,6 +134,7 @@ MEANINGFUL_IF_EMPTY = [
     "input_is_not_modified",
     "cache_init_accepts_context",
     "cache_memory_is_bounded",
+    "finished_rollouts_leave_nothing_behind",
 ]
 
 
@@ -256,3 +260,49 @@ def test_a_failure_found_before_a_timeout_keeps_its_kind(
 
     assert result.status == status, result.message
     assert "is wrong" in result.message
+
+
+# ---------------------------------------------------------------------------------
+# Pinning: the declaration to paste is shown where users read, and it pins
+
+
+PINNABLE = '''
+from dataclasses import replace
+
+from conformance import DecoderSpec, ExpectedFailure
+from tests.zoo.size_mappers import negative_frames_for_zero_latents
+
+
+def unpinned() -> DecoderSpec:
+    spec = negative_frames_for_zero_latents()
+    return replace(spec, expected_failures={{"temporal_mappers_monotone_and_steady": "AR 0 maps 0 to -3 (ISSUE-41)"}})
+
+
+def pinned() -> DecoderSpec:
+    spec = negative_frames_for_zero_latents()
+    return replace(spec, expected_failures={{"temporal_mappers_monotone_and_steady": {declaration}}})
+'''
+
+
+def test_the_declaration_to_paste_is_printed_and_pins_exactly_what_was_seen(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from tests.support.cli import run_kit
+
+    check = ["--check", "temporal_mappers_monotone_and_steady", "--profile", "quick", "--seed", "1"]
+    (tmp_path / "pins.py").write_text(PINNABLE.format(declaration="None"))
+    first = run_kit("certify", "pins:unpinned", *check, "--report", str(tmp_path / "r.json"),
+                    "--markdown", str(tmp_path / "c.md"), pythonpath=[tmp_path])
+    (result,) = json.loads((tmp_path / "r.json").read_text())["checks"]
+    assert result["status"] == "xfailed", result["message"]
+    declaration = result["evidence"]["pin_with"]
+    fingerprint = result["evidence"]["failure_fingerprint"]
+    assert declaration == f"ExpectedFailure('AR 0 maps 0 to -3 (ISSUE-41)', fingerprint={fingerprint!r})"
+    assert f"pin with: {declaration}" in first.stdout  # the terminal, not only the JSON
+    assert f"pin it to what was seen: `{declaration}`" in (tmp_path / "c.md").read_text()
+
+    (tmp_path / "pins.py").write_text(PINNABLE.format(declaration=declaration))
+    run_kit("certify", "pins:pinned", *check, "--report", str(tmp_path / "r2.json"), pythonpath=[tmp_path])
+    (again,) = json.loads((tmp_path / "r2.json").read_text())["checks"]
+    assert again["status"] == "xfailed" and "fingerprint matches the declaration" in again["message"]
+    assert "pin_with" not in again["evidence"]  # pinned already: nothing to paste

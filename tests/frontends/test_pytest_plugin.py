@@ -363,7 +363,7 @@ def test_module_helper_fails_each_check_once_without_a_chained_exception(pyteste
     assert failures.count("conformance check input_is_not_modified failed:") == 1
     assert "During handling of the above exception" not in out
     assert "Traceback" not in failures
-    assert "docs: docs/checks/input_is_not_modified.md" in failures
+    assert "docs: python -m conformance explain input_is_not_modified" in failures
 
 
 @pytest.mark.parametrize(
@@ -419,6 +419,8 @@ def test_unwritable_conformance_report_is_a_usage_error(pytester: pytest.Pyteste
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--conformance-report 'missing/report.json': folder 'missing' does not exist*"])
+    assert "mkdir -p missing" in result.stderr.str()
+    assert "--create-dirs" not in result.stderr.str()  # a certify option; pytest has none
     assert not (pytester.path / "missing").exists()
 
 

@@ -405,7 +405,7 @@ def test_text_summary_lists_every_check_and_spells_out_failures_once() -> None:
     skip_line = next(line for line in lines if SKIPPED.check_id in line)
     assert skip_line.lstrip().startswith("SKIP") and "batch_size is 1" in skip_line
     assert any(line.strip() == "chunk plan [3, 1, 1]: AR index 1, pixel frame 9 differs" for line in lines)
-    assert any(line.strip() == "docs: docs/checks/chunked_decode_matches_full_decode.md" for line in lines)
+    assert any(line.strip() == "docs: python -m conformance explain chunked_decode_matches_full_decode" for line in lines)
     replays = [line for line in lines if "certify pkg:spec --check chunked_decode_matches_full_decode" in line]
     assert len(replays) == 1 and replays[0].strip().startswith("replay: ")
     assert lines[-1] == "toy: NOT CERTIFIED (1 passed, 1 failed, 1 skipped) in 0.2 s"
@@ -424,14 +424,28 @@ def test_long_messages_are_wrapped_in_terminal_and_markdown() -> None:
     assert " ".join(block.split()) == long_message  # wrapped, nothing lost
 
 
-def test_markdown_failure_links_its_docs_page_and_replays_once() -> None:
+def test_markdown_failure_points_at_its_explanation_and_replays_once() -> None:
     text = markdown_of([certification("toy", PASSED, FAILED)], targets=["pkg:spec"])
 
     section = text.split("### Failures\n\n", 1)[1]
-    link = f"[docs/checks/{FAILED.check_id}.md]({check_docs(FAILED.check_id)})"
-    assert f"What this check promises: {link}" in section
+    # No published base: a path inside the kit's source would be a dead link in a PR.
+    assert f"What this check promises: `python -m conformance explain {FAILED.check_id}`" in section
+    assert "](docs/checks/" not in section
     assert section.count(f"--check {FAILED.check_id} --seed 7") == 1
     assert "Replay:" not in section
+
+
+def test_a_published_docs_base_makes_every_pointer_an_absolute_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFORMANCE_DOCS_BASE", "https://example.org/kit/docs/checks")
+    page = f"https://example.org/kit/docs/checks/{FAILED.check_id}.md"
+    cert = certification("toy", PASSED, FAILED)
+
+    assert check_docs(FAILED.check_id) == page
+    assert f"What this check promises: [{page}]({page})" in markdown_of([cert], targets=["pkg:spec"])
+    assert report_of([cert], targets=["pkg:spec"])["checks"][1]["docs"] == page
+    assert f"docs: python -m conformance explain {FAILED.check_id} ({page})" in format_failure(FAILED, replay=[])
+    (line,) = github.annotation_lines([DecoderRun(cert, target="pkg:spec")])
+    assert page in line
 
 
 def test_failure_text_carries_message_evidence_docs_and_each_replay_once() -> None:
@@ -441,7 +455,7 @@ def test_failure_text_carries_message_evidence_docs_and_each_replay_once() -> No
     assert text.splitlines()[0] == "conformance check chunked_decode_matches_full_decode failed:"
     assert "  chunk plan [3, 1, 1]: AR index 1, pixel frame 9 differs" in text
     assert "evidence: 4 examples; largest error 0.5" in text
-    assert "  docs: docs/checks/chunked_decode_matches_full_decode.md" in text
+    assert "  docs: python -m conformance explain chunked_decode_matches_full_decode" in text
     assert "Replay:" not in text and text.count("certify pkg:spec") == 1
     assert text.splitlines()[-1] == f"  {replay}"
 
@@ -472,7 +486,7 @@ def test_github_annotations_escape_and_name_the_check() -> None:
     line = lines[0]
     assert line.startswith("::error title=conformance%3A toy failed chunked_decode_matches_full_decode::")
     assert "\n" not in line and "%0A" in line
-    assert "Docs: docs/checks/chunked_decode_matches_full_decode.md" in line
+    assert "Docs: python -m conformance explain chunked_decode_matches_full_decode" in line
     assert line.count("--check chunked_decode_matches_full_decode") == 1
 
 

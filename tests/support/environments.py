@@ -13,6 +13,12 @@ environment sees exactly what was installed into it, as a fresh machine would.
 
 Everything a command writes to a temporary folder goes under the environment's own
 folder (``TMPDIR``), which pytest cleans up with the rest of its temporary folders.
+
+:meth:`Environment.install_from_registry` is the one way in from outside: a published
+distribution and its dependencies from the package registry (dependencies the running
+interpreter already has, such as torch, are taken from there), for tests of the kit next
+to a real framework. :class:`RegistryUnreachable` says when the registry cannot be reached,
+so such tests skip instead of failing.
 """
 
 from __future__ import annotations
@@ -74,6 +80,23 @@ def build_wheel(project: Path, out: Path) -> Path:
     return made[0]
 
 
+def build_kit_wheel(root: Path) -> Path:
+    """The kit's wheel only (from a clean copy of its sources under ``root``)."""
+    return build_wheel(_copy_tree(KIT_SOURCES, REPO_ROOT, root / "kit-src"), root / "wheels")
+
+
+#: What pip prints when it cannot reach an index (and the answer it gives then).
+_UNREACHABLE = (
+    "NewConnectionError", "Max retries exceeded", "Could not fetch URL", "ConnectionError",
+    "Temporary failure in name resolution", "Name or service not known", "Network is unreachable",
+    "timed out", "ProxyError", "(from versions: none)",
+)
+
+
+class RegistryUnreachable(Exception):
+    """The package registry could not be reached (or does not serve the distribution)."""
+
+
 def build_wheels(root: Path) -> dict[str, Path]:
     """Wheels of the kit, of the stand-in framework and of flashdreams-interface."""
     kit = _copy_tree(KIT_SOURCES, REPO_ROOT, root / "kit-src")
@@ -111,6 +134,26 @@ class Environment:
         target = ["-e", str(wheel)] if editable else [str(wheel)]
         run([str(self.python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
              "--no-index", "--no-cache-dir", *target], cwd=self.workdir, env=self.env())
+
+    def install_from_registry(self, *requirements: str, timeout: float = 1200) -> None:
+        """``pip install`` ``requirements`` and their dependencies from the package registry
+        (pip's own configuration and cache); :class:`RegistryUnreachable` when the registry
+        cannot be reached, ``AssertionError`` for any other failure."""
+        environment = {**os.environ, **self.env()}
+        environment.pop("PYTHONPATH", None)
+        probe = subprocess.run(
+            [str(self.python), "-m", "pip", "download", "-q", "--no-deps", "--retries", "1", "--timeout", "20",
+             "-d", str(self.tmp / "probe"), *requirements],
+            cwd=self.workdir, env=environment, capture_output=True, text=True, timeout=600,
+        )
+        output = probe.stdout + probe.stderr
+        if probe.returncode != 0:
+            if any(marker in output for marker in _UNREACHABLE):
+                tail = " ".join(output.strip().splitlines()[-2:])[-400:]
+                raise RegistryUnreachable(f"pip download {' '.join(requirements)} failed: {tail}")
+            raise AssertionError(f"pip download {requirements} failed:\n{output}")
+        run([str(self.python), "-m", "pip", "install", "-q", *requirements], cwd=self.workdir, env=self.env(),
+            timeout=timeout)
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment variables commands here run with (temporary files kept inside)."""

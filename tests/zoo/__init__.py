@@ -20,7 +20,9 @@ from . import (
     coverage,
     forward_contract,
     graph_capture,
+    long_horizons,
     numerics,
+    pipeline_habits,
     pipeline_promises,
     resources,
     robustness,
@@ -41,6 +43,8 @@ BROKEN: list[BrokenCase] = [
     *numerics.CASES,
     *pipeline_promises.CASES,
     *graph_capture.CASES,
+    *long_horizons.CASES,
+    *pipeline_habits.CASES,
 ]
 
 CORRECT: list[CorrectCase] = [
@@ -48,6 +52,8 @@ CORRECT: list[CorrectCase] = [
     *numerics.CORRECT_CASES,
     *pipeline_promises.CORRECT_CASES,
     *graph_capture.CORRECT_CASES,
+    *long_horizons.CORRECT_CASES,
+    *pipeline_habits.CORRECT_CASES,
 ]
 
 

@@ -158,7 +158,7 @@ def _kebab(class_name: str) -> str:
 
 def _summary(obj: Any) -> str:
     doc = (obj.__doc__ or "").strip()
-    return doc.split("\n\n")[0].replace("\n", " ") if doc else ""
+    return " ".join(doc.split("\n\n")[0].split()) if doc else ""
 
 
 def broken(

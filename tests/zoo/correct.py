@@ -406,6 +406,47 @@ class UncopyableCacheToy(PlainToy):
             return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
 
 
+class HookRemembersItsOwnerToy(PlainToy):
+    """A debugging hook records the shapes each call saw on the decoder that owns it.
+
+    Correct: the hook keeps a list on its own decoder, outside any rollout, and nothing
+    reads it. But the hook is a closure over the decoder, so a deep copy of the decoder
+    keeps calling the *original's* hook: copies would not be isolated. The kit proves
+    that and builds every check's decoders with the factory instead.
+    """
+
+    def __init__(self, config: ToyDecoderConfig) -> None:
+        super().__init__(config)
+        self.seen_shapes: list[tuple[int, ...]] = []
+        owner = self
+
+        def remember(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            latents = kwargs.get("input", args[0] if args else None)
+            if isinstance(latents, torch.Tensor) and len(owner.seen_shapes) < 1000:
+                owner.seen_shapes.append(tuple(latents.shape))
+
+        self.register_forward_pre_hook(remember, with_kwargs=True)
+
+
+class HoldsALockToy(PlainToy):
+    """Keeps a ``threading.Lock`` to serialise calls from a pipeline's threads.
+
+    Correct, and common in serving code; a lock cannot be deep-copied, so the kit builds
+    every check's decoders with the factory instead of copying one build.
+    """
+
+    def __init__(self, config: ToyDecoderConfig) -> None:
+        super().__init__(config)
+        self._lock = threading.Lock()
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        with self._lock:
+            return super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+
+
+
 def _toy_case(name: str, why: str, **overrides: Any) -> CorrectCase:
     full_name = f"zoo-ok-{name}"
     return CorrectCase(
@@ -438,7 +479,13 @@ arena_cache_toy = correct(ArenaCacheToy)
 batch_norm_in_eval_toy = correct(BatchNormInEvalToy)
 channels_last_output_toy = correct(ChannelsLastOutputToy)
 two_frames_per_call_toy = correct(TwoFramesPerCallToy, max_chunk_frames=2)
-one_frame_per_call_toy = correct(OneFramePerCallToy, max_chunk_frames=1)
+hook_remembers_its_owner_toy = correct(HookRemembersItsOwnerToy)
+holds_a_lock_toy = correct(HoldsALockToy)
+one_frame_per_call_toy = correct(
+    OneFramePerCallToy,
+    max_chunk_frames=1,
+    must_skip={"chunked_decode_matches_full_decode", "long_rollouts_match_full_decode"},
+)
 context_requiring_toy = correct(ContextRequiringToy, cache_context={"batch_size": 1})
 nested_cache_toy = correct(NestedCacheToy)
 uncopyable_cache_toy = correct(
@@ -494,6 +541,8 @@ CASES = [
     one_frame_per_call_toy,
     nested_cache_toy,
     uncopyable_cache_toy,
+    hook_remembers_its_owner_toy,
+    holds_a_lock_toy,
     toy_batch_of_two,
     toy_float64,
     toy_bfloat16,

@@ -190,7 +190,8 @@ class StaticOutputBuffer(PlainToy):
 
     Real bug: a static output tensor (for CUDA graphs or to avoid allocations) whose
     slice is returned to the caller; the frames handed out at step k change when
-    step k+1 runs. Caught by ``outputs_survive_later_steps``.
+    step k+1 runs. Caught by ``outputs_survive_later_steps`` and
+    ``caller_owns_returned_outputs`` (the output is the decoder's memory).
     """
 
     def __init__(self, config: ToyDecoderConfig) -> None:
@@ -303,8 +304,8 @@ input_denormalised_in_place = broken(
 )
 static_output_buffer = broken(
     StaticOutputBuffer,
-    must_fail={"outputs_survive_later_steps"},
-    hints=("changed", "buffer"),
+    must_fail={"outputs_survive_later_steps", "caller_owns_returned_outputs"},
+    hints=("changed", "buffer", "shares memory"),
 )
 dropout_left_in_train_mode = broken(
     DropoutLeftInTrainMode,

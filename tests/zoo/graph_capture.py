@@ -156,6 +156,7 @@ class GraphStaticOutputReturned(GraphedToy):
 
     Real bug: ``return graph.outputs["rgb"]`` without a clone. Every output handed out is
     the same buffer, so the next replay rewrites the frames the caller still holds.
+    Caught by ``outputs_survive_later_steps`` and ``caller_owns_returned_outputs``.
     """
 
     def _replay(self, latents: torch.Tensor, cache: ToyDecoderCache) -> torch.Tensor:
@@ -196,7 +197,9 @@ graph_replay_shared_across_rollouts = broken(
     hints=("interleaved", "fork", "rollout"),
 )
 graph_static_output_returned = broken(
-    GraphStaticOutputReturned, must_fail={"outputs_survive_later_steps"}, hints=("buffer", "later step")
+    GraphStaticOutputReturned,
+    must_fail={"outputs_survive_later_steps", "caller_owns_returned_outputs"},
+    hints=("buffer", "later step", "shares memory"),
 )
 graph_captured_first_rollout_state = broken(
     GraphCapturedFirstRolloutState,

@@ -66,3 +66,13 @@ def test_correct_decoder_is_certified(case: CorrectCase) -> None:
     if known:
         pytest.xfail("; ".join(f"{reason} [{wrong[check_id]}]" for check_id, reason in known.items()))
     assert certification.certified
+
+
+def test_one_frame_per_call_is_skipped_not_vacuously_passed() -> None:
+    """With ``max_chunk_frames=1`` the seam checks have nothing to compare: each says so."""
+    from .correct import one_frame_per_call_toy
+
+    certification = certify(one_frame_per_call_toy(), profile=PROFILE, seed=SEED)
+    for check_id in ("chunked_decode_matches_full_decode", "long_rollouts_match_full_decode"):
+        result = certification.result(check_id)
+        assert result.status == "skipped" and "max_chunk_frames is 1" in result.message, result.message

@@ -17,8 +17,7 @@ import operator
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 
@@ -86,8 +85,7 @@ def guarded_call(control: RunControl, what: str, fn: Callable[..., T], /, *args:
         _restore_global_defaults(defaults, what)
 
 
-@dataclass(frozen=True)
-class MapperAnswer:
+class MapperAnswer(NamedTuple):
     """What a size mapper did: returned ``value``, or raised ``error``."""
 
     value: int | None
@@ -105,26 +103,30 @@ def query_mapper(
 
     A ``ValueError`` / ``AssertionError`` is returned as a rejection (legal for sizes the
     step cannot handle); other exceptions and non-integer results are ``DecoderError``.
+    The size checks make hundreds of thousands of these calls, so the call's description
+    is only written when something goes wrong.
     """
-    name = f"get_{which}_temporal_size"
-    what = f"{name}({autoregressive_index}, {size})"
-    fn = getattr(decoder, name)
+    fn = getattr(decoder, f"get_{which}_temporal_size")
     if control.cancelled:
-        raise CheckCancelled(f"check cancelled before {what}")
+        raise CheckCancelled(f"check cancelled before get_{which}_temporal_size({autoregressive_index}, {size})")
     try:
         value = fn(autoregressive_index, size)
     except (CheckFailed, CheckCancelled) as err:  # the kit's own types: never a rejection
-        raise DecoderError(f"{what} raised {describe_exception(err)}") from err
+        raise DecoderError(
+            f"get_{which}_temporal_size({autoregressive_index}, {size}) raised {describe_exception(err)}"
+        ) from err
     except MAPPER_REJECTIONS as err:
         return MapperAnswer(None, err)
     except BaseException as err:
         if isinstance(err, KeyboardInterrupt) and not _interrupt_is_the_decoders():
             raise
         raise DecoderError(
-            f"{what} raised {describe_exception(err)}; a size mapper may only reject a "
-            "size with ValueError or AssertionError"
+            f"get_{which}_temporal_size({autoregressive_index}, {size}) raised {describe_exception(err)}; "
+            "a size mapper may only reject a size with ValueError or AssertionError"
         ) from err
-    return MapperAnswer(as_int(value, what), None)
+    if type(value) is int:
+        return MapperAnswer(value, None)
+    return MapperAnswer(as_int(value, f"get_{which}_temporal_size({autoregressive_index}, {size})"), None)
 
 
 def as_int(value: Any, what: str) -> int:

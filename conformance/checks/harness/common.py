@@ -9,7 +9,6 @@ from conformance.checks.harness.context import CheckContext, Decoded
 from conformance.checks.harness.tolerances import Comparison
 
 __all__ = [
-    "bitwise_equal",
     "describe_mismatch",
     "input_layouts",
     "memory_layout",
@@ -25,17 +24,6 @@ def rollout_plan(ctx: CheckContext, steps: int, first: int = 2) -> tuple[int, ..
     later = [1, 2, 1]
     plan = [first] + [later[i % len(later)] for i in range(steps - 1)]
     return tuple(ctx.chunk_limit(n) for n in plan)
-
-
-def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Same shape, dtype, device and bytes (so NaN payloads and -0.0 count)."""
-    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
-        return False
-    if a.numel() == 0:
-        return True
-    a_bytes = a.detach().contiguous().reshape(-1).view(torch.uint8)
-    b_bytes = b.detach().contiguous().reshape(-1).view(torch.uint8)
-    return bool(torch.equal(a_bytes, b_bytes))
 
 
 def module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -59,8 +47,9 @@ def describe_mismatch(
             f"; that frame is pixel frame {local} of chunk {k} "
             f"(decoded at AR {decoded.first_index + k} from {decoded.plan[k]} latent frame(s))"
         )
-        if k < len(decoded.steps):
-            text += f"; inputs were passed as {input_layouts(decoded)}"
+        layouts = input_layouts(decoded, upto=k) if k < len(decoded.steps) else ""
+        if layouts:
+            text += f"; inputs were passed as {layouts}"
     return text
 
 
@@ -76,10 +65,26 @@ def memory_layout(x: torch.Tensor) -> str:
     return f"a permuted layout (strides {list(x.stride())})"
 
 
-def input_layouts(decoded: Decoded) -> str:
-    """The memory layout of each chunk's input, compactly (``chunk 0: contiguous, ...``);
-    a correct decoder gives the same values whatever the layout."""
-    parts = [f"chunk {k}: {memory_layout(step.raw_input)}" for k, step in enumerate(decoded.steps)]
+#: Chunks whose input layout a mismatch message names: the failing chunk and the ones
+#: just before it (whose history it reads). A long rollout's hundreds of chunks would
+#: make a message of tens of thousands of characters.
+LAYOUTS_NAMED = 8
+
+
+def input_layouts(decoded: Decoded, upto: int | None = None) -> str:
+    """The memory layout of each chunk's input, compactly (``chunk 0: contiguous, ...``),
+    up to chunk ``upto`` (the failing one) and at most :data:`LAYOUTS_NAMED` of them, the
+    last ones, when any of those was not plainly contiguous (a correct decoder gives the
+    same values whatever the layout); empty when every one was, since layouts then
+    explain nothing."""
+    steps = list(enumerate(decoded.steps))[: None if upto is None else upto + 1]
+    named = steps[-LAYOUTS_NAMED:]
+    layouts = [(k, memory_layout(step.raw_input)) for k, step in named]
+    if all(layout == "contiguous" for _, layout in layouts):
+        return ""
+    parts = [f"chunk {k}: {layout}" for k, layout in layouts]
+    if len(named) < len(steps):
+        parts.insert(0, f"chunks 0..{named[0][0] - 1}: not listed")
     return "; ".join(parts) + (
         " (the kit varies input memory layouts as pipelines do; if only the layouts differ, "
         "the decoder ignores its input's strides)"

@@ -268,7 +268,7 @@ class CheckContext(DecoderDriver):
         if key not in self._reference_decodes:
             latents = self.latents(sequence).to(self.spec.reference_dtype)
             try:
-                step = self.forward(twin, latents, 0, self.new_cache(twin))
+                step = self.forward(twin, latents, 0, self.new_cache(twin), dtype=self.spec.reference_dtype)
             except DecoderError as err:
                 how = (
                     "built by DecoderSpec.reference_factory"

@@ -12,7 +12,7 @@ Nothing here touches a decoder.
 from __future__ import annotations
 
 import threading
-import time
+from time import monotonic as _monotonic  # the real clocks, whatever patches ``time`` later
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +38,10 @@ class RunControl:
         self.first_failure_is_decoder_error = False
         #: The evidence of the check being watched (set by its driver), for progress reports.
         self.evidence: Any = None
+        #: Where the check's early outputs are kept for re-verification at the end of the
+        #: run (:class:`~conformance.checks.harness.holding.OutputHold`); ``None`` when the
+        #: executor re-verifies nothing after the check (a check then holds by itself).
+        self.hold: Any = None
 
     def cancel(self) -> None:
         """Ask the check to stop at its next decoder call (its runner gave up on it)."""
@@ -49,7 +53,7 @@ class RunControl:
 
     def entering(self, what: str) -> None:
         """A decoder call described by ``what`` is about to be made."""
-        self._current = (what, time.monotonic())
+        self._current = (what, _monotonic())
         if self.call_listener is not None:
             self.call_listener(what)
 
@@ -66,7 +70,7 @@ class RunControl:
         call = self._current
         if call is None:
             return None
-        return f"{call[0]}, running for {time.monotonic() - call[1]:.1f} s"
+        return f"{call[0]}, running for {_monotonic() - call[1]:.1f} s"
 
     def progress(self) -> dict[str, int]:
         """The check's counters so far (examples, decoder calls, mapper queries, comparisons):

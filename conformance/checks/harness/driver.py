@@ -16,6 +16,7 @@ Checks never call the decoder directly. Going through the driver guarantees that
 from __future__ import annotations
 
 import contextlib
+from time import monotonic as _monotonic  # the real clocks, whatever patches ``time`` later
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -31,6 +32,7 @@ from conformance.checks.harness.latents import LatentSequence
 from conformance.checks.harness.validation import (
     adapt_output,
     require_cache,
+    require_declared_output,
     require_decoder,
     require_finite,
     require_video_tensor,
@@ -41,6 +43,9 @@ from conformance.core.spec import DecoderSpec
 __all__ = ["DecoderDriver", "Step"]
 
 T = TypeVar("T")
+
+#: Outputs of each check kept for the end-of-run re-verification (the first ones returned).
+HELD_PER_CHECK = 2
 
 
 @dataclass
@@ -84,6 +89,8 @@ class DecoderDriver:
         self.device = spec.torch_device
         self.inputs = InputMaker(spec, seed, self.evidence)
         self._decoder: StreamingVideoDecoder[Any] | None = None
+        self._held = 0
+        self._spatial_ratios: dict[int, int | None] = {}
 
     # ----------------------------------------------------------------- guarded calls
 
@@ -156,6 +163,18 @@ class DecoderDriver:
         """A decoder output viewed as canonical ``BCTHW``."""
         return self.inputs.from_output_layout(output)
 
+    def _spatial_ratio(self, decoder: Any) -> int | None:
+        """The decoder's spatial ratio when it is a positive int (judging it is the ratio
+        check's job; an unusable one only leaves height and width unchecked per call)."""
+        key = id(decoder)
+        if key not in self._spatial_ratios:
+            try:
+                value = decoder.spatial_compression_ratio
+            except Exception:  # noqa: BLE001 - the ratio check reports a ratio that raises
+                value = None
+            self._spatial_ratios[key] = value if type(value) is int and value > 0 else None
+        return self._spatial_ratios[key]
+
     def chunk_limit(self, wanted: int) -> int:
         """``wanted`` latent frames, capped by ``spec.max_chunk_frames``."""
         limit = self.spec.max_chunk_frames
@@ -171,11 +190,18 @@ class DecoderDriver:
         cache: Any,
         *,
         raw_input: torch.Tensor | None = None,
+        hold: bool = True,
+        dtype: torch.dtype | None = None,
     ) -> Step:
         """One pipeline-style call on canonical latents; returns a :class:`Step`.
 
         The decoder gets a fresh copy in its layout (or exactly ``raw_input`` when given).
-        The result is validated and returned as a canonical clone.
+        The result is validated and returned as a canonical clone. The check's first
+        outputs are kept, as returned, for re-verification at the end of the run
+        (:mod:`~conformance.checks.harness.holding`), unless ``hold`` is false (a check
+        that writes into what the decoder returned, as a caller may). Every output must have
+        the declared dtype (``dtype`` for a decoder's wider twin), device, batch, channels
+        and spatial size (:func:`~conformance.checks.harness.validation.require_declared_output`).
         """
         frames = int(latents.shape[2])
         if self.spec.max_chunk_frames is not None and frames > self.spec.max_chunk_frames:
@@ -197,7 +223,13 @@ class DecoderDriver:
         if self.spec.output_adapter is not None:
             raw = adapt_output(self.spec, raw, what)
         raw = require_video_tensor(self.spec, raw, what)
+        returned_at = _monotonic()
+        require_declared_output(self.spec, raw, what, batch=int(latents.shape[0]),
+                                spatial_ratio=self._spatial_ratio(decoder), dtype=dtype)
         output = self.from_output_layout(raw).detach().clone()
+        if hold and self.control.hold is not None and self._held < HELD_PER_CHECK:
+            self._held += 1
+            self.control.hold.keep(self.check_id, what, raw, raw.detach().clone(), returned_at=returned_at)
         require_finite(output, what, latent_scale=self.latent_scale)
         self.evidence.decoder_calls += 1
         self.evidence.latent_frames += frames

@@ -65,6 +65,11 @@ class InputMaker:
             out = out * self.scale
         return out.to(device=spec.torch_device, dtype=spec.dtype)
 
+    def forget(self) -> None:
+        """Drop the frames made so far (a check that runs many rollouts, each on its own
+        latents, keeps the kit's memory flat)."""
+        self._frames.clear()
+
     def to_input_layout(
         self, latents: torch.Tensor, style: str | None = None, *, autoregressive_index: int | None = None
     ) -> torch.Tensor:

@@ -40,7 +40,14 @@ OUTLIER_FRACTION = 0.01
 OUTLIER_RANGE = (6.5, 10.0)
 
 #: How the kit hands latents to ``forward``, in rotation (see :func:`styled_input`).
-INPUT_STYLES = ("contiguous", "slice_of_larger", "channels_last_3d", "time_major_storage")
+INPUT_STYLES = (
+    "contiguous",
+    "slice_of_larger",
+    "channels_last_3d",
+    "time_major_storage",
+    "channels_last_slice",
+    "expanded",
+)
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,14 @@ def styled_input(x: torch.Tensor, style: str, *, time_axis: int, seed: int = 0) 
       input's memory as if it were contiguous reads the neighbours);
     - ``channels_last_3d``: ``torch.channels_last_3d`` memory format (dims 1 innermost);
     - ``time_major_storage``: storage ordered time-axis first (frames stacked, then
-      permuted into place), another stride pattern pipelines produce.
+      permuted into place), another stride pattern pipelines produce;
+    - ``channels_last_slice``: a slice, at a non-zero storage offset, of a larger tensor
+      kept in ``channels_last_3d`` memory format (a pipeline holding its latents
+      channels-last and cutting chunks out of them);
+    - ``expanded``: every axis of size one (the batch of one, the time of a one-frame
+      chunk) with stride 0, as ``expand`` produces when a pipeline broadcasts (a decoder
+      that computes addresses from strides, or assumes a stride from the shape, reads
+      the wrong memory).
 
     Every style is a valid input; a correct decoder gives the same result for all.
     """
@@ -158,6 +172,24 @@ def styled_input(x: torch.Tensor, style: str, *, time_axis: int, seed: int = 0) 
         return view
     if style == "channels_last_3d":
         return x.clone(memory_format=torch.channels_last_3d if x.dim() == 5 else torch.contiguous_format)
+    if style == "channels_last_slice":
+        shape = list(x.shape)
+        shape[time_axis] += 3
+        shape[-1] += 1
+        generator = torch.Generator().manual_seed(seed)
+        big = torch.randn(shape, generator=generator).mul_(3.0).to(device=x.device, dtype=x.dtype)
+        if big.dim() == 5:
+            big = big.contiguous(memory_format=torch.channels_last_3d)
+        index = [slice(None)] * x.dim()
+        index[time_axis] = slice(2, 2 + x.shape[time_axis])
+        index[-1] = slice(1, 1 + x.shape[-1])
+        view = big[tuple(index)]
+        view.copy_(x)
+        return view
+    if style == "expanded":
+        base = x.clone(memory_format=torch.contiguous_format)
+        strides = [0 if size == 1 else stride for size, stride in zip(base.shape, base.stride())]
+        return base.as_strided(base.shape, strides)
     if style == "time_major_storage":
         order = [time_axis] + [d for d in range(x.dim()) if d != time_axis]
         inverse = [order.index(d) for d in range(x.dim())]

@@ -578,7 +578,7 @@ def compare(expected: torch.Tensor, actual: torch.Tensor, tolerance: Tolerance) 
                 frame_rms > 0, torch.full_like(frame_rms, math.inf), torch.zeros_like(frame_rms)
             )
     flat = int(torch.argmax(ratio).item())
-    worst = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), tuple(ratio.shape)))
+    worst = _unravel(flat, tuple(ratio.shape))
     worst_ratio = float(ratio.reshape(-1)[flat].item())
     bad_elements = ratio.gt(1)
     first_bad_element = _first_true(
@@ -636,6 +636,16 @@ def noise_tolerance(
         ),
         rms=bound,
     )
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The index of element ``flat`` of a C-ordered tensor of ``shape``. (Not
+    ``torch.unravel_index``: its first call imports sympy, a second of a verdict.)"""
+    index = []
+    for size in reversed(shape):
+        flat, position = divmod(flat, size)
+        index.append(position)
+    return tuple(reversed(index))
 
 
 def _first_true(flags: torch.Tensor) -> int | None:

@@ -23,7 +23,15 @@ from conformance.core.interface import (
 from conformance.core.outcomes import CheckFailed, DecoderError, SpecFault
 from conformance.core.spec import DecoderSpec
 
-__all__ = ["adapt_output", "require_decoder", "require_cache", "require_finite", "require_video_tensor"]
+__all__ = [
+    "adapt_output",
+    "device_matches",
+    "require_cache",
+    "require_declared_output",
+    "require_decoder",
+    "require_finite",
+    "require_video_tensor",
+]
 
 
 def require_decoder(built: Any, what: str) -> None:
@@ -97,6 +105,56 @@ def require_video_tensor(spec: DecoderSpec, raw: Any, what: str) -> torch.Tensor
             "dense); expected a dense (strided) video tensor"
         )
     return raw
+
+
+def device_matches(actual: torch.device, declared: torch.device) -> bool:
+    """The declared device's type, and its index when it names one."""
+    return actual.type == declared.type and (declared.index is None or actual.index == declared.index)
+
+
+_AXIS_NAMES = {"B": "batch", "C": "channels", "T": "frames", "H": "height", "W": "width"}
+
+
+def require_declared_output(
+    spec: DecoderSpec,
+    raw: torch.Tensor,
+    what: str,
+    *,
+    batch: int,
+    spatial_ratio: int | None,
+    dtype: torch.dtype | None = None,
+) -> None:
+    """``CheckFailed`` unless ``raw`` (exactly as returned) has the declared dtype, device,
+    batch, channels and, when the spatial ratio is known, height and width along the
+    declared output layout. Applied to every call, so a decoder whose output goes wrong
+    only on some calls (after many steps, in a second rollout, for one chunk size) is
+    caught by whichever check makes that call. The frame count is the size checks' job."""
+    declared_dtype = dtype or spec.resolved_output_dtype
+    if raw.dtype != declared_dtype:
+        raise CheckFailed(
+            f"{what} returned dtype {raw.dtype}, declared {declared_dtype} (DecoderSpec.output_dtype, "
+            "else dtype): every call must return the declared dtype"
+        )
+    if not device_matches(raw.device, spec.torch_device):
+        raise CheckFailed(f"{what} returned a tensor on {raw.device}, declared device {spec.torch_device}")
+    h, w = spec.latent_size
+    expected = {"B": batch, "C": spec.output_channels}
+    if spatial_ratio is not None:
+        expected.update(H=h * spatial_ratio, W=w * spatial_ratio)
+    layout = spec.resolved_output_layout
+    if raw.dim() != len(layout):
+        raise CheckFailed(
+            f"{what} returned a {raw.dim()}-d tensor of shape {list(raw.shape)}; the declared output "
+            f"layout {layout} has {len(layout)} dimensions"
+        )
+    for position, axis in enumerate(layout):
+        if axis in expected and raw.shape[position] != expected[axis]:
+            shown = [expected.get(a, "T" if a == "T" else "?") for a in layout]
+            raise CheckFailed(
+                f"{what} returned shape {list(raw.shape)}; the declared output layout {layout} "
+                f"expects {_AXIS_NAMES[axis]} {axis} = {expected[axis]} at dimension {position} "
+                f"(expected {shown})"
+            )
 
 
 def require_finite(output: torch.Tensor, what: str, *, latent_scale: float = 1.0) -> None:

@@ -11,6 +11,8 @@ the results and the report.
 - :mod:`.worker` the child's entry point: arms itself, then hands over to :mod:`.serve`
   (load the target, say hello, build decoders, run checks, stream events);
 - :mod:`.process` one worker process as the parent holds it (pipes, events, tails);
+- :mod:`.forkserver` and :mod:`.zygote` workers forked from a process that imported torch
+  once (Linux; a start or restart costs a fork, not a torch import);
 - :mod:`.supervisor` the executor: hello, build, one check with its clocks, crash to
   result, replacement;
 - :mod:`.capture` bounded tails of a worker's stdout and stderr;

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from conformance.engine.workers.capture import Tail
+from conformance.engine.workers.forkserver import ForkedProcess, fork_server
 from conformance.engine.workers.protocol import WORKER_MESSAGES, MessageReader, MessageWriter, ProtocolError
 
 __all__ = ["WorkerProcess", "describe_exit"]
@@ -63,32 +64,39 @@ class WorkerProcess:
     def __init__(self, target: str, *, arguments: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
         cmd_read, cmd_write = os.pipe()
         evt_read, evt_write = os.pipe()
-        command = [
-            sys.executable, "-m", "conformance.engine.workers.worker", target,
-            "--commands", str(cmd_read), "--events", str(evt_write), "--parent", str(os.getpid()),
-            *arguments,
-        ]
         environment = {**os.environ, **(env or {})}
         # The worker imports the target the way the parent would have: same sys.path
         # (pytest's rootdir insertion, a caller's own additions), same working directory.
         environment["CONFORMANCE_SYS_PATH"] = json.dumps([os.getcwd() if p == "" else p for p in sys.path])
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(cmd_read, evt_write),
-            env=environment,
-            close_fds=True,
-            start_new_session=True,
-        )
+        worker_argv = [target, *arguments]
+        forked = self._fork(worker_argv, environment, cmd_read, evt_write)
+        if forked is not None:
+            self.process: subprocess.Popen[bytes] | ForkedProcess = forked[0]
+            stdout_fd, stderr_fd = forked[1], forked[2]
+        else:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "conformance.engine.workers.worker", target,
+                 "--commands", str(cmd_read), "--events", str(evt_write), "--parent", str(os.getpid()),
+                 *arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(cmd_read, evt_write),
+                env=environment,
+                close_fds=True,
+                start_new_session=True,
+            )
+            assert popen.stdout is not None and popen.stderr is not None
+            stdout_fd, stderr_fd = os.dup(popen.stdout.fileno()), os.dup(popen.stderr.fileno())
+            popen.stdout.close()
+            popen.stderr.close()
+            self.process = popen
+        #: Whether the worker was forked from the fork server (else started the plain way).
+        self.forked = forked is not None
         os.close(cmd_read)
         os.close(evt_write)
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self.stdout = Tail(os.dup(self.process.stdout.fileno()), name="stdout")
-        self.stderr = Tail(os.dup(self.process.stderr.fileno()), name="stderr")
-        self.process.stdout.close()
-        self.process.stderr.close()
+        self.stdout = Tail(stdout_fd, name="stdout")
+        self.stderr = Tail(stderr_fd, name="stderr")
         self._writer = MessageWriter(cmd_write)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._reader = MessageReader(evt_read, WORKER_MESSAGES)
@@ -96,6 +104,28 @@ class WorkerProcess:
         #: The longest decoder call this worker has completed, in seconds.
         self.longest_call_s = 0.0
         self.started = time.monotonic()
+
+    @staticmethod
+    def _fork(
+        argv: list[str], environment: dict[str, str], cmd_read: int, evt_write: int
+    ) -> tuple[ForkedProcess, int, int] | None:
+        """Fork the worker from the fork server: ``(process, stdout fd, stderr fd)``, or
+        ``None`` where the server is not used or cannot serve (then it starts plainly)."""
+        server = fork_server(environment)
+        if server is None:
+            return None
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            child = server.spawn(argv, environment=environment, fds=[cmd_read, evt_write, out_write, err_write])
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+        if child is None:
+            os.close(out_read)
+            os.close(err_read)
+            return None
+        return child, out_read, err_read
 
     def _pump(self) -> None:
         while True:

@@ -9,7 +9,10 @@ Parent to worker:
 
 - ``build``: ``spec_index`` -- build the decoder once with its factory, before its checks,
   so that a factory that cannot build is one message instead of one failure per check.
-- ``run``: ``spec_index``, ``check_id``, ``profile``, ``run_seed``, ``target`` -- run one check.
+- ``run``: ``spec_index``, ``check_id``, ``profile``, ``run_seed``, ``target``, ``hold`` --
+  run one check; with ``hold``, the check's early outputs are kept for ``finish``.
+- ``finish``: ``spec_index`` -- re-verify the outputs kept for that decoder (once each has
+  reached its minimum age) and let them go.
 - ``bye``: finish; the worker exits at once (``os._exit``, so that threads a decoder left
   behind cannot abort the interpreter at shutdown; results were already sent).
 
@@ -18,7 +21,8 @@ Worker to parent:
 - ``hello``: ``protocol``, ``pid``, ``specs`` (each: ``name``, ``fields`` JSON-ready,
   ``environment``, ``device``, ``check_timeout_s``, ``expected_failures``), or instead
 - ``load_error``: ``message`` -- the target could not be loaded (the worker then exits).
-- ``built``: ``spec_index``, ``error`` (null, or what the factory raised), ``decoder_config``.
+- ``built``: ``spec_index``, ``error`` (null, or what the factory raised), ``decoder_config``,
+  ``rebuilds`` (null when checks get isolated copies of this build, else why they rebuild).
 - ``started``: ``check_id`` -- the check began.
 - ``call``: ``check_id``, ``call`` -- a decoder call is about to be made (so a process that
   dies inside it is blamed on that call: check, phase and AR index are in its text).
@@ -28,6 +32,8 @@ Worker to parent:
 - ``first_failure``: ``check_id``, ``message``, ``decoder_error`` -- a search found a bug;
   if the worker dies or runs out of time while shrinking it, the bug is still reported.
 - ``result``: ``check_id``, ``result`` (a CheckResult as a dict), ``decoder_config``.
+- ``finished``: ``spec_index``, ``changes`` (each: ``check_id``, ``what``, ``age_s``,
+  ``changed``) -- the kept outputs that changed after they were returned.
 """
 
 from __future__ import annotations
@@ -49,15 +55,15 @@ __all__ = [
 
 #: Bumped when a message changes shape; parent and worker must agree (they are always the
 #: same installed kit, but a stale worker module on ``sys.path`` would not be).
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 #: Largest message accepted (a result carries a failure message and evidence; 8 MiB is
 #: generous and keeps a runaway message from exhausting the parent's memory).
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
-PARENT_MESSAGES = frozenset({"build", "run", "bye"})
+PARENT_MESSAGES = frozenset({"build", "run", "finish", "bye"})
 WORKER_MESSAGES = frozenset(
-    {"hello", "load_error", "built", "started", "call", "heartbeat", "first_failure", "result"}
+    {"hello", "load_error", "built", "started", "call", "heartbeat", "first_failure", "result", "finished"}
 )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
+from time import monotonic as _monotonic  # the real clocks, whatever patches ``time`` later
 import traceback
 from dataclasses import replace
 from typing import Any, NoReturn
@@ -22,10 +22,11 @@ import torch
 
 from conformance.checks.suite import get_check, validate_expected_failures
 from conformance.checks.harness.control import RunControl
+from conformance.checks.harness.holding import OutputHold, late_changes
 from conformance.core.profiles import get_profile
 from conformance.core.results import CheckResult
 from conformance.core.targets import TargetError, load_target
-from conformance.engine.decoders import DecoderSource
+from conformance.engine.decoders import DecoderSource, source_for
 from conformance.engine.environment import describe
 from conformance.engine.execute import execute
 from conformance.engine.workers.devices import use_gpu_slot
@@ -91,21 +92,25 @@ def _hello(specs: list[Any], writer: MessageWriter) -> None:
 
 
 def _build(specs: list[Any], sources: dict[int, DecoderSource], index: int, writer: MessageWriter) -> None:
-    source = sources.setdefault(index, DecoderSource(specs[index].factory))
+    source = sources.setdefault(index, source_for(specs[index]))
     problem = source.check_build()
-    writer.send("built", spec_index=index, error=problem, decoder_config=source.config_text)
+    writer.send("built", spec_index=index, error=problem, decoder_config=source.config_text,
+                rebuilds=source.rebuilds)
 
 
 def _run_one(
     specs: list[Any],
     sources: dict[int, DecoderSource],
+    holds: dict[int, OutputHold],
     command: dict[str, Any],
     writer: MessageWriter,
 ) -> None:
     index = int(command["spec_index"])
     check = get_check(str(command["check_id"]))
-    source = sources.setdefault(index, DecoderSource(specs[index].factory))
+    source = sources.setdefault(index, source_for(specs[index]))
     control = RunControl()
+    if command.get("hold"):
+        control.hold = holds.setdefault(index, OutputHold())
     control.call_listener = lambda what: writer.send("call", check_id=check.id, call=what)
     control.failure_listener = lambda message, decoder_error: writer.send(
         "first_failure", check_id=check.id, message=message, decoder_error=decoder_error
@@ -119,7 +124,7 @@ def _run_one(
                 "heartbeat",
                 check_id=check.id,
                 call=None if call is None else call[0],
-                call_elapsed_s=None if call is None else time.monotonic() - call[1],
+                call_elapsed_s=None if call is None else _monotonic() - call[1],
                 evidence=control.progress(),
             )
 
@@ -146,6 +151,7 @@ def serve(target: str, writer: MessageWriter, reader: MessageReader, *, threads:
     _settle(specs, threads, gpu_slot)
     _hello(specs, writer)
     sources: dict[int, DecoderSource] = {}
+    holds: dict[int, OutputHold] = {}
     while True:
         command = reader.receive()
         if command is None or command["msg"] == "bye":
@@ -153,8 +159,15 @@ def serve(target: str, writer: MessageWriter, reader: MessageReader, *, threads:
         if command["msg"] == "build":
             _build(specs, sources, int(command["spec_index"]), writer)
             continue
+        if command["msg"] == "finish":
+            index = int(command["spec_index"])
+            hold = holds.pop(index, None)
+            time_axis = specs[index].resolved_output_layout.index("T")
+            writer.send("finished", spec_index=index,
+                        changes=[] if hold is None else late_changes(hold, time_axis=time_axis))
+            continue
         try:
-            _run_one(specs, sources, command, writer)
+            _run_one(specs, sources, holds, command, writer)
         except BaseException as err:  # noqa: BLE001 - a kit bug: report it as the check's error
             writer.send(
                 "result",

@@ -93,6 +93,9 @@ class SupervisedExecutor:
         self.options = options
         self.worker: WorkerProcess | None = None
         self.specs: list[dict[str, Any]] = []
+        #: What the worker said of each decoder (its hello), once open.
+        self.described: list[dict[str, Any]] = []
+        self._starting: WorkerProcess | None = None
         #: Why no worker can be had any more (a replacement failed to load the target).
         self.unrecoverable: str | None = None
         #: Notes for the run's record (workers replaced), drained by the loop.
@@ -100,9 +103,16 @@ class SupervisedExecutor:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def start(self) -> None:
+        """Start the worker without waiting for it (:meth:`open` then waits for its hello),
+        so that several workers import torch and the target at the same time."""
+        if self.worker is None and self._starting is None:
+            self._starting = self._spawn()
+
     def open(self) -> list[dict[str, Any]]:
-        """Start the worker and return what it says of each decoder (its hello)."""
-        worker = self._spawn()
+        """Start the worker (unless :meth:`start` did) and return what it says of each
+        decoder (its hello)."""
+        worker, self._starting = self._starting or self._spawn(), None
         try:
             specs, error = self._hello(worker)
         except BaseException:
@@ -111,11 +121,15 @@ class SupervisedExecutor:
         if specs is None:
             raise LoadError(error or f"{self.target} could not be loaded")
         self.worker, self.specs = worker, specs
+        self.described = specs
         return specs
 
     def close(self) -> None:
         """Let the worker go (``bye``; killed if it does not leave, or if closing is itself
         interrupted)."""
+        if self._starting is not None:
+            self._starting.kill()
+            self._starting = None
         if self.worker is not None:
             worker, self.worker = self.worker, None
             try:
@@ -123,6 +137,13 @@ class SupervisedExecutor:
             finally:
                 if worker.alive():
                     worker.kill()
+
+    def kill(self) -> None:
+        """Stop the worker now (the run was interrupted): no goodbye, no waiting."""
+        for worker in (self.worker, self._starting):
+            if worker is not None:
+                worker.kill()
+        self.worker = self._starting = None
 
     def _spawn(self) -> WorkerProcess:
         arguments: list[str] = []
@@ -205,11 +226,12 @@ class SupervisedExecutor:
         spec = self.specs[spec_index]
         return float(spec.get("check_timeout_s") or get_profile(self.options.profile).check_timeout_s)
 
-    def build(self, spec_index: int) -> tuple[str | None, str | None]:
-        """Build the decoder once before its checks: ``(why it cannot be built, config)``."""
+    def build(self, spec_index: int) -> tuple[str | None, str | None, str | None]:
+        """Build the decoder once before its checks: ``(why it cannot be built, config,
+        why checks rebuild it instead of copying)``."""
         worker, problem = self._ready_worker()
         if worker is None:
-            return problem, None
+            return problem, None, None
         timeout = self._timeout(spec_index)
         worker.send("build", spec_index=spec_index)
         deadline = time.monotonic() + timeout
@@ -224,9 +246,9 @@ class SupervisedExecutor:
                 return (
                     f"the decoder could not be built: its factory did not return within {timeout:g} s"
                     + (f"\nIts stacks when it was stopped:\n{stacks}" if stacks else "")
-                ), None
+                ), None, None
             if message["msg"] == "built":
-                return message.get("error"), message.get("decoder_config")
+                return message.get("error"), message.get("decoder_config"), message.get("rebuilds")
             if message["msg"] in (EOF_EVENT, PROTOCOL_ERROR_EVENT):
                 code = worker.exit_code()
                 self.worker = None
@@ -234,11 +256,14 @@ class SupervisedExecutor:
                 return (
                     f"the decoder could not be built: the worker process died while its factory ran: "
                     f"{describe_exit(code)}" + (f"\nLast lines of its stderr:\n{tail}" if tail else "")
-                ), None
+                ), None, None
 
-    def run(self, spec_index: int, check_id: str, emit: EventHandler) -> tuple[CheckResult, str | None]:
+    def run(
+        self, spec_index: int, check_id: str, emit: EventHandler, *, hold: bool = False
+    ) -> tuple[CheckResult, str | None]:
         """Run one check in the worker (started afresh if the last one died):
-        ``(result, decoder config text)``."""
+        ``(result, decoder config text)``. With ``hold``, the worker keeps the check's
+        early outputs until :meth:`finish`."""
         replaced = self.worker is None and self.unrecoverable is None
         worker, problem = self._ready_worker()
         if worker is None:
@@ -250,12 +275,38 @@ class SupervisedExecutor:
         watch = _CheckWatch(self, worker, check_id, self._timeout(spec_index), spec.get("expected_failures") or {}, emit)
         worker.send(
             "run", spec_index=spec_index, check_id=check_id, profile=self.options.profile,
-            run_seed=self.options.seed, target=self.target,
+            run_seed=self.options.seed, target=self.target, hold=hold,
         )
         result, config, usable = watch.loop()
         if not usable:
             self._lose_worker()
         return result, config
+
+    def finish(self, spec_index: int) -> list[dict[str, Any]]:
+        """The outputs the worker kept for decoder ``spec_index`` that changed after their
+        return (re-verified once each reached its minimum age); none if the worker is gone
+        (a replacement keeps nothing of its predecessor's)."""
+        worker = self.worker
+        if worker is None:
+            return []
+        worker.send("finish", spec_index=spec_index)
+        deadline = time.monotonic() + get_profile(self.options.profile).output_hold_s + self._timeout(spec_index)
+        while time.monotonic() < deadline:
+            message = worker.next_event(0.5)
+            if message is None:
+                continue
+            if message["msg"] == "finished":
+                return [dict(change) for change in message.get("changes") or [] if isinstance(change, dict)]
+            if message["msg"] in (EOF_EVENT, PROTOCOL_ERROR_EVENT):
+                self.worker = None
+                self.notes.append(
+                    f"the worker process died while re-verifying the outputs it kept: "
+                    f"{describe_exit(worker.exit_code())}"
+                )
+                return []
+        self._lose_worker()
+        self.notes.append("the worker process did not finish re-verifying the outputs it kept in time")
+        return []
 
 
 @dataclass

@@ -125,7 +125,8 @@ class AcmeFastDecoder(AcmeCausalDecoder):
 
     Saves an allocation per step (the pattern of CUDA-graph replay), and is a known bug:
     a caller that keeps the output of step k finds it overwritten by step k + 1. The
-    spec declares it as an expected failure of ``outputs_survive_later_steps``.
+    spec declares it as an expected failure of ``outputs_survive_later_steps`` and
+    ``caller_owns_returned_outputs``.
     """
 
     def __init__(self, config: AcmeDecoderConfig) -> None:
