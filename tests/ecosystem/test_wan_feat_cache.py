@@ -208,9 +208,13 @@ def test_diffusers_certifies_through_the_adapter_and_not_as_is(tmp_path: Path) -
     failed = {name: sorted(c["id"] for c in run["checks"] if c["status"] == "failed") for name, run in runs.items()}
     assert runs["diffusers-wan2.1-vae-feat-cache-small-cpu"]["certified"], failed
     assert runs["diffusers-wan2.2-vae-feat-cache-small-cpu"]["certified"], failed
+    # The frame count of a multi-frame first chunk is wrong: the size, layout, seam and
+    # rollout checks see it. cache_none_matches_fresh_cache passes: its one-shot calls are
+    # judged against the same call with a fresh cache, and its control rollout shows the
+    # seam bug is not the one-shot call's doing.
     assert failed["diffusers-wan2.1-vae-feat-cache-small-cpu-first-chunk-as-is"] == sorted([
         "decoded_sizes_match_mappers", "output_layout_dtype_device", "chunked_decode_matches_full_decode",
-        "cache_none_matches_fresh_cache", "rollout_state_machine"])
+        "long_rollouts_match_full_decode", "rollout_state_machine"])
     as_is_22 = runs["diffusers-wan2.2-vae-feat-cache-small-cpu-first-chunk-as-is"]["checks"]
     assert len(failed["diffusers-wan2.2-vae-feat-cache-small-cpu-first-chunk-as-is"]) >= 10
     assert all("RuntimeError: The size of tensor a" in c["message"] for c in as_is_22 if c["kind"] == "decoder error")

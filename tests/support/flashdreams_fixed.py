@@ -12,7 +12,10 @@ The fixes, each a subclass of the framework's own class swapped onto the built d
   frame (the published one returns ``1 + (n - 1) * 4``, negative for ``n < 1``);
 - cache initialization accepts the interface's ``**context``;
 - Wan's temporal upsampler keeps the last two frames of *everything it has seen* after
-  a one-frame chunk, not just that chunk's one frame.
+  a one-frame chunk, not just that chunk's one frame;
+- decoding runs under ``torch.no_grad()`` instead of ``torch.inference_mode()``
+  (``WanVAE.decode``, ``TeahvVAEDecoder.forward``, ``TAEHV.decode``), so the frames returned are ordinary
+  tensors a caller may edit in place.
 """
 
 from __future__ import annotations
@@ -51,13 +54,29 @@ def _at_least_one_frame(decoder_class: type) -> type:
         {
             "get_output_temporal_size": get_output_temporal_size,
             "initialize_autoregressive_cache": initialize_autoregressive_cache,
+            "forward": _without_inference_mode(decoder_class.forward),
             "__module__": __name__,
         },
     )
 
 
+def _without_inference_mode(method: Any) -> Any:
+    """``method`` under ``torch.no_grad()`` where the framework decorated it with
+    ``@torch.inference_mode()`` (torch's decorators keep the plain function as
+    ``__wrapped__``), so what it returns is an ordinary tensor."""
+    return torch.no_grad()(getattr(method, "__wrapped__", method))
+
+
 FixedWanVAEDecoder = _at_least_one_frame(_vae.WanVAEDecoder)
 FixedTeahvVAEDecoder = _at_least_one_frame(_taehv.TeahvVAEDecoder)
+
+
+class FixedWanVAE(_vae.WanVAE):
+    decode = _without_inference_mode(_vae.WanVAE.decode)
+
+
+class FixedTAEHV(_taehv.TAEHV):
+    decode = _without_inference_mode(_taehv.TAEHV.decode)
 
 
 class FixedResample(_vae.Resample):
@@ -76,6 +95,10 @@ def _fixed(decoder: nn.Module) -> nn.Module:
     for module in decoder.modules():
         if type(module) is _vae.Resample:
             module.__class__ = FixedResample
+        elif type(module) is _vae.WanVAE:
+            module.__class__ = FixedWanVAE
+        elif type(module) is _taehv.TAEHV:
+            module.__class__ = FixedTAEHV
     return decoder
 
 
