@@ -101,6 +101,7 @@ def timed_certify(case: Case, *, profile: str, seed: int, extra: list[str]) -> d
         completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
         statuses: dict[str, int] = {}
+        check_s: dict[str, float] = {}
         reported_wall = None
         if report.exists():
             data = json.loads(report.read_text())
@@ -108,9 +109,15 @@ def timed_certify(case: Case, *, profile: str, seed: int, extra: list[str]) -> d
                 reported_wall = decoder.get("wall_s", reported_wall)
                 for result in decoder.get("checks", []):
                     statuses[result["status"]] = statuses.get(result["status"], 0) + 1
+                    check_s[result["id"]] = round(result.get("duration_s") or 0.0, 3)
     return {
         "wall_s": round(wall, 3),
         "reported_wall_s": reported_wall,
+        # Where the time went: each check's own duration (the rest of the reported wall
+        # time is worker start, decoder builds and waiting; the rest of the process's wall
+        # time is start-up and the report).
+        "check_s": check_s,
+        "sum_of_check_s": round(sum(check_s.values()), 3),
         "exit_code": completed.returncode,
         "statuses": statuses,
         "last_line": completed.stdout.strip().splitlines()[-1:] or completed.stderr.strip().splitlines()[-1:],
