@@ -275,17 +275,7 @@ def _rollout_memory(ctx: CheckContext) -> None:
             f"{_WHERE[place]} keep growing: at most {_human(first)} during steps 0..{half - 1}, "
             f"{_human(last)} later (bytes at steps {by_step})"
         )
-        if place == "decoder":
-            line += "; " + _decoder_growth(decoder, cache)
-        if place == "elsewhere":
-            where = _elsewhere_growth(samples, steps, ctx, decoder, cache)
-            if where:
-                line += "; " + where
-        if place == "python_heap":
-            where = _heap_growth(samples, steps)
-            if where:
-                line += "; " + where
-        lines.append(line)
+        lines.append(line + _where_it_grew(place, samples, steps, ctx, decoder, cache))
     raise CheckFailed(
         f"memory grows with rollout length over a rollout of {steps} one-frame steps: "
         + "; and ".join(lines)
@@ -309,6 +299,22 @@ def _heap_growth(samples: list[_Sample], steps: int) -> str | None:
     before = early[-1].python_snapshot
     assert before is not None
     return _python_growth(before, last)
+
+
+def _where_it_grew(
+    place: str, samples: list[_Sample], steps: int, ctx: CheckContext, decoder: Any, cache: Any
+) -> str:
+    """``"; "`` and what holds the growth of ``place`` (a decoder attribute path, the
+    holder of new storages, a source line of Python's heap), or ``""`` if unknown."""
+    if place == "decoder":
+        where: str | None = _decoder_growth(decoder, cache)
+    elif place == "elsewhere":
+        where = _elsewhere_growth(samples, steps, ctx, decoder, cache)
+    elif place == "python_heap":
+        where = _heap_growth(samples, steps)
+    else:
+        where = None
+    return "; " + where if where else ""
 
 
 def _decoder_growth(decoder: Any, cache: Any) -> str:
@@ -419,17 +425,7 @@ def _finished_rollouts(ctx: CheckContext) -> None:
             f"{_WHERE[place]}: at most {_human(first_max)} after the first {runs // 2} rollouts, "
             f"{_human(last_max)} after {runs}"
         )
-        if place == "decoder":
-            line += "; " + _decoder_growth(decoder, None)
-        if place == "elsewhere":
-            where = _elsewhere_growth(samples, runs, ctx, decoder, None)
-            if where:
-                line += "; " + where
-        if place == "python_heap":
-            where = _heap_growth(samples, runs)
-            if where:
-                line += "; " + where
-        lines.append(line)
+        lines.append(line + _where_it_grew(place, samples, runs, ctx, decoder, None))
     raise CheckFailed(
         f"memory grows with the number of finished rollouts ({runs} rollouts run to their end, "
         "each cache dropped): " + "; and ".join(lines) + ". State a rollout creates must go "
