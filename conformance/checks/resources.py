@@ -10,8 +10,10 @@ objects), while the check runs.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import tracemalloc
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +42,8 @@ __all__ = ["cache_memory_is_bounded", "finished_rollouts_leave_nothing_behind"]
 PYTHON_SLACK = 32 * 1024
 
 #: The kit's own files, whose Python allocations are not the decoder's.
-_KIT_FILES = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep + "*"
+_KIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_KIT_FILES = _KIT_DIR + "*"
 
 
 @contextlib.contextmanager
@@ -125,6 +128,10 @@ class _Sample:
     elsewhere_keys: frozenset[tuple[str, int]]
     python_heap: int | None = None
     python_snapshot: tracemalloc.Snapshot | None = None
+    #: Live objects the garbage collector tracks (dicts, lists, instances...), created
+    #: since the check began, by (file, line, type) of their allocation, the kit's own
+    #: files left out; taken with the heap snapshot.
+    objects_by_line: Counter[tuple[str, int, str]] | None = None
 
     def get(self, place: str) -> int | None:
         return getattr(self, place)
@@ -156,7 +163,23 @@ def _census(ctx: CheckContext, decoder: Any, cache: Any, step: int, *, snapshot:
         elsewhere_keys=frozenset(elsewhere),
         python_heap=heap,
         python_snapshot=tracemalloc.take_snapshot() if snapshot and heap is not None else None,
+        objects_by_line=_objects_by_line() if snapshot and heap is not None else None,
     )
+
+
+def _objects_by_line() -> Counter[tuple[str, int, str]]:
+    """Live garbage-collected objects by where they were allocated (see
+    :attr:`_Sample.objects_by_line`). Under :func:`census_baseline` the collector lists
+    only objects created since the check began, so this is quick."""
+    counts: Counter[tuple[str, int, str]] = Counter()
+    for obj in gc.get_objects():
+        traceback = tracemalloc.get_object_traceback(obj)
+        if traceback is None:
+            continue
+        frame = traceback[0]
+        if not frame.filename.startswith(_KIT_DIR):
+            counts[(frame.filename, frame.lineno, type(obj).__qualname__)] += 1
+    return counts
 
 
 def _place_grows(samples: list[_Sample], steps: int, place: str) -> tuple[bool, int, int]:
@@ -317,6 +340,41 @@ def _where_it_grew(
     return "; " + where if where else ""
 
 
+#: Fewest finished rollouts between two object counts for :func:`_objects_kept_per_rollout`
+#: to judge (fewer is too little evidence).
+MIN_ROLLOUTS_FOR_OBJECTS = 8
+
+
+def _objects_kept_per_rollout(samples: list[_Sample], runs: int) -> tuple[int, list[tuple[tuple[str, int, str], int]]]:
+    """(rollouts between the first half's last object count and the last one, the
+    allocation sites outside the kit whose live objects grew by at least one for every
+    one of those rollouts, with their growth).
+
+    Why objects and not bytes: a record of a few hundred bytes per finished rollout (a
+    metrics dict, a list of timings, a registry entry) hides under any byte allowance
+    that also absorbs the interpreter's noise; but such a record is a container the
+    garbage collector tracks (a dict, a list, an instance), allocated on one line, and
+    a line that keeps one more of them alive for every finished rollout is per-rollout
+    state outliving its rollout, whatever its size. The bytes torch and the interpreter
+    allocate and recycle inside a call (strings, buffers) are not such objects. This
+    check holds none of the decoder's outputs, and the kit's own files are left out, so
+    what stays alive from a decoder's line, or a library line it called, is the
+    decoder's doing. A memo or pool with a cap stops adding objects once full, and the
+    run's doubling (up to four times the profile's rollouts) gives it room to."""
+    early = [s for s in samples if s.step < runs // 2 and s.objects_by_line is not None]
+    last = samples[-1] if samples else None
+    if not early or last is None or last.objects_by_line is None:
+        return 0, []
+    before, after = early[-1].objects_by_line, last.objects_by_line
+    assert before is not None
+    rollouts = last.step - early[-1].step
+    if rollouts < MIN_ROLLOUTS_FOR_OBJECTS:
+        return rollouts, []
+    grown = [(site, count - before.get(site, 0)) for site, count in after.items()]
+    kept = sorted(((site, n) for site, n in grown if n >= rollouts), key=lambda item: -item[1])
+    return rollouts, kept
+
+
 def _decoder_growth(decoder: Any, cache: Any) -> str:
     """The decoder's largest non-parameter tensors, by path (where a history hides)."""
     params = {id(p) for p in decoder.parameters()} | {id(b) for b in decoder.buffers()}
@@ -377,9 +435,12 @@ def finished_rollouts_leave_nothing_behind(ctx: CheckContext) -> None:
     allocator's count; Python's heap as tracemalloc traces it (NumPy arrays, bytes,
     objects). Nothing may grow with the number of finished rollouts: the largest count
     after the first half may not exceed the largest within it (Python's heap: by more
-    than 32 KiB). While something still grows the run continues, doubling, up to four
-    times as many rollouts, so pools and memos that fill up to a cap pass; a failure
-    names where (a module global, a class attribute, a closure, a source line).
+    than 32 KiB), and no source line outside the kit may keep one more live Python
+    object (a dict, a list, an instance) for every rollout finished in the second half,
+    which catches bookkeeping of a few hundred bytes per rollout that no byte allowance
+    sees. While something still grows the run continues, doubling, up to four times as
+    many rollouts, so pools and memos that fill up to a cap pass; a failure names where
+    (a module global, a class attribute, a closure, a source line).
     """
     ctx.decoder()  # built before the baseline: what it holds from the start is no growth
     with _python_heap_traced(), census_baseline():
@@ -408,7 +469,8 @@ def _finished_rollouts(ctx: CheckContext) -> None:
                 samples.append(_census(ctx, decoder, None, r, snapshot=_attributes(r, stride, runs)))
         done = runs
         growing = [place for place in _PLACES if place != "cache" and _place_grows(samples, runs, place)[0]]
-        if not growing or runs >= longest:
+        between, kept = _objects_kept_per_rollout(samples, runs)
+        if (not growing and not kept) or runs >= longest:
             break
         runs *= 2
     ctx.evidence.note("finished_rollouts", runs)
@@ -416,7 +478,7 @@ def _finished_rollouts(ctx: CheckContext) -> None:
         "live_bytes_by_rollout",
         {s.step: {p: s.get(p) for p in _PLACES if p != "cache" and s.get(p) is not None} for s in samples},
     )
-    if not growing:
+    if not growing and not kept:
         return
     lines = []
     for place in growing:
@@ -426,6 +488,12 @@ def _finished_rollouts(ctx: CheckContext) -> None:
             f"{_human(last_max)} after {runs}"
         )
         lines.append(line + _where_it_grew(place, samples, runs, ctx, decoder, None))
+    if kept:
+        lines.append(
+            f"objects that outlive their rollout, at least one more for each of the last {between} "
+            "finished rollouts: "
+            + ", ".join(f"{n} more {kind} allocated at {file}:{line}" for (file, line, kind), n in kept[:3])
+        )
     raise CheckFailed(
         f"memory grows with the number of finished rollouts ({runs} rollouts run to their end, "
         "each cache dropped): " + "; and ".join(lines) + ". State a rollout creates must go "

@@ -581,16 +581,36 @@ class RequestRecordsKeptForever(PlainToy):
 
     Real bug: request bookkeeping "for metrics" (a start time, a digest of the request,
     counters) in a global dict; a few hundred bytes per rollout is nothing in a test and
-    hundreds of megabytes a day on a server decoding a million rollouts. Meant for
-    ``finished_rollouts_leave_nothing_behind``, which misses it (kit finding F8): its
-    Python-heap allowance of 32 KiB hides growth below about 4 KiB per rollout in quick
-    and 1 KiB in default.
+    hundreds of megabytes a day on a server decoding a million rollouts. Far below the
+    Python-heap allowance of ``finished_rollouts_leave_nothing_behind`` (32 KiB), which
+    catches it by its objects instead: one more dict alive for every finished rollout,
+    allocated on one line (kit finding F8, fixed).
     """
 
     def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
         number = len(REQUEST_RECORDS)
         digest = f"{number:064x}"  # as a hex digest of the request would be
         REQUEST_RECORDS[number] = {"digest": digest, "context": dict(context), "frames": 0}
+        return super().initialize_autoregressive_cache(**context)
+
+
+#: Module-level state of :class:`RollTimesInAGlobalList`: one float per finished rollout.
+ROLL_TIMES: list[float] = []
+
+
+class RollTimesInAGlobalList(PlainToy):
+    """Appends one float per rollout (how long its first call took) to a module-level list.
+
+    Real bug: latency statistics kept "for the dashboard" in a global list that nothing
+    trims: 32 bytes a rollout, 32 MB after a million. Meant for
+    ``finished_rollouts_leave_nothing_behind``, which misses it (kit finding F8, still
+    open for this shape): floats are not objects the garbage collector tracks, so the
+    per-line object count does not see them, and the bytes stay under the heap
+    allowance.
+    """
+
+    def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
+        ROLL_TIMES.append(float(len(ROLL_TIMES)) * 1e-3 + 0.5)
         return super().initialize_autoregressive_cache(**context)
 
 
@@ -858,10 +878,16 @@ session_log_of_bytes = broken(SessionLogOfBytes, must_fail={FINISHED}, hints=("l
 request_records_kept_forever = broken(
     RequestRecordsKeptForever,
     must_fail={FINISHED},
+    hints=("long_horizons.py:", "dict"),
+)
+roll_times_in_a_global_list = broken(
+    RollTimesInAGlobalList,
+    must_fail={FINISHED},
     hints=("long_horizons.py",),
     kit_gaps={
-        FINISHED: "kit finding F8: the Python-heap allowance (32 KiB) hides leaks of a few "
-        "hundred bytes per finished rollout"
+        FINISHED: "kit finding F8 (open for this shape): floats, strings and other objects the "
+        "garbage collector does not track, kept a few per rollout, stay under the Python-heap "
+        "allowance (32 KiB) and outside the per-line object count"
     },
 )
 mapper_table_ends_at_4096 = broken(MapperTableEndsAt4096, must_fail={ROUND_TRIP}, hints=MAPPER_HINTS)
@@ -900,6 +926,7 @@ CASES = [
     history_pool_never_refilled,
     session_log_of_bytes,
     request_records_kept_forever,
+    roll_times_in_a_global_list,
     mapper_table_ends_at_4096,
     mapper_typo_for_counts_near_five_thousand,
     mapper_index_modulo_hundred_thousand,
