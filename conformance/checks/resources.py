@@ -128,9 +128,9 @@ class _Sample:
     elsewhere_keys: frozenset[tuple[str, int]]
     python_heap: int | None = None
     python_snapshot: tracemalloc.Snapshot | None = None
-    #: Live objects the garbage collector tracks (dicts, lists, instances...), created
-    #: since the check began, by (file, line, type) of their allocation, the kit's own
-    #: files left out; taken with the heap snapshot.
+    #: Live objects the garbage collector tracks (dicts, lists, instances...; not
+    #: tensors), created since the check began, by (file, line, type) of their
+    #: allocation, the kit's own files left out; taken with the heap snapshot.
     objects_by_line: Counter[tuple[str, int, str]] | None = None
 
     def get(self, place: str) -> int | None:
@@ -168,17 +168,25 @@ def _census(ctx: CheckContext, decoder: Any, cache: Any, step: int, *, snapshot:
 
 
 def _objects_by_line() -> Counter[tuple[str, int, str]]:
-    """Live garbage-collected objects by where they were allocated (see
-    :attr:`_Sample.objects_by_line`). Under :func:`census_baseline` the collector lists
-    only objects created since the check began, so this is quick."""
+    """Live garbage-collected objects other than tensors by where they were allocated
+    (see :attr:`_Sample.objects_by_line`). Under :func:`census_baseline` the collector
+    lists only objects created since the check began, so this is quick."""
     counts: Counter[tuple[str, int, str]] = Counter()
     for obj in gc.get_objects():
+        if isinstance(obj, torch.Tensor):
+            continue  # tensors have their census; the memory-over-steps check holds outputs
+        kind = type(obj)
         traceback = tracemalloc.get_object_traceback(obj)
-        if traceback is None:
-            continue
-        frame = traceback[0]
-        if not frame.filename.startswith(_KIT_DIR):
-            counts[(frame.filename, frame.lineno, type(obj).__qualname__)] += 1
+        if traceback is not None:
+            frame = traceback[0]
+            if not frame.filename.startswith(_KIT_DIR):
+                counts[(frame.filename, frame.lineno, kind.__qualname__)] += 1
+        elif kind.__module__ != "builtins" and not kind.__module__.startswith("conformance."):
+            # Python 3.11 cannot trace instances whose dict it manages (plain classes,
+            # dataclasses): count those by their class instead of their line. (A
+            # built-in container without a trace was recycled from a free list made
+            # before tracing began: no line to give, and often the kit's own.)
+            counts[(f"an unknown line (class {kind.__module__}.{kind.__qualname__})", 0, kind.__qualname__)] += 1
     return counts
 
 
@@ -229,7 +237,9 @@ def cache_memory_is_bounded(ctx: CheckContext) -> None:
     (NumPy arrays, bytes and other objects). A place counts as growing when the largest
     size after the first half of the rollout exceeds the largest within it (Python's
     heap: by more than 32 KiB); so growth that starts late, or comes every so many steps,
-    shows. A growing rollout is continued, doubling its length, up to four times the
+    shows. A source line outside the kit that keeps one more live Python object (a
+    dict, a list, an instance; not a tensor) alive for every step of the second half
+    grows too, however few bytes that is. A growing rollout is continued, doubling its length, up to four times the
     profile's length, and fails if something is still growing then, naming where (a
     module global, a class attribute or a closure when the garbage collector can tell; a
     source line for Python's heap). Assumption: a correct decoder's state is bounded by
@@ -267,7 +277,8 @@ def _rollout_memory(ctx: CheckContext) -> None:
         growing_places = [p for p in _PLACES if p != "cache" and _place_grows(samples, steps, p)[0]]
         if growing:
             growing_places.insert(0, "cache")
-        if not growing_places or steps >= longest:
+        between, kept = _objects_kept_per_unit(samples, steps)
+        if (not growing_places and not kept) or steps >= longest:
             break
         steps *= 2
     ctx.evidence.rollouts += 1
@@ -279,7 +290,7 @@ def _rollout_memory(ctx: CheckContext) -> None:
         "live_bytes_by_step",
         {s.step: {p: s.get(p) for p in _PLACES if s.get(p) is not None} for s in samples},
     )
-    if not growing_places:
+    if not growing_places and not kept:
         return
     half = len(sizes) // 2
     lines = []
@@ -299,6 +310,8 @@ def _rollout_memory(ctx: CheckContext) -> None:
             f"{_human(last)} later (bytes at steps {by_step})"
         )
         lines.append(line + _where_it_grew(place, samples, steps, ctx, decoder, cache))
+    if kept:
+        lines.append(f"objects that pile up, at least one more for each of the last {between} steps: " + _kept_text(kept))
     raise CheckFailed(
         f"memory grows with rollout length over a rollout of {steps} one-frame steps: "
         + "; and ".join(lines)
@@ -340,39 +353,45 @@ def _where_it_grew(
     return "; " + where if where else ""
 
 
-#: Fewest finished rollouts between two object counts for :func:`_objects_kept_per_rollout`
-#: to judge (fewer is too little evidence).
-MIN_ROLLOUTS_FOR_OBJECTS = 8
+#: Fewest steps (or finished rollouts) between two object counts for
+#: :func:`_objects_kept_per_unit` to judge (fewer is too little evidence).
+MIN_UNITS_FOR_OBJECTS = 8
 
 
-def _objects_kept_per_rollout(samples: list[_Sample], runs: int) -> tuple[int, list[tuple[tuple[str, int, str], int]]]:
-    """(rollouts between the first half's last object count and the last one, the
-    allocation sites outside the kit whose live objects grew by at least one for every
-    one of those rollouts, with their growth).
+def _objects_kept_per_unit(samples: list[_Sample], units: int) -> tuple[int, list[tuple[tuple[str, int, str], int]]]:
+    """(steps or rollouts between the first half's last object count and the last one,
+    the allocation sites outside the kit whose live objects grew by at least one for
+    every one of them, with their growth).
 
-    Why objects and not bytes: a record of a few hundred bytes per finished rollout (a
-    metrics dict, a list of timings, a registry entry) hides under any byte allowance
-    that also absorbs the interpreter's noise; but such a record is a container the
-    garbage collector tracks (a dict, a list, an instance), allocated on one line, and
-    a line that keeps one more of them alive for every finished rollout is per-rollout
-    state outliving its rollout, whatever its size. The bytes torch and the interpreter
-    allocate and recycle inside a call (strings, buffers) are not such objects. This
-    check holds none of the decoder's outputs, and the kit's own files are left out, so
-    what stays alive from a decoder's line, or a library line it called, is the
-    decoder's doing. A memo or pool with a cap stops adding objects once full, and the
-    run's doubling (up to four times the profile's rollouts) gives it room to."""
-    early = [s for s in samples if s.step < runs // 2 and s.objects_by_line is not None]
+    Why objects and not bytes: a record of a few hundred bytes per step or per finished
+    rollout (a metrics dict, a list of per-step entries, a registry entry) hides under
+    any byte allowance that also absorbs the interpreter's noise; but such a record is a
+    container the garbage collector tracks (a dict, a list, an instance), allocated on
+    one line, and a line that keeps one more of them alive for every step or rollout is
+    state that grows without bound, whatever its size. Not counted: the small blocks
+    torch and the interpreter allocate and recycle inside a call (strings, buffers:
+    untracked, up to ~50 of them seen on a decoder's call line, neither growing nor
+    shrinking), tensors (their own census), and the kit's files. A history or memo with
+    a cap stops adding objects once full, and the run's doubling (up to four times the
+    profile's length) gives it room to."""
+    early = [s for s in samples if s.step < units // 2 and s.objects_by_line is not None]
     last = samples[-1] if samples else None
     if not early or last is None or last.objects_by_line is None:
         return 0, []
     before, after = early[-1].objects_by_line, last.objects_by_line
     assert before is not None
-    rollouts = last.step - early[-1].step
-    if rollouts < MIN_ROLLOUTS_FOR_OBJECTS:
-        return rollouts, []
+    between = last.step - early[-1].step
+    if between < MIN_UNITS_FOR_OBJECTS:
+        return between, []
     grown = [(site, count - before.get(site, 0)) for site, count in after.items()]
-    kept = sorted(((site, n) for site, n in grown if n >= rollouts), key=lambda item: -item[1])
-    return rollouts, kept
+    kept = sorted(((site, n) for site, n in grown if n >= between), key=lambda item: -item[1])
+    return between, kept
+
+
+def _kept_text(kept: list[tuple[tuple[str, int, str], int]]) -> str:
+    return ", ".join(
+        f"{n} more {kind} allocated at {file}" + (f":{line}" if line else "") for (file, line, kind), n in kept[:3]
+    )
 
 
 def _decoder_growth(decoder: Any, cache: Any) -> str:
@@ -469,7 +488,7 @@ def _finished_rollouts(ctx: CheckContext) -> None:
                 samples.append(_census(ctx, decoder, None, r, snapshot=_attributes(r, stride, runs)))
         done = runs
         growing = [place for place in _PLACES if place != "cache" and _place_grows(samples, runs, place)[0]]
-        between, kept = _objects_kept_per_rollout(samples, runs)
+        between, kept = _objects_kept_per_unit(samples, runs)
         if (not growing and not kept) or runs >= longest:
             break
         runs *= 2
@@ -491,8 +510,7 @@ def _finished_rollouts(ctx: CheckContext) -> None:
     if kept:
         lines.append(
             f"objects that outlive their rollout, at least one more for each of the last {between} "
-            "finished rollouts: "
-            + ", ".join(f"{n} more {kind} allocated at {file}:{line}" for (file, line, kind), n in kept[:3])
+            "finished rollouts: " + _kept_text(kept)
         )
     raise CheckFailed(
         f"memory grows with the number of finished rollouts ({runs} rollouts run to their end, "

@@ -141,6 +141,41 @@ class GrowthInsidePerRolloutModule(PlainToy):
         return output
 
 
+@dataclass
+class StepRecord:
+    """One step's entry of :class:`TimelineOfStepRecords`: a few dozen bytes."""
+
+    autoregressive_index: int
+    latent_frames: int
+
+
+@dataclass(kw_only=True)
+class _TimelineCache(ToyDecoderCache):
+    timeline: list[StepRecord] = field(default_factory=list)
+
+
+class TimelineOfStepRecords(PlainToy):
+    """Appends a small record per step to a timeline kept in the cache, never trimmed.
+
+    Real bug: a per-step timeline "for debugging" (`cache.timeline.append(StepRecord(...))`)
+    that nobody reads: a few dozen bytes a step, no tensor at all, so neither the cache's
+    tensors nor a byte allowance on Python's heap see it grow over a test's rollout; an
+    hour-long stream keeps a hundred thousand of them. Caught by ``cache_memory_is_bounded``
+    through its object count per allocation line.
+    """
+
+    def initialize_autoregressive_cache(self, **context: Any) -> ToyDecoderCache:
+        return _TimelineCache()
+
+    def forward(
+        self, input: torch.Tensor, autoregressive_index: int = 0, cache: ToyDecoderCache | None = None
+    ) -> torch.Tensor:
+        output = super().forward(input, autoregressive_index=autoregressive_index, cache=cache)
+        if isinstance(cache, _TimelineCache):
+            cache.timeline.append(StepRecord(autoregressive_index, int(input.shape[2])))
+        return output
+
+
 MEMORY_HINTS = ("grow", "memory")
 
 cache_keeps_all_latents = broken(
@@ -159,7 +194,12 @@ growth_inside_per_rollout_module = broken(
     hints=MEMORY_HINTS,
 )
 
+timeline_of_step_records = broken(
+    TimelineOfStepRecords, must_fail={"cache_memory_is_bounded"}, hints=("StepRecord", "resources.py")
+)
+
 CASES = [
+    timeline_of_step_records,
     cache_keeps_all_latents,
     history_never_trimmed,
     growth_in_nested_object,
