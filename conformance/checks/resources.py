@@ -311,7 +311,9 @@ def _rollout_memory(ctx: CheckContext) -> None:
         )
         lines.append(line + _where_it_grew(place, samples, steps, ctx, decoder, cache))
     if kept:
-        lines.append(f"objects that pile up, at least one more for each of the last {between} steps: " + _kept_text(kept))
+        lines.append(
+            f"objects that pile up, at least one more for each of the last {between} steps: " + _kept_text(kept)
+        )
     raise CheckFailed(
         f"memory grows with rollout length over a rollout of {steps} one-frame steps: "
         + "; and ".join(lines)
